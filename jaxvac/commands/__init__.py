@@ -1,0 +1,1 @@
+"""One module per `jaxvac` command; see jaxvac/cli.py."""

@@ -1,0 +1,41 @@
+"""Physical constants and the fixed numbers of the LAMOST LRS data and the DR8 VAC recipe.
+
+Every number carries its unit and source. The recipe's tunable numbers (error-model
+coefficients, training ranges, ...) live in ``configs/dr8.toml``; what is here is fixed by the
+data format or by physics.
+"""
+
+import numpy as np
+
+C_KMS = 299792.458  # km/s, speed of light (CODATA, exact)
+
+# The global LAMOST LRS wavelength grid (SPEC.md "Inputs"): vacuum, heliocentric, log-linear,
+# lambda_j = 10**(LOG_LAMBDA0 + LOG_STEP * j) Angstrom, j = 0 .. NPIX_GLOBAL - 1.
+LOG_LAMBDA0 = 3.5682  # log10(Angstrom) of global pixel 0
+LOG_STEP = 1e-4  # log10(Angstrom) per pixel (header COEFF1)
+NPIX_GLOBAL = 3909  # pixels on the global grid (3638.3 .. 9099.1 Angstrom)
+
+# Rest-frame windows used by the networks (SPEC.md "Pre-processing", step 1), vacuum Angstrom.
+WINDOWS = ((3900.0, 5800.0), (8450.0, 8950.0))
+VMP_WINDOW = (3900.0, 4400.0)  # the very-metal-poor network's input (SPEC.md "Networks")
+MEDFILT_WIDTH = 21  # pixels, pseudo-continuum median filter (SPEC.md step 2)
+POLY_ORDER = 6  # pseudo-continuum polynomial order per window (SPEC.md step 2)
+
+SENTINEL = -9999.0  # failed-pipeline value in LAMOST headers and arrays
+
+
+def global_wavelength() -> np.ndarray:
+    """Wavelengths of the global grid, float64 vacuum Angstrom, shape (NPIX_GLOBAL,)."""
+    return 10.0 ** (LOG_LAMBDA0 + LOG_STEP * np.arange(NPIX_GLOBAL))
+
+
+def window_pixels(lo: float, hi: float) -> tuple[int, int]:
+    """Global-grid pixel range [j0, j1) whose wavelengths lie inside [lo, hi] Angstrom.
+
+    The rest-frame grid of jaxvac is made of global-grid pixels, so a spectrum at rv = 0 is
+    resampled exactly (no interpolation). For WINDOWS this gives (229, 1953) -> 1724 pixels and
+    (3587, 3837) -> 250 pixels: 1974 network inputs.
+    """
+    j0 = int(np.ceil((np.log10(lo) - LOG_LAMBDA0) / LOG_STEP - 1e-9))
+    j1 = int(np.floor((np.log10(hi) - LOG_LAMBDA0) / LOG_STEP + 1e-9)) + 1
+    return j0, j1
