@@ -1,0 +1,142 @@
+"""The value-added catalogue: its columns (SPEC.md "The catalogue"), and atomic FITS/Parquet I/O.
+
+One row per spectrum. Column names, units (FITS TUNIT) and meanings are defined once here;
+the pipeline fills a structured array of ``CATALOG_DTYPE`` and hands it to ``write_catalog``.
+Missing values: NaN for floats, -1 for integer ids, flags set to 1 where the value is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from jaxvac.labels import LABELS, VMP
+
+_BAND_LABELS = [l for l in LABELS if l.unit == "mag"]
+_DEX_ORDER = ["logg_PASTEL", "logg_APOGEE", "feh_PASTEL", "feh_APOGEE", "feh_VMP", "MH_APOGEE",
+              "AFE_APOGEE", "CFE_APOGEE", "NFE_APOGEE"]
+_UNITS = {l.name: l.unit for l in LABELS + (VMP,)}
+PARAMETERS: tuple[str, ...] = ("Teff_PASTEL", *_DEX_ORDER, "dist_phot", *(l.name for l in _BAND_LABELS))
+
+
+def _columns() -> list[tuple[str, str, str, str]]:
+    """(name, numpy dtype, TUNIT, description) of every catalogue column, in order."""
+    cols = [
+        ("gaiaid", "i8", "", "Gaia EDR3 source_id from the cross-match, -1 if none"),
+        ("obsid", "i8", "", "LAMOST OBSID, -1 if absent (DR1)"),
+        ("designation", "S20", "", "LAMOST DESIG"),
+        ("ra_obs", "f8", "deg", "fibre right ascension, ICRS"),
+        ("dec_obs", "f8", "deg", "fibre declination, ICRS"),
+        ("gl", "f8", "deg", "Galactic longitude"),
+        ("gb", "f8", "deg", "Galactic latitude"),
+        ("snrg", "f4", "", "signal-to-noise ratio in the g band (SNRG)"),
+        ("rv", "f4", "km/s", "radial velocity, Z * c"),
+        ("Err_rv", "f4", "km/s", "radial velocity error, Z_ERR * c"),
+    ]
+    for name in ("Teff_PASTEL", *_DEX_ORDER):
+        cols.append((name, "f4", _UNITS[name], f"{name} from its network"))
+        cols.append((f"Err_{name}", "f4", _UNITS[name], f"error of {name}: sqrt(sigma_r^2 + sigma_m^2)"))
+    cols.append(("dist_phot", "f4", "kpc", "spectro-photometric distance from Ks and a_ks"))
+    cols.append(("Err_dist_phot", "f4", "kpc", "error of dist_phot"))
+    for l in _BAND_LABELS:
+        cols.append((l.name, "f4", "mag", l.description))
+        cols.append((f"Err_{l.name}", "f4", "mag", f"error of {l.name}"))
+    for axis in "XYZ":
+        cols.append((axis, "f4", "kpc", f"Galactocentric {axis} (X away from the Sun, Y rotation, Z to NGP)"))
+    for axis in "XYZ":
+        cols.append((f"Err_{axis}", "f4", "kpc", f"error of {axis}"))
+    cols.append(("EBV", "f4", "mag", "E(B-V) from the cross-match"))
+    cols.append(("uqflag", "i1", "", "1 for the highest-snrg spectrum of each star, else 0"))
+    for p in PARAMETERS:
+        cols.append((f"flag_{p}", "i1", "", f"1 if {p} is outside its training range or missing, else 0"))
+    return cols
+
+
+COLUMNS = _columns()
+CATALOG_DTYPE = np.dtype([(n, t) for n, t, _, _ in COLUMNS])
+UNITS = {n: unit for n, _, unit, _ in COLUMNS}
+
+REJECT_DTYPE = np.dtype([("path", "S512"), ("reason", "S256")])
+
+
+def empty_catalog(n: int) -> np.ndarray:
+    """n rows holding every column's missing value."""
+    rows = np.zeros(n, dtype=CATALOG_DTYPE)
+    for name, t, _, _ in COLUMNS:
+        if t.startswith("f"):
+            rows[name] = np.nan
+        elif name in ("gaiaid", "obsid"):
+            rows[name] = -1
+        elif name.startswith("flag_"):
+            rows[name] = 1
+    return rows
+
+
+def rejects_table(rejects) -> np.ndarray:
+    """Structured array (path, reason) from Reject objects or (path, reason) pairs."""
+    out = np.zeros(len(rejects), dtype=REJECT_DTYPE)
+    for i, r in enumerate(rejects):
+        path, reason = (r.path, r.reason) if hasattr(r, "path") else r
+        out[i] = (str(path).encode("utf-8", "replace")[:512], str(reason).encode("utf-8", "replace")[:256])
+    return out
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict | None = None,
+                  fmt: str | None = None) -> Path:
+    """Write the catalogue atomically (temporary name, then rename) and return its path.
+
+    FITS: HDU 1 ``CATALOG`` (TUNIT per column, ``header`` cards: model, config, version...),
+    HDU 2 ``REJECTS`` (path, reason). Parquet (``fmt="parquet"`` or a .parquet suffix): the
+    catalogue with units in the schema metadata, rejects in ``<name>.rejects.parquet``.
+    """
+    path = Path(path)
+    fmt = fmt or ("parquet" if path.suffix == ".parquet" else "fits")
+    if rows.dtype != CATALOG_DTYPE:
+        raise ValueError(f"catalogue rows must have CATALOG_DTYPE; got fields {rows.dtype.names[:5]}...")
+    rej = rejects if isinstance(rejects, np.ndarray) else rejects_table(list(rejects))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    if fmt == "fits":
+        import fitsio
+
+        units = [UNITS[n] for n in CATALOG_DTYPE.names]
+        cards = [{"name": k[:8].upper(), "value": v} for k, v in (header or {}).items()]
+        with fitsio.FITS(str(tmp), "rw", clobber=True) as f:
+            f.write(rows, units=units, extname="CATALOG", header=cards)
+            f.write(rej if len(rej) else np.zeros(0, REJECT_DTYPE), extname="REJECTS")
+        os.replace(tmp, path)
+    elif fmt == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        meta = {"units": repr(UNITS), **{str(k): str(v) for k, v in (header or {}).items()}}
+        table = pa.table({n: _arrow_col(rows[n]) for n in CATALOG_DTYPE.names}).replace_schema_metadata(meta)
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+        rpath = path.with_name(path.stem + ".rejects.parquet")
+        rtmp = _tmp_name(rpath)
+        pq.write_table(pa.table({n: _arrow_col(rej[n]) for n in REJECT_DTYPE.names}), rtmp)
+        os.replace(rtmp, rpath)
+    else:
+        raise ValueError(f"unknown catalogue format {fmt!r}; use 'fits' or 'parquet'.")
+    return path
+
+
+def _arrow_col(a: np.ndarray):
+    return np.char.decode(a, "utf-8") if a.dtype.kind == "S" else a
+
+
+def read_catalog(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read (rows, rejects) from a FITS catalogue written by write_catalog."""
+    import fitsio
+
+    with fitsio.FITS(str(path)) as f:
+        rows = f["CATALOG"].read()
+        rej = f["REJECTS"].read() if f["REJECTS"].get_nrows() else np.zeros(0, REJECT_DTYPE)
+    return rows.astype(CATALOG_DTYPE), rej.astype(REJECT_DTYPE)
