@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from jaxvac.catalog import empty_catalog, rejects_table
+from jaxvac.parts import SKIP_DTYPE, ManifestMismatch, PartStore, inputs_digest
+
+
+def _part(store, idx_rows, idx_rej=(), idx_skip=()):
+    rows = empty_catalog(len(idx_rows))
+    rows["obsid"] = np.asarray(idx_rows) * 10
+    rej = rejects_table([(f"f{i}", "truncated") for i in idx_rej])
+    skip = np.array([(f"s{i}".encode(), b"class GALAXY") for i in idx_skip], dtype=SKIP_DTYPE)
+    return store.write(rows, np.asarray(idx_rows), rej, np.asarray(idx_rej, int), skip, np.asarray(idx_skip, int))
+
+
+def test_parts_merge_in_input_order_and_resume(tmp_path):
+    ident = {"inputs": inputs_digest(["a", "b"]), "model": "m"}
+    s = PartStore(tmp_path / "p", ident)
+    _part(s, [4, 5], idx_rej=[6])
+    _part(s, [0, 2], idx_skip=[1, 3])
+    (tmp_path / "p" / ".part-p000-000009.npz.tmp-123").write_bytes(b"half")  # a killed write
+    s2 = PartStore(tmp_path / "p", ident)
+    assert s2.done_indices() == {0, 1, 2, 3, 4, 5, 6}
+    assert not list((tmp_path / "p").glob(".*tmp*"))
+    _part(s2, [7])
+    rows, rej, skipped = s2.collect()
+    np.testing.assert_array_equal(rows["obsid"], [0, 20, 40, 50, 70])
+    assert rej["path"].tolist() == [b"f6"] and skipped["path"].tolist() == [b"s1", b"s3"]
+
+
+def test_other_run_refused_and_fresh(tmp_path):
+    PartStore(tmp_path / "p", {"inputs": "x", "model": "m"})
+    with pytest.raises(ManifestMismatch, match="differs in: model.*--fresh"):
+        PartStore(tmp_path / "p", {"inputs": "x", "model": "other"})
+    s = PartStore(tmp_path / "p", {"inputs": "x", "model": "other"}, fresh=True)
+    assert s.done_indices() == set()
+
+
+def test_duplicate_input_detected(tmp_path):
+    s = PartStore(tmp_path / "p", {"i": 1})
+    _part(s, [1])
+    _part(s, [1])
+    with pytest.raises(RuntimeError, match="appears in two parts"):
+        s.collect()
