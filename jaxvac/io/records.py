@@ -30,6 +30,7 @@ META_DTYPE = np.dtype(
         ("npix", "i4"),  # pixels in the file
         ("offset", "i4"),  # global-grid pixel of the file's first pixel: round((COEFF0-3.5682)/1e-4)
         ("bad_fraction", "f4"),  # fraction of the 3909 global pixels that are bad or absent
+        ("note", "U200"),  # what the reader tolerated ("; "-joined: -9999 keys, extra HDUs, ...)
     ]
 )
 

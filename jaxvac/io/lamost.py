@@ -1,0 +1,448 @@
+"""Read one LAMOST LRS spectrum (any release, image or table layout, .fits or .fits.gz) onto the
+global 3909-pixel grid.
+
+Public API::
+
+    read_spectrum(path, *, engine="fast") -> Spectrum | Reject
+    read_meta(path) -> np.ndarray (0-d META_DTYPE) | Reject     # header only, no pixel data
+    find_spectra(paths) -> list[str]                            # files under files/directories
+
+A file that cannot be used never raises: it comes back as ``Reject(path, reason)``. Known damage
+(truncation, broken gzip, wrong shapes, an inconsistent wavelength solution, ...) gets a specific
+reason; any other exception becomes a Reject whose reason starts with ``unexpected <ExcType>:``
+so that a bug in this module still shows in the tests.
+
+Layouts (SPEC.md "Inputs"; the release number does not decide, the file does):
+
+* image: the primary HDU is a float32 image (5, N): flux, ivar, wavelength, andmask, ormask.
+* table: the primary HDU has no data; HDU 1 (``COADD``) is a one-row binary table with array
+  columns FLUX, IVAR, WAVELENGTH, ANDMASK, ORMASK (and NORMALIZATION, not read).
+* DR1 (VERSPIPE v2.6.x and older): image layout, but row 2 is the continuum-subtracted flux, not
+  the wavelength; the wavelength comes from COEFF0/COEFF1 alone. No OBSID, no DATA_V; the S/N keys
+  are SN_U..SN_Z instead of SNRU..SNRZ.
+
+Good pixels: ``ivar > 0`` and flux, ivar finite and ``andmask == 0``, inside the file's coverage.
+ORMASK is ignored: a bit set in *any* single exposure (e.g. a cosmic ray rejected in one of three)
+does not make the coadded pixel bad; ANDMASK marks pixels bad in *every* exposure, which is what
+the LAMOST pipeline itself uses to set ivar = 0. Flux and ivar are 0 where a pixel is not good.
+
+Missing values (absent keys, -9999 sentinels of any type): NaN for floats, -1 for integers, ""
+for strings. ``meta["note"]`` lists what was tolerated (sentinel keys, extra HDUs, no good
+pixels); it is "" for a clean file.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from jaxvac.constants import C_KMS, LOG_LAMBDA0, LOG_STEP, NPIX_GLOBAL, SENTINEL
+from jaxvac.io import _fastfits as ff
+from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
+
+ENGINES = ("fast", "fitsio")
+SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
+WAVE_TOLERANCE = 0.05  # Angstrom: most a file's wavelength array may differ from COEFF0/COEFF1
+GRID_TOLERANCE = 0.01  # global pixels: most COEFF0 may sit off a global-grid pixel
+STEP_TOLERANCE = 1e-9  # log10(Angstrom): most COEFF1 may differ from LOG_STEP
+
+# Header keywords the metadata needs (primary HDU).
+META_KEYS = ("OBSID", "DESIG", "RA", "DEC", "RA_OBS", "DEC_OBS",
+             "SNRU", "SNRG", "SNRR", "SNRI", "SNRZ", "SN_U", "SN_G", "SN_R", "SN_I", "SN_Z",
+             "Z", "Z_ERR", "CLASS", "SUBCLASS", "LMJD", "PLANID", "SPID", "FIBERID",
+             "DATA_V", "VERSPIPE", "COEFF0", "COEFF1")
+_STRUCTURE_KEYS = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
+                   "BSCALE", "BZERO")
+_WANTED = frozenset(f"{k:<8}".encode() for k in META_KEYS + _STRUCTURE_KEYS)
+_REQUIRED_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK")
+_NOTE_CHARS = META_DTYPE["note"].itemsize // 4
+_MISSING = empty_meta(1).reshape(())
+
+
+class _Raw(NamedTuple):
+    """What a file holds, before it is placed on the grid: arrays of the file's N pixels."""
+
+    header: dict  # META_KEYS present in the primary header -> Python value
+    layout: str  # "image" or "table"
+    flux: np.ndarray
+    ivar: np.ndarray
+    wave: np.ndarray  # the file's wavelength row/column (for DR1: the continuum-subtracted flux)
+    andmask: np.ndarray
+    notes: list
+
+
+def read_spectrum(path, *, engine: str = "fast") -> Spectrum | Reject:
+    """Read one LAMOST LRS file onto the global grid.
+
+    path: a .fits or .fits.gz file. engine: "fast" (the minimal reader of jaxvac.io._fastfits,
+    falling back to fitsio for valid FITS it does not handle) or "fitsio" (fitsio only; the
+    reference the fast reader is tested against, bit for bit).
+    Returns a Spectrum (flux, ivar float32 (3909,), good bool (3909,), 0-d META_DTYPE meta) or a
+    Reject(path, reason). Never raises for a bad file.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
+    path = os.fspath(path)
+    try:
+        if engine == "fast":
+            try:
+                raw = _read_fast(path)
+            except ff.Unsupported:
+                raw = _read_fitsio(path)
+        else:
+            raw = _read_fitsio(path)
+        return _assemble(path, raw)
+    except ff.FitsError as e:
+        return Reject(path, str(e))
+    except OSError as e:  # missing file, permissions, and every cfitsio error raised by fitsio
+        return Reject(path, f"cannot read the file: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 -- a reader must not kill a run; the type names the bug
+        return Reject(path, f"unexpected {type(e).__name__}: {e}")
+
+
+def read_meta(path) -> np.ndarray | Reject:
+    """The metadata of one file from its headers only (no pixel data decompressed).
+
+    Returns a 0-d META_DTYPE array with npix and offset filled (-1 when COEFF0 is unusable) and
+    bad_fraction NaN (it needs the pixels), or a Reject. About 5x cheaper than read_spectrum on
+    .fits.gz.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if not raw:
+            raise ff.FitsError("empty file (0 bytes)")
+        # LAMOST headers take 4-5 blocks, a COADD table header 2 more; read more only if needed.
+        for n_bytes in (8 * ff.BLOCK, 0):
+            buf = raw if raw[:2] != b"\x1f\x8b" else ff.gunzip(raw, n_bytes)
+            try:
+                h, layout, npix = _structure(buf[:n_bytes] if n_bytes else buf, data=False)
+                break
+            except ff.FitsError:
+                if not n_bytes:
+                    raise
+        offset = -1
+        notes = _sentinel_notes(h)
+        try:
+            offset = _grid_offset(h, npix)
+        except ff.FitsError as e:
+            notes.append(str(e))
+        return _meta(path, h, layout, npix, offset, np.nan, notes)
+    except ff.FitsError as e:
+        return Reject(path, str(e))
+    except OSError as e:
+        return Reject(path, f"cannot read the file: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001
+        return Reject(path, f"unexpected {type(e).__name__}: {e}")
+
+
+def find_spectra(paths) -> list[str]:
+    """The spectrum files named by paths: files as given, directories searched recursively for
+    names ending in .fits, .fits.gz, .fit or .fit.gz. Sorted within each directory; a path that
+    does not exist is returned as is (read_spectrum then rejects it with the reason)."""
+    out = []
+    for p in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+        p = Path(p)
+        if p.is_dir():
+            out.extend(str(q) for q in sorted(p.rglob("*"))
+                       if q.is_file() and q.name.lower().endswith(SUFFIXES))
+        else:
+            out.append(str(p))
+    return out
+
+
+# --- the two engines ------------------------------------------------------------------------
+
+
+def _structure(buf: bytes, data: bool = True):
+    """Walk the HDUs of a LAMOST file in buf.
+
+    data=False: returns (header, layout, npix) from the headers alone.
+    data=True: returns a _Raw with big-endian float32 views of the arrays.
+    """
+    if buf[:9] != b"SIMPLE  =":
+        raise ff.FitsError(f"not a FITS file: it starts with {bytes(buf[:20])!r}, not "
+                           f"b'SIMPLE  ='")
+    h, pos = ff.header(buf, 0, _WANTED)
+    naxis = h.get("NAXIS")
+    notes = []
+    if naxis != 0:
+        dims = tuple(h.get(f"NAXIS{k}") for k in range(1, naxis + 1)) if isinstance(naxis, int) \
+            else ()
+        if len(dims) != 2 or dims[1] != 5:
+            raise ff.FitsError(f"wrong shape: the primary image has NAXIS = {naxis!r} and axes "
+                               f"{dims} (FITS order); a LAMOST image is (N pixels, 5 rows: "
+                               f"flux, ivar, wavelength, andmask, ormask)")
+        npix = dims[0]
+        if not data:
+            return _meta_header(h), "image", npix
+        if h.get("BITPIX") != -32 or h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0:
+            raise ff.Unsupported("the image is not unscaled float32")
+        size = 4 * 5 * npix
+        if pos + size > len(buf):
+            raise ff.FitsError(f"truncated: the {npix}x5 image needs {pos + size} bytes, the "
+                               f"file has {len(buf)}")
+        rows = ff.f4(buf, pos, 5 * npix).reshape(5, npix)
+        flux, ivar, wave, andmask = rows[0], rows[1], rows[2], rows[3]
+        layout = "image"
+        pos += ff.padded(size)
+    else:
+        if pos >= len(buf):
+            raise ff.FitsError("unknown layout: the primary HDU has no data and no extension "
+                               "follows (expected an image (N, 5) or a COADD binary table)")
+        th, tpos = ff.header(buf, pos, None)
+        if th.get("XTENSION") != "BINTABLE":
+            raise ff.FitsError(f"unknown layout: the primary HDU has no data and extension 1 is "
+                               f"{th.get('XTENSION')!r} (expected a BINTABLE named COADD)")
+        cols = ff.table_columns(th)
+        missing = [c for c in _REQUIRED_COLUMNS if c not in cols]
+        if missing:
+            raise ff.FitsError(f"unknown layout: the table {th.get('EXTNAME', '')!r} lacks "
+                               f"column(s) {', '.join(missing)} (has {', '.join(cols)})")
+        repeats = {c: cols[c][1] for c in _REQUIRED_COLUMNS}
+        npix = repeats["FLUX"]
+        if len(set(repeats.values())) != 1:
+            raise ff.FitsError(f"wrong shape: the table's array columns differ in length: "
+                               f"{repeats}")
+        nrows = th.get("NAXIS2")
+        if nrows != 1:
+            raise ff.FitsError(f"wrong shape: the COADD table has {nrows!r} rows, expected 1")
+        if not data:
+            return _meta_header(h), "table", npix
+        if any(cols[c][0] != "E" for c in _REQUIRED_COLUMNS):
+            raise ff.Unsupported("a table column is not float32")
+        size = ff.data_bytes(th)
+        if tpos + size > len(buf):
+            raise ff.FitsError(f"truncated: the COADD table needs {tpos + size} bytes, the file "
+                               f"has {len(buf)}")
+        flux, ivar, wave, andmask = (ff.f4(buf, tpos + cols[c][2], npix)
+                                     for c in _REQUIRED_COLUMNS)
+        layout = "table"
+        pos = tpos + ff.padded(size)
+    if pos > len(buf):
+        notes.append("the file ends inside the padding of its last block")
+    else:
+        extra = ff.extensions(buf, pos)
+        if extra:
+            notes.append(f"ignored {len(extra)} extra HDU(s) after the spectrum: "
+                         f"{', '.join(extra)}")
+    return _Raw(_meta_header(h), layout, flux, ivar, wave, andmask, notes)
+
+
+def _meta_header(h: dict) -> dict:
+    return {k: h[k] for k in META_KEYS if k in h}
+
+
+def _read_fast(path: str) -> _Raw:
+    return _structure(ff.load(path))
+
+
+def _read_fitsio(path: str) -> _Raw:
+    """The reference engine: the same checks and outputs through fitsio."""
+    import fitsio
+
+    if os.path.getsize(path) == 0:
+        raise ff.FitsError("empty file (0 bytes)")
+    with fitsio.FITS(path) as f:
+        n_hdu = len(f)
+        h0 = f[0].read_header()
+        h = {k: h0[k] for k in META_KEYS if k in h0}
+        if f[0].has_data():
+            dims = tuple(f[0].get_dims())  # numpy order (rows, N)
+            if len(dims) != 2 or dims[0] != 5:
+                raise ff.FitsError(f"wrong shape: the primary image has NAXIS = {len(dims)} and "
+                                   f"axes {dims[::-1]} (FITS order); a LAMOST image is (N pixels, "
+                                   f"5 rows: flux, ivar, wavelength, andmask, ormask)")
+            rows = f[0].read().astype(np.float32, copy=False)
+            flux, ivar, wave, andmask = rows[0], rows[1], rows[2], rows[3]
+            layout, first_extra = "image", 1
+        else:
+            if n_hdu < 2:
+                raise ff.FitsError("unknown layout: the primary HDU has no data and no extension "
+                                   "follows (expected an image (N, 5) or a COADD binary table)")
+            t = f[1]
+            if t.get_exttype() != "BINARY_TBL":
+                raise ff.FitsError(f"unknown layout: the primary HDU has no data and extension 1 "
+                                   f"is {t.get_exttype()!r} (expected a BINTABLE named COADD)")
+            names = [c.upper() for c in t.get_colnames()]
+            missing = [c for c in _REQUIRED_COLUMNS if c not in names]
+            if missing:
+                raise ff.FitsError(f"unknown layout: the table {t.get_extname()!r} lacks "
+                                   f"column(s) {', '.join(missing)} (has {', '.join(names)})")
+            if t.get_nrows() != 1:
+                raise ff.FitsError(f"wrong shape: the COADD table has {t.get_nrows()} rows, "
+                                   f"expected 1")
+            row = t.read()
+            cols = {c.upper(): c for c in row.dtype.names}
+            arrays = [np.atleast_1d(row[cols[c]][0]).astype(np.float32, copy=False)
+                      for c in _REQUIRED_COLUMNS]
+            lengths = {c: a.size for c, a in zip(_REQUIRED_COLUMNS, arrays)}
+            if len(set(lengths.values())) != 1:
+                raise ff.FitsError(f"wrong shape: the table's array columns differ in length: "
+                                   f"{lengths}")
+            flux, ivar, wave, andmask = arrays
+            layout, first_extra = "table", 2
+        extra = [f[i].get_extname() or f[i].get_exttype() for i in range(first_extra, n_hdu)]
+    notes = [f"ignored {len(extra)} extra HDU(s) after the spectrum: {', '.join(extra)}"] \
+        if extra else []
+    return _Raw(h, layout, flux, ivar, wave, andmask, notes)
+
+
+# --- shared: grid placement and metadata -----------------------------------------------------
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _grid_offset(h: dict, npix: int) -> int:
+    """Global-grid pixel of the file's first pixel: round((COEFF0 - 3.5682) / 1e-4), checked."""
+    c0, c1 = h.get("COEFF0"), h.get("COEFF1")
+    if not _is_number(c0) or not _is_number(c1):
+        raise ff.FitsError(f"COEFF0 and COEFF1 (log10 wavelength of pixel 0 and per pixel) must "
+                           f"be numbers, got COEFF0 = {c0!r}, COEFF1 = {c1!r}")
+    if abs(c1 - LOG_STEP) > STEP_TOLERANCE:
+        raise ff.FitsError(f"COEFF1 is {c1!r}, not the global grid's {LOG_STEP} log10(A) per "
+                           f"pixel; jaxvac does not resample")
+    x = (c0 - LOG_LAMBDA0) / LOG_STEP
+    offset = int(round(x))
+    if abs(x - offset) > GRID_TOLERANCE:
+        raise ff.FitsError(f"COEFF0 = {c0!r} lies {x - offset:+.3f} pixels off the global grid "
+                           f"(at most {GRID_TOLERANCE} allowed); jaxvac does not resample")
+    if offset < 0 or offset + npix > NPIX_GLOBAL:
+        raise ff.FitsError(f"off the global grid: COEFF0 = {c0!r} puts the file's {npix} pixels "
+                           f"at global pixels {offset}..{offset + npix - 1}, outside "
+                           f"0..{NPIX_GLOBAL - 1}")
+    return offset
+
+
+@functools.lru_cache(maxsize=64)
+def _steps(c1: float, n: int) -> np.ndarray:
+    """10**(c1 * k), k = 0..n-1, float64 (read-only, cached)."""
+    a = 10.0 ** (c1 * np.arange(n))
+    a.flags.writeable = False
+    return a
+
+
+def _is_dr1(h: dict) -> bool:
+    """True for DR1-era files (VERSPIPE < v2.7) whose image row 2 is not the wavelength."""
+    m = re.match(r"\s*v?(\d+)\.(\d+)", str(h.get("VERSPIPE", "")))
+    if m:
+        return (int(m.group(1)), int(m.group(2))) < (2, 7)
+    return "SN_G" in h and "SNRG" not in h
+
+
+def _assemble(path: str, raw: _Raw) -> Spectrum:
+    """Check the wavelength solution, place the arrays on the global grid, build the metadata."""
+    h = raw.header
+    npix = raw.flux.size
+    if npix == 0:
+        raise ff.FitsError("the spectrum has 0 pixels")
+    offset = _grid_offset(h, npix)
+    if not _is_dr1(h):
+        expected = 10.0 ** h["COEFF0"] * _steps(h["COEFF1"], npix)
+        diff = np.abs(raw.wave.astype(np.float64) - expected)
+        worst = int(np.argmax(diff)) if np.isfinite(diff).all() else int(np.argmin(np.isfinite(diff)))
+        if not diff[worst] <= WAVE_TOLERANCE:
+            raise ff.FitsError(f"the wavelength array disagrees with COEFF0/COEFF1 by "
+                               f"{diff[worst]:.4g} A at pixel {worst} ({raw.wave[worst]!r} vs "
+                               f"{expected[worst]:.3f} A; at most {WAVE_TOLERANCE} A allowed)")
+    flux = raw.flux.astype(np.float32)
+    ivar = raw.ivar.astype(np.float32)
+    good_file = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar) & (raw.andmask == 0)
+    out_flux = np.zeros(NPIX_GLOBAL, np.float32)
+    out_ivar = np.zeros(NPIX_GLOBAL, np.float32)
+    good = np.zeros(NPIX_GLOBAL, bool)
+    window = slice(offset, offset + npix)
+    np.copyto(out_flux[window], flux, where=good_file)
+    np.copyto(out_ivar[window], ivar, where=good_file)
+    good[window] = good_file
+    n_good = int(np.count_nonzero(good_file))
+    notes = _sentinel_notes(h) + raw.notes
+    if n_good == 0:
+        notes.append("no good pixels")
+    meta = _meta(path, h, raw.layout, npix, offset, 1.0 - n_good / NPIX_GLOBAL, notes)
+    return Spectrum(out_flux, out_ivar, good, meta)
+
+
+def _is_sentinel(v) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, (int, float)):
+        return v == SENTINEL
+    return isinstance(v, str) and v.strip() in ("-9999", "-9999.0", "-9999.")
+
+
+def _sentinel_notes(h: dict) -> list:
+    keys = [k for k in META_KEYS if k in h and _is_sentinel(h[k])]
+    return [f"-9999 (missing) in {', '.join(keys)}"] if keys else []
+
+
+def _float(v) -> float:
+    if isinstance(v, bool) or v is None or _is_sentinel(v):
+        return np.nan
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        return float(v)
+    except ValueError:
+        return np.nan
+
+
+def _int(v, lo: int, hi: int) -> int:
+    if isinstance(v, bool) or v is None or _is_sentinel(v):
+        return -1
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+        v = int(v)
+    return v if isinstance(v, int) and lo <= v <= hi else -1
+
+
+def _str(v) -> str:
+    if v is None or _is_sentinel(v):
+        return ""
+    return str(v).strip()
+
+
+_I2, _I4, _I8 = (np.iinfo(t) for t in (np.int16, np.int32, np.int64))
+
+
+def _first(h: dict, *keys):
+    for k in keys:
+        if k in h:
+            return h[k]
+    return None
+
+
+def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
+    """The 0-d META_DTYPE record of one file (field order of META_DTYPE)."""
+    z, z_err = _float(h.get("Z")), _float(h.get("Z_ERR"))
+    desig = _str(h.get("DESIG"))
+    if desig.startswith("LAMOST "):
+        desig = desig[len("LAMOST "):]
+    note = "; ".join(notes)
+    if len(note) > _NOTE_CHARS:
+        note = note[:_NOTE_CHARS - 3] + "..."
+    m = _MISSING.copy()
+    m[()] = (
+        path,
+        _int(h.get("OBSID"), 0, _I8.max),
+        desig,
+        _float(h.get("RA")), _float(h.get("DEC")),
+        _float(h.get("RA_OBS")), _float(h.get("DEC_OBS")),
+        *(_float(_first(h, f"SNR{b}", f"SN_{b}")) for b in "UGRIZ"),
+        z, z_err, z * C_KMS, z_err * C_KMS,
+        _str(h.get("CLASS")), _str(h.get("SUBCLASS")),
+        _int(h.get("LMJD"), 0, _I4.max), _str(h.get("PLANID")),
+        _int(h.get("SPID"), 0, _I2.max), _int(h.get("FIBERID"), 0, _I2.max),
+        _str(h.get("DATA_V")), _str(h.get("VERSPIPE")),
+        layout, npix, offset, bad_fraction, note,
+    )
+    return m
