@@ -12,6 +12,7 @@ import click
 
 # name -> module under jaxvac.commands (one line each; keep sorted).
 COMMANDS = {
+    "calibrate-errors": "calibrate_errors",
 }
 
 

@@ -1,0 +1,60 @@
+"""`jaxvac calibrate-errors CATALOGUE`: fit sigma_r = a + c / snrg**b per label from repeats."""
+
+from __future__ import annotations
+
+import math
+
+import click
+
+
+@click.command(name="calibrate-errors")
+@click.argument("catalogue", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", default="calibrate_errors", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for coefficients.{fits,csv,md}, bins.csv, errors.toml and calibrate_errors.png.")
+@click.option("--config", default="dr8.toml", show_default=True,
+              help="Config whose [errors] table gives the pairing/binning settings and the reference coefficients.")
+@click.option("--star-column", default=None,
+              help="Column identifying a star (default: the first of star_id, gaiaid, gaia_source_id, source_id, designation, desig).")
+@click.option("--snr-column", default="snrg", show_default=True, help="Column with the g-band SNR.")
+@click.option("--labels", default=None, help="Comma-separated label columns to calibrate (default: every label column present).")
+def command(catalogue, out_dir, config, star_column, snr_column, labels):
+    """Fit the random-error coefficients a, b, c of every label from repeat observations.
+
+    CATALOGUE is a FITS or CSV table with one row per spectrum: a star id, snrg and label
+    columns (names of jaxvac/labels.py). Spectra of one star whose SNR differ by < 10% are
+    paired; (x1 - x2) / sqrt(2) is binned by SNR and sigma = a + c / SNR**b fitted per label
+    (Wang et al. 2022, Table 2 and Fig. 5). See docs/errors.md.
+    """
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from jaxvac.calibrate import run_calibration
+    from jaxvac.config import ConfigError
+
+    wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
+    try:
+        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted)
+    except (ValueError, ConfigError, KeyError) as e:
+        raise click.ClickException(str(e)) from e
+
+    console = Console()
+    for k, v in cal.counts.items():
+        console.print(f"{k}: {v}")
+    tab = Table(title="sigma_r = scale * (a + c / snrg**b)", box=box.SIMPLE)
+    for h in ("label", "pairs", "bins", "a", "b", "c", "chi2/dof"):
+        tab.add_column(h, justify="left" if h == "label" else "right", no_wrap=True)
+
+    def pm(v, e):
+        return "-" if math.isnan(v) else f"{v:.4g}±{e:.1g}"
+
+    for lc in cal.labels:
+        (a, b, c), errs = lc.abc, (lc.fit.errors if lc.fit else (math.nan,) * 3)
+        chi = f"{lc.fit.chi2:.1f}/{lc.fit.dof}" if lc.fit else "-"
+        tab.add_row(lc.name, str(lc.n_pairs), str(lc.bins.n.size), pm(a, errs[0]), pm(b, errs[1]), pm(c, errs[2]), chi)
+    console.print(tab)
+    for lc in cal.labels:
+        if lc.fit is None:
+            console.print(f"[yellow]{lc.name} not fitted: {lc.status}[/yellow]")
+    for p in paths:
+        console.print(f"wrote {p}")

@@ -1,0 +1,272 @@
+"""Label uncertainties and range flags of the catalogue (SPEC.md "Uncertainties", "Networks").
+
+The error of label k for a spectrum with g-band signal-to-noise ``snrg`` is (Wang et al. 2022,
+Sect. 4 and Table 2)::
+
+    sigma_k = sqrt(sigma_r**2 + sigma_m**2),    sigma_r = scale_k * (a_k + c_k / snrg**b_k)
+
+``sigma_r`` is the random error, fitted from repeat observations (``jaxvac calibrate-errors``);
+``sigma_m`` is the method error (the scatter on the training stars). ``scale`` is 100 for
+Teff_PASTEL, because the paper fitted Teff residuals divided by 100 K, and 1 for every other
+label. The coefficients are the ``[errors.coefficients]`` table of ``configs/dr8.toml``.
+
+feh_VMP has no row in Table 2: its error is its method error, ``feh_vmp_sigma`` = 0.176 dex, at
+every SNR (unless a config adds a calibrated ``feh_VMP`` row).
+
+Missing inputs: where ``snrg`` is not finite or <= 0 the error is NaN (no SNR, no error); where
+an estimate is NaN its error is NaN. Flags are 1 outside the closed range [lo, hi] and, by
+default, 1 for a NaN estimate (an estimate that does not exist is not inside the training grid).
+
+This runs on the catalogue (millions of rows), in vectorised float64 NumPy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from jaxvac.config import ConfigError, load_config, section
+from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+
+__all__ = [
+    "ErrorsConfig",
+    "ErrorCoefficients",
+    "ErrorModel",
+    "label_errors",
+    "vmp_error",
+    "range_flags",
+    "default_ranges",
+]
+
+# Labels the [errors.coefficients] table may hold: the 23 (all required) and feh_VMP (optional).
+_ALLOWED = LABEL_NAMES + (VMP.name,)
+_ROW_KEYS = ("a", "b", "c", "sigma_m", "scale")
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorsConfig:
+    """The ``[errors]`` table of a config.
+
+    coefficients: label name -> {a, b, c, sigma_m, scale=1}; every one of the 23 labels of
+        jaxvac/labels.py, optionally feh_VMP. No default: the numbers live in configs/dr8.toml.
+    feh_vmp_sigma: dex, error of feh_VMP when the table has no feh_VMP row (SPEC.md: 0.176).
+    pair_snr_tolerance: calibration pairs two spectra of one star only if
+        |snr1 - snr2| / ((snr1 + snr2) / 2) < pair_snr_tolerance (SPEC.md: 10%).
+    snr_bin_edges: snrg bin edges of the calibration (increasing, > 0).
+    min_pairs_per_bin: calibration bins with fewer pairs are left out of the fit.
+    scatter: per-bin scatter of the residuals, "std" (sample standard deviation, as the paper)
+        or "mad" (1.4826 * median absolute deviation from the median: robust to outliers).
+    """
+
+    coefficients: Mapping[str, Mapping[str, float]] | None = None
+    feh_vmp_sigma: float = 0.176
+    pair_snr_tolerance: float = 0.10
+    snr_bin_edges: tuple[float, ...] = (10, 13, 16, 20, 25, 30, 40, 50, 65, 80, 100, 130, 170, 250, 400)
+    min_pairs_per_bin: int = 20
+    scatter: str = "std"
+
+    def __post_init__(self):
+        edges = np.asarray(self.snr_bin_edges, dtype=float)
+        if edges.ndim != 1 or edges.size < 2 or not np.all(np.isfinite(edges)) or np.any(edges <= 0) or np.any(np.diff(edges) <= 0):
+            raise ConfigError(f"[errors] snr_bin_edges must be >= 2 increasing positive numbers, got {self.snr_bin_edges!r}.")
+        if not 0 < self.pair_snr_tolerance < 2:
+            raise ConfigError(f"[errors] pair_snr_tolerance is a relative SNR difference in (0, 2), got {self.pair_snr_tolerance!r}; SPEC.md uses 0.10.")
+        if self.scatter not in ("std", "mad"):
+            raise ConfigError(f"[errors] scatter must be 'std' or 'mad', got {self.scatter!r}.")
+        if int(self.min_pairs_per_bin) != self.min_pairs_per_bin or self.min_pairs_per_bin < 2:
+            raise ConfigError(f"[errors] min_pairs_per_bin must be an integer >= 2, got {self.min_pairs_per_bin!r}.")
+        if not (math.isfinite(self.feh_vmp_sigma) and self.feh_vmp_sigma >= 0):
+            raise ConfigError(f"[errors] feh_vmp_sigma must be a finite number >= 0 (dex), got {self.feh_vmp_sigma!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorCoefficients:
+    """One row of Table 2: sigma_r = scale * (a + c / snr**b); sigma_m in the label's unit."""
+
+    name: str
+    a: float
+    b: float
+    c: float
+    sigma_m: float
+    scale: float = 1.0
+
+
+def _row(source: str, name: str, row) -> ErrorCoefficients:
+    if not isinstance(row, Mapping):
+        raise ConfigError(f"In {source}: [errors.coefficients] {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
+    unknown = sorted(set(row) - set(_ROW_KEYS))
+    missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
+    if unknown or missing:
+        raise ConfigError(
+            f"In {source}: [errors.coefficients] {name} has unknown key(s) {unknown} and lacks {missing}; "
+            f"each row needs a, b, c, sigma_m and may have scale (default 1)."
+        )
+    vals = {k: row[k] for k in _ROW_KEYS if k in row}
+    for k, v in vals.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (k == "scale" and v == 0):
+            raise ConfigError(f"In {source}: [errors.coefficients] {name}.{k} must be a finite number >= 0 (scale > 0), got {v!r}.")
+    return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorModel:
+    """Coefficients of every label; ``sigma`` evaluates them on a catalogue's snrg column.
+
+    rows: one ErrorCoefficients per label, in the order of ``jaxvac.labels.LABEL_NAMES``
+    (then feh_VMP if calibrated). Build it with ``ErrorModel.from_config(cfg)`` or
+    ``ErrorModel.default()`` (configs/dr8.toml).
+    """
+
+    rows: tuple[ErrorCoefficients, ...]
+    feh_vmp_sigma: float = 0.176
+
+    @classmethod
+    def from_config(cls, cfg: Mapping) -> ErrorModel:
+        """From a loaded config (``jaxvac.config.load_config``); every one of the 23 labels needed."""
+        source = cfg.get("_source", ["<config>"])[-1]
+        ec = section(cfg, "errors", ErrorsConfig)
+        table = ec.coefficients or {}
+        unknown = sorted(set(table) - set(_ALLOWED))
+        if unknown:
+            raise ConfigError(f"In {source}: [errors.coefficients] has unknown label(s) {unknown}; labels are {list(_ALLOWED)}.")
+        missing = [n for n in LABEL_NAMES if n not in table]
+        if missing:
+            raise ConfigError(
+                f"In {source}: [errors.coefficients] lacks {missing}; every label needs a row "
+                f"(inherit them with base = \"dr8.toml\")."
+            )
+        rows = tuple(_row(source, n, table[n]) for n in _ALLOWED if n in table)
+        return cls(rows=rows, feh_vmp_sigma=ec.feh_vmp_sigma)
+
+    @staticmethod
+    def default() -> ErrorModel:
+        """Wang et al. (2022) Table 2, from configs/dr8.toml."""
+        return _default_model()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.rows)
+
+    def row(self, name: str) -> ErrorCoefficients:
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(f"No error coefficients for label {name!r}; the model has {list(self.names)}.")
+
+    def _columns(self, names: Sequence[str] | None) -> dict[str, np.ndarray]:
+        rows = [self.row(n) for n in (LABEL_NAMES if names is None else names)]
+        return {k: np.array([getattr(r, k) for r in rows], dtype=np.float64) for k in _ROW_KEYS}
+
+    def random(self, snrg, names: Sequence[str] | None = None) -> np.ndarray:
+        """Random error sigma_r = scale * (a + c / snrg**b).
+
+        snrg: (N,) g-band SNR. names: labels (default the 23 of LABEL_NAMES, in that order).
+        Returns (N, len(names)) float64 in each label's unit; NaN rows where snrg is not finite
+        or <= 0.
+        """
+        col = self._columns(names)
+        snr = np.asarray(snrg, dtype=np.float64).reshape(-1, 1)
+        good = np.isfinite(snr) & (snr > 0)
+        safe = np.where(good, snr, 1.0)
+        out = col["scale"] * (col["a"] + col["c"] / safe ** col["b"])
+        return np.where(good, out, np.nan)
+
+    def sigma(self, snrg, names: Sequence[str] | None = None) -> np.ndarray:
+        """Total error sqrt(sigma_r**2 + sigma_m**2), (N, len(names)) float64 in label units.
+
+        NaN rows where snrg is not finite or <= 0. For Teff_PASTEL at snrg = 50 with Table 2:
+        sqrt((100 * (0.21 + 42.827 / 50**1.229))**2 + 75**2) = 93.58 K.
+        """
+        col = self._columns(names)
+        return np.hypot(self.random(snrg, names), col["sigma_m"])
+
+
+@functools.lru_cache(maxsize=1)
+def _default_model() -> ErrorModel:
+    return ErrorModel.from_config(load_config("dr8.toml"))
+
+
+def label_errors(estimates, snrg, model: ErrorModel | None = None, names: Sequence[str] | None = None) -> np.ndarray:
+    """Err_<label> columns of the catalogue.
+
+    estimates: (N, K) label estimates, columns in the order of ``names`` (default the 23 of
+    LABEL_NAMES). snrg: (N,). Returns (N, K) float64: ``model.sigma(snrg)``, NaN where the
+    estimate is NaN or snrg is unusable.
+    """
+    names = LABEL_NAMES if names is None else tuple(names)
+    est = np.asarray(estimates)
+    snr = np.asarray(snrg)
+    if est.ndim != 2 or est.shape[1] != len(names) or snr.shape != (est.shape[0],):
+        raise ValueError(
+            f"label_errors needs estimates (N, {len(names)}) and snrg (N,), got {est.shape} and {snr.shape}."
+        )
+    model = ErrorModel.default() if model is None else model
+    sig = model.sigma(snr, names)
+    return np.where(np.isfinite(est), sig, np.nan)
+
+
+def vmp_error(feh_vmp, snrg=None, model: ErrorModel | None = None) -> np.ndarray:
+    """Err_feh_VMP: (N,) float64 dex.
+
+    The method error ``model.feh_vmp_sigma`` (0.176 dex) wherever feh_vmp is finite, NaN
+    elsewhere (non-candidates). If the model has a calibrated feh_VMP row, that row is used with
+    ``snrg`` (then required, (N,)) instead.
+    """
+    model = ErrorModel.default() if model is None else model
+    feh = np.asarray(feh_vmp, dtype=np.float64)
+    if VMP.name in model.names:
+        if snrg is None:
+            raise ValueError("vmp_error: the error model has a calibrated feh_VMP row, so snrg (N,) is needed; pass it.")
+        snr = np.broadcast_to(np.asarray(snrg, dtype=np.float64), feh.shape)
+        sig = model.sigma(snr.reshape(-1), [VMP.name]).reshape(feh.shape)
+    else:
+        sig = np.full(feh.shape, model.feh_vmp_sigma)
+    return np.where(np.isfinite(feh), sig, np.nan)
+
+
+def default_ranges(names: Sequence[str] | None = None) -> np.ndarray:
+    """(K, 2) effective ranges [lo, hi] of SPEC.md Table 1 (jaxvac/labels.py), for ``names``
+    (default the 23 of LABEL_NAMES; feh_VMP allowed). A checkpoint's own ranges take precedence."""
+    by_name = {l.name: l for l in LABELS + (VMP,)}
+    names = LABEL_NAMES if names is None else names
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise KeyError(f"No range for label(s) {unknown}; labels are {list(by_name)}.")
+    return np.array([(by_name[n].lo, by_name[n].hi) for n in names], dtype=np.float64)
+
+
+def range_flags(values, ranges=None, names: Sequence[str] | None = None, nan_flag: int = 1) -> np.ndarray:
+    """flag_<label>: 0 where lo <= value <= hi, 1 outside (and for +-inf); ``nan_flag`` for NaN.
+
+    values: (N, K) estimates (or (N,) with a single range). ranges: (K, 2) [lo, hi] per column,
+    or a mapping name -> (lo, hi) read in the order of ``names`` (default LABEL_NAMES), or None
+    for the SPEC.md ranges (``default_ranges``); a trained checkpoint's ranges should be passed.
+    Returns int8 of the shape of values.
+    """
+    vals = np.asarray(values, dtype=np.float64)
+    if ranges is None:
+        rng = default_ranges(names)
+    elif isinstance(ranges, Mapping):
+        keys = LABEL_NAMES if names is None else names
+        missing = [n for n in keys if n not in ranges]
+        if missing:
+            raise KeyError(f"range_flags: no range for {missing}; the ranges given cover {sorted(ranges)}.")
+        rng = np.array([tuple(ranges[n]) for n in keys], dtype=np.float64)
+    else:
+        rng = np.asarray(ranges, dtype=np.float64)
+    if rng.shape == (2,):
+        rng = rng.reshape(1, 2) if vals.ndim == 2 and vals.shape[-1] == 1 else rng
+    if rng.shape[-1] != 2 or rng.ndim > 2 or (rng.ndim == 2 and (vals.ndim != 2 or vals.shape[-1] != rng.shape[0])):
+        raise ValueError(
+            f"range_flags needs values (N, K) with ranges (K, 2), or values (N,) with one (lo, hi); "
+            f"got values {vals.shape} and ranges {rng.shape}."
+        )
+    lo, hi = rng[..., 0], rng[..., 1]
+    if np.any(~(lo <= hi)):
+        raise ValueError(f"range_flags: every range needs lo <= hi (finite or +-inf), got {rng.tolist()}.")
+    inside = (vals >= lo) & (vals <= hi)
+    return np.where(np.isnan(vals), np.int8(nan_flag), np.where(inside, 0, 1)).astype(np.int8)
