@@ -3,7 +3,8 @@
 The recipe of Wang et al. (2022, Sect. 4; SPEC.md "Uncertainties"), with the choices it leaves
 open written down:
 
-1. Rows without a star id (empty string, integer <= 0, NaN, masked) or without a usable snrg
+1. Rows without a star id (empty string, negative integer such as the -1 / -9999 sentinels,
+   NaN, masked) or without a usable snrg
    (not finite or <= 0) are dropped and counted.
 2. Pairs: the spectra of one star are sorted by snrg and neighbours are paired greedily from the
    lowest SNR up, each spectrum in at most one pair (pairs are independent: a star observed ten
@@ -214,15 +215,15 @@ class Calibration:
 
 
 def _usable_ids(star_id) -> np.ndarray:
-    """True where a star id is present: not masked, not empty/blank, not NaN, not an integer <= 0."""
+    """True where a star id is present: not masked, not empty/blank, not NaN, not negative."""
     mask = np.ma.getmaskarray(star_id)
     ids = np.ma.getdata(star_id)
     if ids.dtype.kind in "US":
         ok = np.char.strip(ids.astype(str)) != ""
     elif ids.dtype.kind in "iu":
-        ok = ids > 0
+        ok = ids >= 0
     elif ids.dtype.kind == "f":
-        ok = np.isfinite(ids) & (ids > 0)
+        ok = np.isfinite(ids) & (ids >= 0)
     elif ids.dtype.kind == "O":
         ok = np.array([v is not None and str(v).strip() not in ("", "nan") for v in ids], dtype=bool)
     else:

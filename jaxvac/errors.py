@@ -101,8 +101,9 @@ def _row(source: str, name: str, row) -> ErrorCoefficients:
     unknown = sorted(set(row) - set(_ROW_KEYS))
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
+        what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
-            f"In {source}: [errors.coefficients] {name} has unknown key(s) {unknown} and lacks {missing}; "
+            f"In {source}: [errors.coefficients] {name} {what}; "
             f"each row needs a, b, c, sigma_m and may have scale (default 1)."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
