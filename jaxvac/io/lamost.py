@@ -43,7 +43,7 @@ import numpy as np
 
 from jaxvac.constants import C_KMS, LOG_LAMBDA0, LOG_STEP, NPIX_GLOBAL, SENTINEL
 from jaxvac.io import _fastfits as ff
-from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
+from jaxvac.io.records import META_DTYPE, Reject, Spectrum
 
 ENGINES = ("fast", "fitsio")
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fit.gz")
@@ -56,12 +56,11 @@ META_KEYS = ("OBSID", "DESIG", "RA", "DEC", "RA_OBS", "DEC_OBS",
              "SNRU", "SNRG", "SNRR", "SNRI", "SNRZ", "SN_U", "SN_G", "SN_R", "SN_I", "SN_Z",
              "Z", "Z_ERR", "CLASS", "SUBCLASS", "LMJD", "PLANID", "SPID", "FIBERID",
              "DATA_V", "VERSPIPE", "COEFF0", "COEFF1")
-_STRUCTURE_KEYS = ("SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
+_STRUCTURE_KEYS = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
                    "BSCALE", "BZERO")
-_WANTED = frozenset(f"{k:<8}".encode() for k in META_KEYS + _STRUCTURE_KEYS)
+_WANTED = ff.keyset(META_KEYS + _STRUCTURE_KEYS)
 _REQUIRED_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK")
 _NOTE_CHARS = META_DTYPE["note"].itemsize // 4
-_MISSING = empty_meta(1).reshape(())
 
 
 class _Raw(NamedTuple):
@@ -69,11 +68,8 @@ class _Raw(NamedTuple):
 
     header: dict  # META_KEYS present in the primary header -> Python value
     layout: str  # "image" or "table"
-    flux: np.ndarray
-    ivar: np.ndarray
-    wave: np.ndarray  # the file's wavelength row/column (for DR1: the continuum-subtracted flux)
-    andmask: np.ndarray
-    notes: list
+    rows: np.ndarray  # float32 (4, N), any byte order: flux, ivar, wavelength, andmask
+    notes: list  # what was tolerated
 
 
 def read_spectrum(path, *, engine: str = "fast") -> Spectrum | Reject:
@@ -188,8 +184,7 @@ def _structure(buf: bytes, data: bool = True):
         if pos + size > len(buf):
             raise ff.FitsError(f"truncated: the {npix}x5 image needs {pos + size} bytes, the "
                                f"file has {len(buf)}")
-        rows = ff.f4(buf, pos, 5 * npix).reshape(5, npix)
-        flux, ivar, wave, andmask = rows[0], rows[1], rows[2], rows[3]
+        rows = ff.f4(buf, pos, 4 * npix).reshape(4, npix)
         layout = "image"
         pos += ff.padded(size)
     else:
@@ -221,8 +216,11 @@ def _structure(buf: bytes, data: bool = True):
         if tpos + size > len(buf):
             raise ff.FitsError(f"truncated: the COADD table needs {tpos + size} bytes, the file "
                                f"has {len(buf)}")
-        flux, ivar, wave, andmask = (ff.f4(buf, tpos + cols[c][2], npix)
-                                     for c in _REQUIRED_COLUMNS)
+        first = cols["FLUX"][2]
+        if [cols[c][2] for c in _REQUIRED_COLUMNS] == [first + 4 * npix * k for k in range(4)]:
+            rows = ff.f4(buf, tpos + first, 4 * npix).reshape(4, npix)  # adjacent, as LAMOST writes
+        else:
+            rows = np.stack([ff.f4(buf, tpos + cols[c][2], npix) for c in _REQUIRED_COLUMNS])
         layout = "table"
         pos = tpos + ff.padded(size)
     if pos > len(buf):
@@ -232,7 +230,7 @@ def _structure(buf: bytes, data: bool = True):
         if extra:
             notes.append(f"ignored {len(extra)} extra HDU(s) after the spectrum: "
                          f"{', '.join(extra)}")
-    return _Raw(_meta_header(h), layout, flux, ivar, wave, andmask, notes)
+    return _Raw(_meta_header(h), layout, rows, notes)
 
 
 def _meta_header(h: dict) -> dict:
@@ -259,8 +257,7 @@ def _read_fitsio(path: str) -> _Raw:
                 raise ff.FitsError(f"wrong shape: the primary image has NAXIS = {len(dims)} and "
                                    f"axes {dims[::-1]} (FITS order); a LAMOST image is (N pixels, "
                                    f"5 rows: flux, ivar, wavelength, andmask, ormask)")
-            rows = f[0].read().astype(np.float32, copy=False)
-            flux, ivar, wave, andmask = rows[0], rows[1], rows[2], rows[3]
+            rows = f[0].read().astype(np.float32, copy=False)[:4]
             layout, first_extra = "image", 1
         else:
             if n_hdu < 2:
@@ -286,12 +283,12 @@ def _read_fitsio(path: str) -> _Raw:
             if len(set(lengths.values())) != 1:
                 raise ff.FitsError(f"wrong shape: the table's array columns differ in length: "
                                    f"{lengths}")
-            flux, ivar, wave, andmask = arrays
+            rows = np.stack(arrays)
             layout, first_extra = "table", 2
         extra = [f[i].get_extname() or f[i].get_exttype() for i in range(first_extra, n_hdu)]
     notes = [f"ignored {len(extra)} extra HDU(s) after the spectrum: {', '.join(extra)}"] \
         if extra else []
-    return _Raw(h, layout, flux, ivar, wave, andmask, notes)
+    return _Raw(h, layout, rows, notes)
 
 
 # --- shared: grid placement and metadata -----------------------------------------------------
@@ -322,10 +319,10 @@ def _grid_offset(h: dict, npix: int) -> int:
     return offset
 
 
-@functools.lru_cache(maxsize=64)
-def _steps(c1: float, n: int) -> np.ndarray:
-    """10**(c1 * k), k = 0..n-1, float64 (read-only, cached)."""
-    a = 10.0 ** (c1 * np.arange(n))
+@functools.lru_cache(maxsize=256)
+def _expected_wavelength(c0: float, c1: float, n: int) -> np.ndarray:
+    """10**(c0 + c1 * k) Angstrom, k = 0..n-1, float64 (read-only, cached: few distinct COEFF0)."""
+    a = 10.0 ** (c0 + c1 * np.arange(n))
     a.flags.writeable = False
     return a
 
@@ -341,42 +338,42 @@ def _is_dr1(h: dict) -> bool:
 def _assemble(path: str, raw: _Raw) -> Spectrum:
     """Check the wavelength solution, place the arrays on the global grid, build the metadata."""
     h = raw.header
-    npix = raw.flux.size
+    npix = raw.rows.shape[1]
     if npix == 0:
         raise ff.FitsError("the spectrum has 0 pixels")
     offset = _grid_offset(h, npix)
+    rows = raw.rows.astype(np.float32)  # native byte order: numpy's fast loops
+    flux, ivar, wave, andmask = rows
     if not _is_dr1(h):
-        expected = 10.0 ** h["COEFF0"] * _steps(h["COEFF1"], npix)
-        diff = np.abs(raw.wave.astype(np.float64) - expected)
-        worst = int(np.argmax(diff)) if np.isfinite(diff).all() else int(np.argmin(np.isfinite(diff)))
-        if not diff[worst] <= WAVE_TOLERANCE:
+        expected = _expected_wavelength(h["COEFF0"], h["COEFF1"], npix)
+        diff = np.abs(wave - expected)
+        if not diff.max() <= WAVE_TOLERANCE:  # NaN fails too
+            k = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
             raise ff.FitsError(f"the wavelength array disagrees with COEFF0/COEFF1 by "
-                               f"{diff[worst]:.4g} A at pixel {worst} ({raw.wave[worst]!r} vs "
-                               f"{expected[worst]:.3f} A; at most {WAVE_TOLERANCE} A allowed)")
-    flux = raw.flux.astype(np.float32)
-    ivar = raw.ivar.astype(np.float32)
-    good_file = (ivar > 0) & np.isfinite(flux) & np.isfinite(ivar) & (raw.andmask == 0)
-    out_flux = np.zeros(NPIX_GLOBAL, np.float32)
-    out_ivar = np.zeros(NPIX_GLOBAL, np.float32)
+                               f"{diff[k]:.4g} A at pixel {k} ({wave[k]!r} vs {expected[k]:.3f} "
+                               f"A; at most {WAVE_TOLERANCE} A allowed)")
+    good_file = ivar > 0  # also False for NaN
+    good_file &= ivar < np.inf
+    good_file &= andmask == 0
+    good_file &= np.isfinite(flux)
+    out = np.zeros((2, NPIX_GLOBAL), np.float32)
+    np.copyto(out[:, offset:offset + npix], rows[:2], where=good_file)
     good = np.zeros(NPIX_GLOBAL, bool)
-    window = slice(offset, offset + npix)
-    np.copyto(out_flux[window], flux, where=good_file)
-    np.copyto(out_ivar[window], ivar, where=good_file)
-    good[window] = good_file
+    good[offset:offset + npix] = good_file
     n_good = int(np.count_nonzero(good_file))
     notes = _sentinel_notes(h) + raw.notes
     if n_good == 0:
         notes.append("no good pixels")
     meta = _meta(path, h, raw.layout, npix, offset, 1.0 - n_good / NPIX_GLOBAL, notes)
-    return Spectrum(out_flux, out_ivar, good, meta)
+    return Spectrum(out[0], out[1], good, meta)
+
+
+_SENTINEL_TEXT = ("-9999", "-9999.0", "-9999.")
 
 
 def _is_sentinel(v) -> bool:
-    if isinstance(v, bool):
-        return False
-    if isinstance(v, (int, float)):
-        return v == SENTINEL
-    return isinstance(v, str) and v.strip() in ("-9999", "-9999.0", "-9999.")
+    """-9999 of any type (int, float, or as text); True == -9999 is False, so bools never are."""
+    return v == SENTINEL or (isinstance(v, str) and v.strip() in _SENTINEL_TEXT)
 
 
 def _sentinel_notes(h: dict) -> list:
@@ -430,8 +427,7 @@ def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
     note = "; ".join(notes)
     if len(note) > _NOTE_CHARS:
         note = note[:_NOTE_CHARS - 3] + "..."
-    m = _MISSING.copy()
-    m[()] = (
+    return np.array((
         path,
         _int(h.get("OBSID"), 0, _I8.max),
         desig,
@@ -444,5 +440,4 @@ def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
         _int(h.get("SPID"), 0, _I2.max), _int(h.get("FIBERID"), 0, _I2.max),
         _str(h.get("DATA_V")), _str(h.get("VERSPIPE")),
         layout, npix, offset, bad_fraction, note,
-    )
-    return m
+    ), META_DTYPE)
