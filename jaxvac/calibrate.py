@@ -537,6 +537,7 @@ def run_calibration(
     star_column: str | None = None,
     snr_column: str = "snrg",
     labels: Sequence[str] | None = None,
+    dpi: int = 80,
 ) -> tuple[Calibration, list[str]]:
     """Read a catalogue, fit every label's a, b, c with the [errors] settings of ``config`` and
     write the tables and figure into ``out_dir``; the config's coefficients are the reference
@@ -548,4 +549,4 @@ def run_calibration(
     reference = ErrorModel.from_config(cfg)
     rep = read_repeats(catalogue, star_column, snr_column, labels)
     cal = calibrate(rep.star_id, rep.snrg, rep.values, settings, reference)
-    return cal, write_calibration(cal, out_dir, reference, source=rep.source)
+    return cal, write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi)

@@ -17,7 +17,8 @@ import click
               help="Column identifying a star (default: the first of star_id, gaiaid, gaia_source_id, source_id, designation, desig).")
 @click.option("--snr-column", default="snrg", show_default=True, help="Column with the g-band SNR.")
 @click.option("--labels", default=None, help="Comma-separated label columns to calibrate (default: every label column present).")
-def command(catalogue, out_dir, config, star_column, snr_column, labels):
+@click.option("--dpi", default=80, show_default=True, type=click.IntRange(20, 600), help="Resolution of calibrate_errors.png.")
+def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi):
     """Fit the random-error coefficients a, b, c of every label from repeat observations.
 
     CATALOGUE is a FITS or CSV table with one row per spectrum: a star id, snrg and label
@@ -34,19 +35,26 @@ def command(catalogue, out_dir, config, star_column, snr_column, labels):
 
     wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
-        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted)
+        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted, dpi)
     except (ValueError, ConfigError, KeyError) as e:
         raise click.ClickException(str(e)) from e
 
     console = Console()
+    if not console.is_terminal:  # a pipe or a log file: do not squeeze the table into 80 columns
+        console = Console(width=120)
     for k, v in cal.counts.items():
         console.print(f"{k}: {v}")
     tab = Table(title="sigma_r = scale * (a + c / snrg**b)", box=box.SIMPLE)
     for h in ("label", "pairs", "bins", "a", "b", "c", "chi2/dof"):
         tab.add_column(h, justify="left" if h == "label" else "right", no_wrap=True)
 
-    def pm(v, e):
-        return "-" if math.isnan(v) else f"{v:.4g}±{e:.1g}"
+    def pm(v, e):  # two significant digits of the error, the value to the same decimal
+        if math.isnan(v):
+            return "-"
+        if not (math.isfinite(e) and e > 0):
+            return f"{v:.4g}"
+        dec = max(0, 1 - math.floor(math.log10(e)))
+        return f"{v:.{dec}f}±{e:.{dec}f}"
 
     for lc in cal.labels:
         (a, b, c), errs = lc.abc, (lc.fit.errors if lc.fit else (math.nan,) * 3)
