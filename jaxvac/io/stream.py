@@ -298,7 +298,7 @@ class BatchStream:
                     lost_end = max(submitted, consumed + 1)
                     for k in range(consumed, lost_end):
                         futures.pop(k, None)
-                        result = self._read_isolated(k)
+                    for result in self._read_isolated(range(consumed, lost_end)):
                         consumed += 1
                         yield result
                     submitted = lost_end
@@ -316,28 +316,40 @@ class BatchStream:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
-    def _read_isolated(self, k: int) -> _Chunk:
-        paths, idx = self._chunk(k)
-        parts = []
+    def _read_isolated(self, chunks: Iterable[int]) -> Iterator[_Chunk]:
+        """Read chunks one file at a time in a single-worker pool, restarted after each crash."""
         pool = self._new_pool(1, check=True)
         try:
-            for p, i in zip(paths, idx):
-                try:
-                    parts.append(pool.submit(_read_chunk, self.reader, [p], np.array([i], np.int64)).result())
-                except BrokenProcessPool:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    pool = self._new_pool(1, check=True)
-                    parts.append(_Chunk.of_rejects([p], np.array([i], np.int64), [WORKER_DIED]))
+            for k in chunks:
+                paths, idx = self._chunk(k)
+                parts = []
+                for p, i in zip(paths, idx.tolist()):
+                    one = np.array([i], np.int64)
+                    try:
+                        parts.append(pool.submit(_read_chunk, self.reader, [p], one).result())
+                    except BrokenProcessPool:
+                        pool.shutdown(wait=True, cancel_futures=True)
+                        pool = self._new_pool(1, check=True)
+                        parts.append(_Chunk.of_rejects([p], one, [WORKER_DIED]))
+                yield _Chunk.concat(parts)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        return _Chunk.concat(parts)
 
     def _new_pool(self, workers: int, check: bool = False) -> ProcessPoolExecutor:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method))
+        """A pool of ``workers`` processes; ``check``: first make sure one can start and import the reader."""
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            method = "forkserver"
+            ctx = multiprocessing.get_context(method)
+            # Modules the fork server imports once, so that each worker forked from it starts in
+            # milliseconds instead of importing them again. (No effect once the server runs.)
+            ctx.set_forkserver_preload(["__main__", "numpy", __name__, getattr(self.reader, "__module__", None) or __name__])
+        else:
+            method = "spawn"
+            ctx = multiprocessing.get_context(method)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
         if check:
             try:
-                pool.submit(_ping).result()
+                pool.submit(_ping, self.reader).result()
             except BrokenProcessPool:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise StreamError(
@@ -383,8 +395,9 @@ class _Chunk:
         )
 
 
-def _ping() -> bool:
-    return True
+def _ping(reader: Callable) -> bool:
+    """A no-op task; receiving ``reader`` makes the worker import its module."""
+    return callable(reader)
 
 
 def _read_chunk(reader: Callable, paths: list[str], index: np.ndarray) -> _Chunk:
