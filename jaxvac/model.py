@@ -1,0 +1,147 @@
+"""The 23-network ensemble and the very-metal-poor (VMP) network as Flax NNX modules.
+
+Wang et al. (2022) train one fully connected network per label: input the 1974 standardised
+normalised-flux pixels, hidden layers 512, 256, 64 with ReLU, one output (SPEC.md "Networks").
+jaxvac keeps the 23 networks as ONE stacked parameter tree with a member axis
+(:class:`StackedMLP`) whose forward pass is the fused kernel :func:`kernels.ensemble.ensemble_forward`;
+:class:`MLP` is the same network as a plain single-member NNX module (``nnx.Linear`` layers), used to
+check the stack and by the "loop" benchmark. The VMP network (hidden 256, 64; input 3900-4400 A, the
+first 524 inputs) is a one-member stack.
+
+:class:`Predictor` bundles the trained parameters with their standardisation statistics and
+evaluates both networks in one jitted call (:func:`predict_standardized`), returning labels in
+physical units and feh_VMP where the candidate rule holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
+from kernels.ensemble import ensemble_forward, member_params, vmp_forward
+
+N_INPUT = 1974  # network inputs: global pixels 229..1952 and 3587..3836 (jaxvac.constants)
+N_VMP_INPUT = 524  # VMP network inputs: the first 524 (3900-4400 A)
+HIDDEN = (512, 256, 64)  # SPEC.md "Networks"
+VMP_HIDDEN = (256, 64)  # SPEC.md "Networks", very-metal-poor re-estimate
+
+_TEFF = LABEL_NAMES.index("Teff_PASTEL")
+_FEH = LABEL_NAMES.index("feh_PASTEL")
+
+
+def init_stack(seed: int, n_in: int, hidden: tuple[int, ...], n_members: int) -> dict:
+    """Initial float32 parameters of M networks n_in-hidden...-1 in the layout of kernels.ensemble.
+
+    He-normal weights (std sqrt(2/fan_in)) for the ReLU layers, LeCun-normal (sqrt(1/fan_in))
+    for the linear output, zero biases. Member m's weights come from NumPy's generator seeded
+    with (seed, m, layer): they do not depend on M, and no JAX random kernel has to be compiled.
+    """
+    sizes = (n_in, *hidden, 1)
+    ws, bs = [], []
+    for layer, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        std = np.sqrt((2.0 if layer < len(hidden) else 1.0) / fan_in)
+        w = np.stack(
+            [np.random.default_rng([seed, m, layer]).standard_normal((fan_in, fan_out), np.float32) * np.float32(std)
+             for m in range(n_members)]
+        )  # (M, fan_in, fan_out)
+        if layer == 0:
+            w = np.ascontiguousarray(np.transpose(w, (1, 0, 2)))  # (D, M, H1): layer 1 is one wide matmul
+        if fan_out == 1:
+            w = w[..., 0]  # (M, H_last)
+        ws.append(jnp.asarray(w))
+        bs.append(jnp.zeros((n_members, fan_out) if fan_out > 1 else (n_members,), jnp.float32))
+    return {"w": ws, "b": bs}
+
+
+class StackedMLP(nnx.Module):
+    """M ReLU networks n_in-hidden-1 with per-member weights and a shared input.
+
+    Parameters are ``nnx.Param`` arrays with a member axis (see kernels.ensemble for the
+    layout); ``__call__(x (B, n_in)) -> (B, M)`` is the fused kernel.
+    """
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], n_members: int, *, seed: int = 0):
+        p = init_stack(seed, n_in, tuple(hidden), n_members)
+        self.w = nnx.List([nnx.Param(a) for a in p["w"]])
+        self.b = nnx.List([nnx.Param(a) for a in p["b"]])
+
+    def arrays(self) -> dict:
+        """The parameters as the plain pytree the kernels take."""
+        return {"w": [p[...] for p in self.w], "b": [p[...] for p in self.b]}
+
+    def load_arrays(self, params: dict) -> None:
+        """Overwrite the parameters with a pytree of the same layout and shapes."""
+        for var, a in zip([*self.w, *self.b], [*params["w"], *params["b"]]):
+            if var[...].shape != a.shape:
+                raise ValueError(f"parameter shape mismatch: model has {var[...].shape}, got {a.shape}.")
+            var[...] = a
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return ensemble_forward(self.arrays(), x)
+
+
+class MLP(nnx.Module):
+    """One network n_in-hidden-1 with ``nnx.Linear`` layers (ReLU between, linear output)."""
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs):
+        sizes = (n_in, *hidden, 1)
+        self.layers = nnx.List([nnx.Linear(i, o, rngs=rngs) for i, o in zip(sizes[:-1], sizes[1:])])
+
+    @classmethod
+    def from_stack(cls, params: dict, m: int) -> "MLP":
+        """Member m of a stacked parameter tree as a separate network (weights copied)."""
+        one = member_params(params, m)
+        ws = [one["w"][0][:, 0, :]] + [w[0] for w in one["w"][1:-1]] + [one["w"][-1][0][:, None]]
+        bs = [b[0] for b in one["b"][:-1]] + [one["b"][-1]]
+        net = cls(ws[0].shape[0], tuple(w.shape[1] for w in ws[:-1]), rngs=nnx.Rngs(0))
+        for layer, w, b in zip(net.layers, ws, bs):
+            layer.kernel[...] = w
+            layer.bias[...] = b
+        return net
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for layer in self.layers[:-1]:
+            x = jax.nn.relu(layer(x))
+        return self.layers[-1](x)[:, 0]
+
+
+@partial(jax.jit, static_argnames=("precision",))
+def predict_standardized(params: dict, x: jax.Array, precision=None) -> tuple[jax.Array, jax.Array]:
+    """Labels and feh_VMP of a batch in ONE jitted call.
+
+    params: ``{"ensemble", "vmp", "y_mean" (23,), "y_std" (23,), "vmp_mean" (), "vmp_std" ()}``.
+    x: (B, 1974) standardised normalised flux. Returns labels (B, 23) in physical units
+    (y = mean + std * net) and feh_vmp (B,) in dex, NaN where the candidate rule
+    feh_PASTEL < -1.5 and Teff_PASTEL < 6500 K does not hold.
+    """
+    y = params["y_mean"] + params["y_std"] * ensemble_forward(params["ensemble"], x, precision)
+    vmp = params["vmp_mean"] + params["vmp_std"] * vmp_forward(params["vmp"], x[:, :N_VMP_INPUT], precision)
+    candidate = (y[:, _FEH] < VMP_FEH_MAX) & (y[:, _TEFF] < VMP_TEFF_MAX)
+    return y, jnp.where(candidate, vmp, jnp.nan)
+
+
+@dataclasses.dataclass
+class Predictor:
+    """Trained networks plus everything needed to apply them to standardised flux.
+
+    params: the pytree of :func:`predict_standardized`. x_mean, x_std: (1974,) flux
+    standardisation statistics of the training stars. metadata: the checkpoint's JSON metadata
+    (label names and units, training ranges, grid, config, version, metrics).
+    """
+
+    params: dict
+    x_mean: np.ndarray
+    x_std: np.ndarray
+    metadata: dict
+
+    def predict(self, x: jax.Array, precision=None) -> tuple[jax.Array, jax.Array]:
+        """(labels (B, 23), feh_vmp (B,)) from standardised flux x (B, 1974)."""
+        if x.ndim != 2 or x.shape[1] != N_INPUT:
+            raise ValueError(f"x must be standardised flux of shape (batch, {N_INPUT}); got {tuple(x.shape)}.")
+        return predict_standardized(self.params, x, precision=precision)

@@ -1,0 +1,352 @@
+"""Training of M stacked networks at once, each on its own stars (Wang et al. 2022, Sect. 3).
+
+:func:`fit` takes standardised flux X (N, D) and labels Y (N, M) with NaN where a star has no
+value for a label (a star of the APOGEE set has no absolute magnitudes, ...). Member m's loss is
+the mean squared error of its standardised label over the stars of the batch that have label m,
+
+.. math::
+
+    L = \\sum_m \\frac{\\sum_i w_{im} (f_m(x_i) - z_{im})^2}{\\max(1, \\sum_i w_{im})},
+    \\quad z_{im} = (y_{im} - \\mu_m) / \\sigma_m ,
+
+so a member's gradient is zero in every other member's parameters. The optimiser is optax Adam
+after a per-member gradient-norm clip (each member's gradient is rescaled to norm <= clip_norm on
+its own; one member's large gradient never shrinks another's step). Each member keeps the weights
+of its best validation epoch and stops improving after ``patience`` epochs without a better
+validation loss (the stack keeps running until every member has stopped or max_epochs).
+
+Fixed seeds give bit-identical weights on the same device count. With several local devices the
+batch is split over a 1-D ``data`` mesh (parameters replicated, gradients all-reduced by XLA).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxvac.model import init_stack
+from kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """``[train]`` of configs/*.toml: the optimisation and the training data.
+
+    seed: integer seed of initialisation, validation split and shuffling.
+    batch_size: stars per step (rounded up to a multiple of the local device count).
+    learning_rate: Adam step size.
+    max_epochs: hard limit on passes over the training stars.
+    patience: epochs without a better validation loss after which a member stops improving.
+    min_delta: improvement (standardised squared label units) that counts as better.
+    val_fraction: fraction of each training set's stars held out for early stopping.
+    clip_norm: per-member gradient norm limit.
+    eval_batch: stars per step when computing validation loss and predictions.
+    data_dir: survey directory the catalogue paths are relative to (``--data`` overrides).
+    catalogs: training catalogues per training set, relative to data_dir.
+    test_catalog: catalogue of held-out stars with true labels (``""``: no evaluation).
+    cache_dir: where normalised spectra are cached, relative to out_dir unless absolute.
+    out_dir: run directory: checkpoint/, report.md, plots (``--out`` overrides).
+    workers: reader processes when filling the cache.
+    snr_bins: SNR (snrg) bin edges of the evaluation table.
+    """
+
+    seed: int = 0
+    batch_size: int = 256
+    learning_rate: float = 1e-3
+    max_epochs: int = 300
+    patience: int = 20
+    min_delta: float = 0.0
+    val_fraction: float = 0.15
+    clip_norm: float = 1.0
+    eval_batch: int = 1024
+    data_dir: str = "."
+    catalogs: dict = dataclasses.field(
+        default_factory=lambda: {
+            "PASTEL": "catalogs/train_pastel.fits",
+            "APOGEE": "catalogs/train_apogee.fits",
+            "LGMWAS": "catalogs/train_lgmwas.fits",
+        }
+    )
+    test_catalog: str = "catalogs/test.fits"
+    cache_dir: str = "cache"
+    out_dir: str = "run"
+    workers: int = 2
+    snr_bins: tuple = (20.0, 50.0)
+
+
+@dataclasses.dataclass
+class EpochInfo:
+    """Passed to ``on_epoch`` after each epoch (numpy arrays, one entry per member)."""
+
+    epoch: int  # 1-based
+    max_epochs: int
+    train_loss: np.ndarray  # (M,) mean batch loss of the epoch, standardised units
+    val_loss: np.ndarray  # (M,)
+    best_val: np.ndarray  # (M,)
+    best_epoch: np.ndarray  # (M,)
+    stopped: np.ndarray  # (M,) bool
+
+
+@dataclasses.dataclass
+class FitResult:
+    """The best weights per member and how they were found.
+
+    params: stacked parameters (kernels.ensemble layout), each member at its best epoch.
+    y_mean, y_std: (M,) label standardisation of the training stars.
+    val_mask: (N,) bool, the stars held out for validation.
+    history: (epochs, M) validation loss per epoch (standardised squared label units).
+    """
+
+    params: dict
+    y_mean: np.ndarray
+    y_std: np.ndarray
+    val_mask: np.ndarray
+    best_val: np.ndarray
+    best_epoch: np.ndarray
+    n_train: np.ndarray
+    n_val: np.ndarray
+    history: np.ndarray
+    epochs_run: int
+
+
+def clip_by_member_norm(max_norm: float) -> optax.GradientTransformation:
+    """Rescale each member's gradient to global norm <= max_norm, members independently.
+
+    g_m <- g_m * min(1, max_norm / ||g_m||), ||g_m|| over all of member m's parameters.
+    """
+
+    def init_fn(params):
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        norm = jnp.sqrt(per_member_sq_norm(updates))
+        scale = jnp.where(norm > max_norm, max_norm / jnp.where(norm > 0, norm, 1.0), 1.0)
+        return scale_members(updates, scale), state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """Per-member clipping, then Adam (one object per setting, so compiled steps are reused)."""
+    return _optimizer(float(cfg.clip_norm), float(cfg.learning_rate))
+
+
+@functools.lru_cache(maxsize=8)
+def _optimizer(clip_norm: float, learning_rate: float) -> optax.GradientTransformation:
+    return optax.chain(clip_by_member_norm(clip_norm), optax.adam(learning_rate))
+
+
+def member_losses(params: dict, x: jax.Array, z: jax.Array, w: jax.Array) -> jax.Array:
+    """(M,) masked mean squared error per member; z, w: (B, M) standardised labels and weights."""
+    pred = ensemble_forward(params, x)
+    sse = jnp.sum(w * jnp.square(pred - z), axis=0)
+    return sse / jnp.maximum(jnp.sum(w, axis=0), 1.0)
+
+
+def _total_loss(params, x, z, w):
+    per = member_losses(params, x, z, w)
+    return jnp.sum(per), per
+
+
+def _constrain(a, sharding):
+    return a if sharding is None else jax.lax.with_sharding_constraint(a, sharding)
+
+
+@partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 3))
+def _train_epoch(tx, sharding, params, opt_state, x, z, w, idx, valid):
+    """One pass: a lax.scan of Adam steps over the (S, B) index batches idx (valid: (S, B))."""
+
+    def step(carry, batch):
+        params, opt_state = carry
+        i, v = batch
+        xb = _constrain(x[i], sharding)
+        zb = _constrain(z[i], sharding)
+        wb = _constrain(w[i] * v[:, None], sharding)
+        (_, per), grads = jax.value_and_grad(_total_loss, has_aux=True)(params, xb, zb, wb)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), (per, jnp.sum(wb, axis=0) > 0)
+
+    (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (idx, valid))
+    mean_loss = jnp.sum(jnp.where(has, per, 0.0), axis=0) / jnp.maximum(jnp.sum(has, axis=0), 1)
+    return params, opt_state, mean_loss
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _val_loss(sharding, params, x, z, w, idx, valid):
+    """(M,) masked mean squared error over the (S, B) index batches idx."""
+
+    def step(acc, batch):
+        i, v = batch
+        xb = _constrain(x[i], sharding)
+        wb = _constrain(w[i] * v[:, None], sharding)
+        pred = ensemble_forward(params, xb)
+        sse = jnp.sum(wb * jnp.square(pred - _constrain(z[i], sharding)), axis=0)
+        return (acc[0] + sse, acc[1] + jnp.sum(wb, axis=0)), None
+
+    m = z.shape[1]
+    (sse, cnt), _ = jax.lax.scan(step, (jnp.zeros(m), jnp.zeros(m)), (idx, valid))
+    return sse / jnp.maximum(cnt, 1.0)
+
+
+@jax.jit
+def _keep_best(improved, params, best):
+    return select_members(improved, params, best)
+
+
+def split_validation(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """(N,) bool validation mask: a random ``fraction`` of the stars, fixed by ``seed``.
+
+    Drawn per star, so a star in several training sets is held out from all of them at once.
+    """
+    rng = np.random.default_rng([seed, 1])
+    return rng.random(y.shape[0]) < fraction
+
+
+def _data_sharding(devices=None):
+    """NamedSharding of the batch axis over a 1-D 'data' mesh, or None for one device."""
+    devices = list(devices) if devices is not None else jax.local_devices()
+    if len(devices) == 1:
+        return None, jax.sharding.SingleDeviceSharding(devices[0]), 1
+    mesh = Mesh(np.array(devices), ("data",))
+    return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec()), len(devices)
+
+
+def _batch_indices(idx: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """(S, batch) indices and validity: idx cut into fixed-size batches, the last one padded."""
+    s = max(1, -(-len(idx) // batch))
+    out = np.zeros(s * batch, np.int32)
+    valid = np.zeros(s * batch, bool)
+    out[: len(idx)] = idx
+    valid[: len(idx)] = True
+    return out.reshape(s, batch), valid.reshape(s, batch)
+
+
+def label_standardization(y: np.ndarray, train_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label mean and std (ddof 0) of the training stars that have the label: (M,), (M,).
+
+    A label with fewer than 2 training stars or zero spread cannot be learned: ValueError.
+    """
+    m = y.shape[1]
+    mean, std = np.zeros(m), np.ones(m)
+    for j in range(m):
+        v = y[train_mask & np.isfinite(y[:, j]), j].astype(np.float64)
+        if v.size < 2 or not np.std(v) > 0:
+            raise ValueError(
+                f"member {j} has {v.size} training stars with a finite label and spread "
+                f"{np.std(v) if v.size else float('nan')}; each network needs >= 2 stars with distinct "
+                f"labels: add stars to its training catalogue or drop the label."
+            )
+        mean[j], std[j] = v.mean(), v.std()
+    return mean, std
+
+
+def fit(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    hidden: tuple[int, ...],
+    cfg: TrainConfig,
+    val_mask: np.ndarray | None = None,
+    on_epoch: Callable[[EpochInfo], None] | None = None,
+    devices=None,
+) -> FitResult:
+    """Train M = y.shape[1] networks D-hidden-1 on standardised flux x (N, D).
+
+    y: (N, M) labels in physical units, NaN where a star has no value for that network.
+    val_mask: (N,) stars held out for early stopping (default: :func:`split_validation`).
+    on_epoch: called with an :class:`EpochInfo` after every epoch (progress display).
+    devices: local devices for data parallelism (default: all local devices).
+    """
+    x = np.asarray(x, np.float32)
+    y = np.asarray(y, np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x must be (N, D) and y (N, M) with the same N; got {x.shape} and {y.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"x has {int((~np.isfinite(x)).sum())} non-finite values; standardise with masked pixels set to 0.")
+    n, m = y.shape
+    if val_mask is None:
+        val_mask = split_validation(y, cfg.val_fraction, cfg.seed)
+    val_mask = np.asarray(val_mask, bool)
+    train_mask = ~val_mask
+    known = np.isfinite(y)
+    n_train = (known & train_mask[:, None]).sum(0)
+    n_val = (known & val_mask[:, None]).sum(0)
+    if np.any(n_val == 0):
+        raise ValueError(
+            f"members {np.flatnonzero(n_val == 0).tolist()} have no validation stars (val_fraction="
+            f"{cfg.val_fraction}, {n} stars); raise val_fraction or add stars."
+        )
+    y_mean, y_std = label_standardization(y, train_mask)
+    z = np.where(known, (y - y_mean) / y_std, 0.0).astype(np.float32)
+    wgt = known.astype(np.float32)
+
+    batch_sharding, replicated, n_dev = _data_sharding(devices)
+    batch = -(-cfg.batch_size // n_dev) * n_dev
+    eval_batch = -(-cfg.eval_batch // n_dev) * n_dev
+    tx = make_optimizer(cfg)
+    put = partial(jax.device_put, device=replicated)
+    params = put(init_stack(cfg.seed, x.shape[1], tuple(hidden), m))
+    opt_state = put(tx.init(params))
+    best = jax.tree.map(jnp.copy, params)
+    xd, zd, wd = put(x), put(z), put(known.astype(np.float32))
+    best_val = np.full(m, np.inf)
+    best_epoch = np.zeros(m, int)
+    wait = np.zeros(m, int)
+    rng = np.random.default_rng([cfg.seed, 2])
+    train_idx = np.flatnonzero(train_mask & known.any(1))
+    vidx, vvalid = put(_batch_indices(np.flatnonzero(val_mask & known.any(1)), eval_batch))
+    history = []
+    epoch = 0
+    for epoch in range(1, cfg.max_epochs + 1):
+        idx, valid = put(_batch_indices(rng.permutation(train_idx), batch))
+        params, opt_state, train_loss = _train_epoch(tx, batch_sharding, params, opt_state, xd, zd, wd, idx, valid)
+        val = np.asarray(_val_loss(batch_sharding, params, xd, zd, wd, vidx, vvalid), np.float64)
+        history.append(val)
+        stopped = wait >= cfg.patience
+        improved = (val < best_val - cfg.min_delta) & ~stopped
+        best = _keep_best(jnp.asarray(improved), params, best)
+        best_val = np.where(improved, val, best_val)
+        best_epoch = np.where(improved, epoch, best_epoch)
+        wait = np.where(improved, 0, wait + 1)
+        stopped = wait >= cfg.patience
+        if on_epoch is not None:
+            on_epoch(EpochInfo(epoch, cfg.max_epochs, np.asarray(train_loss), val, best_val.copy(),
+                               best_epoch.copy(), stopped.copy()))
+        if stopped.all():
+            break
+    return FitResult(
+        params=jax.tree.map(np.asarray, best),
+        y_mean=y_mean,
+        y_std=y_std,
+        val_mask=val_mask,
+        best_val=best_val,
+        best_epoch=best_epoch,
+        n_train=n_train,
+        n_val=n_val,
+        history=np.array(history),
+        epochs_run=epoch,
+    )
+
+
+def predict_stack(params: dict, x: np.ndarray, y_mean, y_std, batch: int = 1024) -> np.ndarray:
+    """(N, M) predictions in physical units of a stacked model on standardised flux x (N, D)."""
+    out = []
+    for s in range(0, x.shape[0], batch):
+        xb = x[s : s + batch]
+        pad = batch - xb.shape[0]
+        if pad:
+            xb = np.concatenate([xb, np.zeros((pad, x.shape[1]), x.dtype)])
+        out.append(np.asarray(_forward(params, jnp.asarray(xb)))[: batch - pad])
+    pred = np.concatenate(out) if out else np.zeros((0, len(y_mean)), np.float32)
+    return y_mean + y_std * pred.astype(np.float64)
+
+
+_forward = jax.jit(ensemble_forward)
