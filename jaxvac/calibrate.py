@@ -518,7 +518,7 @@ def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = 
     coef, bins = coefficient_table(cal, reference), bin_table(cal)
     hdus = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(coef), fits.table_to_hdu(bins)])
     hdus[1].name, hdus[2].name = "COEFFS", "BINS"
-    hdus[0].header["SOURCE"] = (source[-68:], "catalogue calibrated")
+    hdus[0].header["SOURCE"] = source  # the catalogue calibrated (long paths use CONTINUE cards)
     paths = [
         _atomic(out / "coefficients.fits", lambda t: hdus.writeto(t)),
         _atomic(out / "coefficients.csv", lambda t: coef.write(t, format="ascii.csv")),
