@@ -163,6 +163,8 @@ def _structure(buf: bytes, data: bool = True):
     data=True: returns a _Raw with big-endian float32 views of the arrays.
     """
     if buf[:9] != b"SIMPLE  =":
+        if b"SIMPLE  =".startswith(buf):
+            raise ff.FitsError(f"truncated: the file has only {len(buf)} bytes")
         raise ff.FitsError(f"not a FITS file: it starts with {bytes(buf[:20])!r}, not "
                            f"b'SIMPLE  ='")
     h, pos = ff.header(buf, 0, _WANTED)
@@ -188,9 +190,13 @@ def _structure(buf: bytes, data: bool = True):
         layout = "image"
         pos += ff.padded(size)
     else:
-        if pos >= len(buf):
+        if pos > len(buf):
+            raise ff.FitsError(f"truncated: the primary header needs {pos} bytes, the file has "
+                               f"{len(buf)}")
+        if pos == len(buf):
             raise ff.FitsError("unknown layout: the primary HDU has no data and no extension "
-                               "follows (expected an image (N, 5) or a COADD binary table)")
+                               "follows (expected an image (N, 5) or a COADD binary table; a "
+                               "table file cut after its primary header looks like this)")
         th, tpos = ff.header(buf, pos, None)
         if th.get("XTENSION") != "BINTABLE":
             raise ff.FitsError(f"unknown layout: the primary HDU has no data and extension 1 is "
@@ -247,7 +253,14 @@ def _read_fitsio(path: str) -> _Raw:
 
     if os.path.getsize(path) == 0:
         raise ff.FitsError("empty file (0 bytes)")
-    with fitsio.FITS(path) as f:
+    try:
+        return _read_with(fitsio.FITS(path))
+    except UnicodeDecodeError as e:  # fitsio decodes header bytes as UTF-8
+        raise ff.FitsError(f"not a FITS file: fitsio cannot decode its header ({e})") from None
+
+
+def _read_with(fits_file) -> _Raw:
+    with fits_file as f:
         n_hdu = len(f)
         h0 = f[0].read_header()
         h = {k: h0[k] for k in META_KEYS if k in h0}
