@@ -1,0 +1,107 @@
+"""Files/s of the streaming loader (0, 1, 2, ... workers) against the reader alone in one process.
+
+The input is copies of the real LAMOST files of ../shared/lamost in a temporary directory (so the
+page cache, not the disk, is measured; the copies are deleted at the end). Each stream row times
+the whole iteration, worker start-up included ("spectra_per_s"), and also the iteration after the
+first batch ("steady_per_s"), so the start-up cost shows apart. Baseline: read_spectrum in a loop
+in this process, run in the same process. Each method runs --repeat times, interleaved with the
+others (the host's speed drifts); the fastest run is kept.
+
+    python bench/bench_stream.py [--quick] [--files N] [--workers 0,1,2]
+
+Writes bench/results/bench_stream.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAMOST = REPO.parent / "shared" / "lamost"
+
+
+def _copies(n_files: int, out: Path) -> list[str]:
+    from jaxvac.io.inputs import resolve_inputs
+
+    real = resolve_inputs(LAMOST)
+    paths = []
+    for k in range(n_files):
+        src = real[k % len(real)]
+        name = out / f"{k:06d}_{os.path.basename(src)}"
+        shutil.copyfile(src, name)
+        paths.append(str(name))
+    return paths
+
+
+def _bench_reader(paths: list[str]) -> dict:
+    from jaxvac.io.lamost import read_spectrum
+
+    read_spectrum(paths[0])  # imports and caches warmed
+    t = time.perf_counter()
+    n_ok = sum(not hasattr(read_spectrum(p), "reason") for p in paths)
+    dt = time.perf_counter() - t
+    return {"method": "read_spectrum loop (baseline, 1 process)", "workers": 0, "batch": 1, "files": len(paths),
+            "spectra": n_ok, "spectra_per_s": len(paths) / dt, "steady_per_s": len(paths) / dt, "startup_s": 0.0}
+
+
+def _bench_stream(paths: list[str], workers: int, batch: int, chunk: int) -> dict:
+    from jaxvac.io.stream import stream_batches
+
+    t0 = time.perf_counter()
+    st = stream_batches(paths, batch_size=batch, workers=workers, chunk_size=chunk, progress=False)
+    t_first, n_first = None, 0
+    for b in st:
+        if t_first is None:
+            t_first, n_first = time.perf_counter(), b.n_valid + len(b.rejects)
+    t_end = time.perf_counter()
+    s = st.summary
+    steady = (len(paths) - n_first) / (t_end - t_first) if t_end > t_first else float("nan")
+    return {"method": f"stream_batches workers={workers}", "workers": workers, "batch": batch, "files": len(paths),
+            "spectra": s.read, "spectra_per_s": len(paths) / (t_end - t0), "steady_per_s": steady,
+            "startup_s": t_first - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="600 files (under a minute on a 2-core machine)")
+    ap.add_argument("--files", type=int, default=None, help="files to read (default 3000, quick 600)")
+    ap.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--chunk", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each method, interleaved; the fastest is kept")
+    args = ap.parse_args()
+    if not (LAMOST / "MANIFEST.tsv").is_file():
+        raise SystemExit(f"real LAMOST files not found at {LAMOST}; this benchmark reads copies of them.")
+    n_files = args.files or (600 if args.quick else 3000)
+    with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
+        paths = _copies(n_files, Path(tmp))
+        workers = [int(x) for x in args.workers.split(",")]
+        runs = [[] for _ in range(1 + len(workers))]
+        for _ in range(args.repeat):  # interleaved, so a slow spell of the host hits every method
+            runs[0].append(_bench_reader(paths))
+            for k, w in enumerate(workers, start=1):
+                runs[k].append(_bench_stream(paths, w, args.batch, args.chunk))
+        rows = [max(r, key=lambda row: row["spectra_per_s"]) for r in runs]
+    base = rows[0]["spectra_per_s"]
+    print(f"{'method':44s} {'files':>6s} {'files/s':>9s} {'steady/s':>9s} {'start s':>8s} {'vs base':>8s}")
+    for r in rows:
+        print(f"{r['method']:44s} {r['files']:6d} {r['spectra_per_s']:9.0f} {r['steady_per_s']:9.0f} "
+              f"{r['startup_s']:8.2f} {r['spectra_per_s'] / base:7.2f}x")
+    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
+    out = REPO / "bench" / "results" / "bench_stream.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_suffix(".json.tmp")
+    tmp_out.write_text(json.dumps({"machine": machine, "results": rows}, indent=1) + "\n")
+    tmp_out.replace(out)
+    print(f"wrote {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
