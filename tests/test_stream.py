@@ -129,6 +129,17 @@ def test_same_output_for_any_worker_count_batch_and_chunk_size(reference, worker
     assert -(-44 // batch_size) == st.summary.batches
 
 
+def test_trailing_rejects_come_in_a_padding_batch_and_nothing_to_read_yields_nothing():
+    paths = _paths(10, {8: "bad", 9: "raise"})
+    batches = list(stream_batches(paths, batch_size=4, workers=0, reader=fake_reader))
+    assert [b.n_valid for b in batches] == [4, 4, 0]
+    assert batches[2].reject_index.tolist() == [8, 9] and not batches[2].valid.any()
+    assert all(len(b.rejects) == 0 for b in batches[:2])
+    st = stream_batches(paths, batch_size=4, workers=0, skip=paths, reader=fake_reader)
+    assert list(st) == [] and (st.summary.skipped, st.summary.read, st.summary.rejected) == (10, 0, 0)
+    assert list(stream_batches([], workers=2, reader=fake_reader)) == []
+
+
 def test_shards_partition_the_input_exactly():
     for n_files in range(0, 23):
         for n in range(1, 6):
