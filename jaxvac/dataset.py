@@ -1,0 +1,301 @@
+"""Training and test catalogues, and the cached matrix of their normalised spectra.
+
+A catalogue (FITS binary table or CSV) has one row per star: ``path`` (relative to the survey
+directory, or absolute) or ``obsid``, label columns named as in :mod:`jaxvac.labels` (NaN where
+unknown), optional ``Err_<label>`` and ``snrg`` columns and anything else (curation columns).
+:func:`read_catalog` returns the columns as NumPy arrays.
+
+:func:`load_spectra` reads and normalises the spectra of a list of files once and keeps the result
+in ``<cache_dir>/norm-<key>.npz`` (key: a hash of the file list, the sizes and modification times
+of the files, the grid and this jaxvac version), so retraining never re-reads FITS. The cache
+holds the normalised flux (N, 1974) float32, its good-pixel mask, the pre-processing status, the
+header metadata needed later (obsid, snrg, rv) and the rejected files with their reasons.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+import jaxvac
+from jaxvac.constants import NPIX_GLOBAL
+
+__all__ = ["SpectraMatrix", "read_catalog", "catalog_paths", "load_spectra"]
+
+CACHE_FORMAT = 1
+
+
+class DatasetError(ValueError):
+    """A catalogue or spectrum list that cannot be used; the message says what to do."""
+
+
+def read_catalog(path: str | Path) -> dict[str, np.ndarray]:
+    """Columns of a FITS (first table HDU) or CSV catalogue as arrays, in row order.
+
+    Numeric CSV columns become float64 (empty cells NaN) or int64; FITS columns keep their type,
+    except that masked or null values of float columns become NaN.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"catalogue {str(path)!r} not found; check [train] catalogs and data_dir in the config.")
+    name = path.name.lower()
+    if name.endswith(".csv"):
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise DatasetError(f"catalogue {str(path)!r} has no rows.")
+        return {k: _csv_column([r[k] for r in rows]) for k in rows[0]}
+    from astropy.table import Table
+
+    try:
+        t = Table.read(path)
+    except Exception as e:  # noqa: BLE001 - astropy raises many types for bad files
+        raise DatasetError(f"catalogue {str(path)!r} is not a readable FITS or CSV table: {e}") from e
+    out = {}
+    for k in t.colnames:
+        col = t[k]
+        a = np.asarray(col.filled(np.nan) if getattr(col, "mask", None) is not None and col.dtype.kind == "f" else col)
+        if a.dtype.kind in "SU":
+            a = np.char.strip(a.astype(str))
+        out[k] = a.astype(a.dtype.newbyteorder("=")) if a.dtype.kind in "fiu" else a
+    return out
+
+
+def _csv_column(values: list[str]) -> np.ndarray:
+    try:
+        ints = np.array([int(v) for v in values], np.int64)
+        return ints
+    except ValueError:
+        pass
+    try:
+        return np.array([float(v) if v.strip() else np.nan for v in values], np.float64)
+    except ValueError:
+        return np.array(values)
+
+
+def catalog_paths(cat: dict[str, np.ndarray], data_dir: str | Path, where: str = "catalogue") -> np.ndarray:
+    """Absolute spectrum paths of a catalogue's rows, from ``path`` or else ``obsid``.
+
+    ``path``: taken relative to data_dir unless absolute. ``obsid`` only: the file
+    ``<obsid>.fits[.gz]`` anywhere below data_dir (LAMOST's own per-obsid naming); a row whose
+    file is not found gets "" (reported as missing by :func:`load_spectra`'s caller).
+    """
+    data_dir = Path(data_dir).resolve()
+    cols = {k.lower(): k for k in cat}
+    if "path" in cols:
+        return np.array([str(p if os.path.isabs(p) else (data_dir / p)) for p in cat[cols["path"]]])
+    if "obsid" in cols:
+        index = {}
+        for p in sorted(data_dir.rglob("*.fit*")):
+            stem = p.name.split(".")[0]
+            if stem.isdigit():
+                index.setdefault(int(stem), str(p))
+        return np.array([index.get(int(o), "") for o in cat[cols["obsid"]]])
+    raise DatasetError(f"{where} has neither a 'path' nor an 'obsid' column (columns: {sorted(cat)[:20]}); add one.")
+
+
+@dataclasses.dataclass
+class SpectraMatrix:
+    """Normalised spectra of a list of files, row i for paths[i].
+
+    norm: float32 (N, 1974) normalised flux (1 at bad pixels); good: bool (N, 1974);
+    status: int32 (N,) pre-processing status bits (0: clean); ok: bool (N,), False for files that
+    were rejected by the reader (reason in ``reasons``); snrg, rv: float32 (N,) from the headers;
+    obsid: int64 (N,).
+    """
+
+    paths: np.ndarray
+    norm: np.ndarray
+    good: np.ndarray
+    status: np.ndarray
+    ok: np.ndarray
+    reasons: np.ndarray
+    snrg: np.ndarray
+    rv: np.ndarray
+    obsid: np.ndarray
+
+    def usable(self, max_bad_fraction: float = 0.5) -> np.ndarray:
+        """(N,) bool: read, normalised with status 0 and at most max_bad_fraction bad pixels."""
+        return self.ok & (self.status == 0) & (1.0 - self.good.mean(1) <= max_bad_fraction)
+
+
+def _cache_key(paths: list[str]) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"format": CACHE_FORMAT, "version": jaxvac.__version__, "npix": NPIX_GLOBAL}).encode())
+    for p in paths:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}\0missing\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_spectra(paths, cache_dir: str | Path, *, workers: int = 2, batch_size: int = 512,
+                 progress: bool | None = None) -> SpectraMatrix:
+    """Normalised spectra of ``paths`` (in order), from the cache or by reading them once.
+
+    Missing or unreadable files are kept as rows with ok False and the reader's reason, so every
+    catalogue row can be accounted for.
+    """
+    paths = [str(p) for p in paths]
+    cache_dir = Path(cache_dir)
+    cache = cache_dir / f"norm-{_cache_key(paths)}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as z:
+            if list(z["paths"]) == paths:
+                return SpectraMatrix(**{f.name: z[f.name] for f in dataclasses.fields(SpectraMatrix)})
+    m = _read_and_normalize(paths, workers=workers, batch_size=batch_size, progress=progress)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **{f.name: getattr(m, f.name) for f in dataclasses.fields(SpectraMatrix)})
+    os.replace(tmp, cache)
+    return m
+
+
+def _read_and_normalize(paths: list[str], *, workers: int, batch_size: int, progress) -> SpectraMatrix:
+    from jaxvac.io.stream import stream_batches
+    from jaxvac.preprocess import normalize
+
+    n = len(paths)
+    npix = None
+    norm = good = None
+    status = np.full(n, -1, np.int32)
+    ok = np.zeros(n, bool)
+    reasons = np.full(n, "", dtype=object)
+    snrg = np.full(n, np.nan, np.float32)
+    rv = np.full(n, np.nan, np.float32)
+    obsid = np.full(n, -1, np.int64)
+    present = [i for i, p in enumerate(paths) if p]
+    for i in set(range(n)) - set(present):
+        reasons[i] = "no spectrum file for this catalogue row"
+    with stream_batches([paths[i] for i in present], batch_size=batch_size, workers=workers,
+                        progress=progress) as stream:
+        for b in stream:
+            for r, ri in zip(b.rejects, b.reject_index):
+                reasons[present[ri]] = r.reason
+            v = b.valid
+            if not v.any():
+                continue
+            nb, gb, _, sb = normalize(b.flux, b.ivar, b.good, b.meta["rv"].astype(np.float32))
+            nb, gb, sb = np.asarray(nb), np.asarray(gb), np.asarray(sb)
+            if norm is None:
+                npix = nb.shape[1]
+                norm = np.ones((n, npix), np.float32)
+                good = np.zeros((n, npix), bool)
+            rows = np.array([present[i] for i in b.index[v]])
+            norm[rows], good[rows], status[rows] = nb[v], gb[v], sb[v]
+            ok[rows] = True
+            snrg[rows], rv[rows], obsid[rows] = b.meta["snrg"][v], b.meta["rv"][v], b.meta["obsid"][v]
+    if norm is None:
+        from jaxvac.model import N_INPUT
+
+        norm, good = np.ones((n, N_INPUT), np.float32), np.zeros((n, N_INPUT), bool)
+    return SpectraMatrix(np.array(paths), norm, good, status, ok, reasons.astype(str), snrg, rv, obsid)
+
+
+# ----------------------------------------------------------------------------------------------
+# Curation of the training sets (SPEC.md "Networks": the cuts Wang et al. 2022 applied, the
+# removal of likely binaries and the 1.5-sigma clipping of the LGMWAS set, then retraining).
+
+
+@dataclasses.dataclass(frozen=True)
+class CurationConfig:
+    """``[curation]`` of configs/*.toml.
+
+    apply_cuts: apply ``cuts`` to the training catalogues.
+    cuts: rules, each a table ``{set, column, min?, max?, abs?, relative_to?, labels?}``: keep a
+        star of training set ``set`` for the networks ``labels`` (default: all of the set's) only
+        where ``min < value < max``, value = column (``abs``: its absolute value; ``relative_to``:
+        column / that column). A rule whose column is absent is skipped and reported.
+    binary_removal: after a first training, drop LGMWAS stars whose photometric M_G is brighter
+        than the network's (spectroscopic) M_G by more than ``binary_mag``, then retrain.
+    binary_mag: mag, threshold of the binary removal.
+    clip_sigma: after a first training, drop LGMWAS stars whose residual in a band exceeds
+        clip_sigma times that band's residual std (from that band's network only), except stars
+        with M_G > clip_keep_mg_above; then retrain. 0: off.
+    clip_keep_mg_above: mag, faint dwarfs kept by the clipping (M_G > this).
+    """
+
+    apply_cuts: bool = False
+    cuts: tuple = ()
+    binary_removal: bool = False
+    binary_mag: float = 0.75
+    clip_sigma: float = 0.0
+    clip_keep_mg_above: float = 6.5
+
+
+def apply_cuts(cat: dict[str, np.ndarray], set_name: str, set_labels: list[str], cuts) -> tuple[dict, list[str]]:
+    """Per-label keep masks of a training catalogue and notes on what each rule did.
+
+    Returns ({label: (n,) bool keep}, notes). A rule naming an absent column keeps everything and
+    adds a note saying so (never silently).
+    """
+    n = len(next(iter(cat.values())))
+    keep = {lab: np.ones(n, bool) for lab in set_labels}
+    notes = []
+    for rule in cuts:
+        rule = dict(rule)
+        if rule.get("set") != set_name:
+            continue
+        unknown = set(rule) - {"set", "column", "min", "max", "abs", "relative_to", "labels"}
+        if unknown:
+            raise DatasetError(f"curation cut {rule} has unknown key(s) {sorted(unknown)}; allowed: set, column, min, max, abs, relative_to, labels.")
+        col = rule["column"]
+        if col not in cat or (rule.get("relative_to") and rule["relative_to"] not in cat):
+            notes.append(f"{set_name}: cut on {col!r} skipped: column absent from the catalogue")
+            continue
+        v = np.asarray(cat[col], float)
+        if rule.get("relative_to"):
+            v = v / np.asarray(cat[rule["relative_to"]], float)
+        if rule.get("abs"):
+            v = np.abs(v)
+        ok = np.isfinite(v)
+        if "min" in rule:
+            ok &= v > rule["min"]
+        if "max" in rule:
+            ok &= v < rule["max"]
+        targets = list(rule.get("labels", set_labels))
+        for lab in targets:
+            if lab not in keep:
+                raise DatasetError(f"curation cut on {col!r} names label {lab!r}, not a label of training set {set_name} ({set_labels}).")
+            keep[lab] &= ok
+        notes.append(f"{set_name}: {col}{' (abs)' if rule.get('abs') else ''}"
+                     f"{'/' + rule['relative_to'] if rule.get('relative_to') else ''} in "
+                     f"({rule.get('min', '-inf')}, {rule.get('max', 'inf')}) keeps {int(ok.sum())}/{n} for {targets}")
+    return keep, notes
+
+
+def lgmwas_outliers(y_phot: np.ndarray, y_spec: np.ndarray, names: list[str], cfg: CurationConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Binary and sigma-clipping rejections among LGMWAS stars after a first training.
+
+    y_phot: (N, K) photometric absolute magnitudes (the labels, NaN where unknown); y_spec: (N, K)
+    the networks' predictions; names: the K band labels (must include a_gg). Returns
+    (drop_star (N,) bool: binaries, removed from every band; drop_band (N, K) bool: clipped in
+    that band; notes).
+    """
+    g = names.index("a_gg")
+    notes = []
+    drop_star = np.zeros(len(y_phot), bool)
+    if cfg.binary_removal:
+        drop_star = (y_phot[:, g] - y_spec[:, g]) < -cfg.binary_mag
+        notes.append(f"LGMWAS: {int(drop_star.sum())} likely binaries (M_G,phot brighter than M_G,spec by > {cfg.binary_mag} mag) removed")
+    drop_band = np.zeros(y_phot.shape, bool)
+    if cfg.clip_sigma > 0:
+        r = y_phot - y_spec
+        for k in range(len(names)):
+            ok = np.isfinite(r[:, k]) & ~drop_star
+            if ok.sum() < 3:
+                continue
+            s = np.std(r[ok, k], ddof=1)
+            mu = np.mean(r[ok, k])
+            drop_band[:, k] = ok & (np.abs(r[:, k] - mu) > cfg.clip_sigma * s) & ~(y_phot[:, g] > cfg.clip_keep_mg_above)
+        notes.append(f"LGMWAS: {cfg.clip_sigma}-sigma clipping removed {int(drop_band.sum())} star-band values "
+                     f"(stars with M_G > {cfg.clip_keep_mg_above} kept)")
+    return drop_star, drop_band, notes

@@ -1,0 +1,117 @@
+"""Accuracy of trained networks on held-out stars: residual tables and residual plots.
+
+For each label, residual = prediction - truth over the test stars that have a true value; the
+table gives the mean (bias) and standard deviation (ddof 1) overall and per SNR (snrg) bin, as in
+the appendix of Wang et al. (2022), beside the paper's precision (SPEC.md "Networks").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+# Std of test residuals reached by Wang et al. (2022), as restated in SPEC.md "Networks".
+# PASTEL numbers are for the SNR 20-50 test stars; magnitudes are quoted as a range.
+PAPER_STD = {
+    "Teff_PASTEL": "156 K (SNR 20-50)",
+    "logg_PASTEL": "0.29 (SNR 20-50)",
+    "feh_PASTEL": "0.15 (SNR 20-50)",
+    "logg_APOGEE": "0.067",
+    "feh_APOGEE": "0.033",
+    "MH_APOGEE": "0.032",
+    "AFE_APOGEE": "0.018",
+    "CFE_APOGEE": "0.044",
+    "NFE_APOGEE": "0.07",
+    "feh_VMP": "0.176 (training stars)",
+}
+PAPER_MAG_STD = "0.13-0.23"
+
+
+def snr_bin_names(edges) -> list[str]:
+    """Names of the bins cut by ascending SNR edges: ['<20', '20-50', '>50'] for (20, 50)."""
+    e = [f"{x:g}" for x in edges]
+    return [f"<{e[0]}"] + [f"{a}-{b}" for a, b in zip(e[:-1], e[1:])] + [f">{e[-1]}"]
+
+
+def residual_stats(truth: np.ndarray, pred: np.ndarray, snr: np.ndarray, names, edges) -> list[dict]:
+    """Rows {label, bin, n, bias, std} per label for 'all' and each SNR bin.
+
+    truth, pred: (N, K) with NaN where unknown (truth) or not predicted (pred); snr: (N,).
+    bias = mean(pred - truth), std = sample std (ddof 1; NaN with fewer than 2 stars).
+    """
+    truth, pred, snr = np.asarray(truth, float), np.asarray(pred, float), np.asarray(snr, float)
+    bins = np.digitize(snr, np.asarray(edges, float))  # 0: < edges[0] ... len(edges): >= last
+    labels = snr_bin_names(edges)
+    rows = []
+    for k, name in enumerate(names):
+        r = pred[:, k] - truth[:, k]
+        have = np.isfinite(r)
+        for bname, sel in [("all", have)] + [(labels[b], have & (bins == b)) for b in range(len(labels))]:
+            v = r[sel]
+            rows.append({
+                "label": name, "bin": bname, "n": int(v.size),
+                "bias": float(v.mean()) if v.size else math.nan,
+                "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+            })
+    return rows
+
+
+def markdown_table(rows: list[dict], units: dict[str, str], bins: list[str]) -> str:
+    """A Markdown table: one line per label, bias / std (n) per SNR bin, the paper's std."""
+    by = {(r["label"], r["bin"]): r for r in rows}
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    head = "| label | unit | " + " | ".join(f"{b}: bias / std (n)" for b in bins) + " | paper std |"
+    lines = [head, "|" + "---|" * (len(bins) + 3)]
+    for lab in labels:
+        cells = []
+        for b in bins:
+            r = by.get((lab, b))
+            cells.append("-" if r is None or r["n"] == 0 else f"{_fmt(r['bias'])} / {_fmt(r['std'])} ({r['n']})")
+        paper = PAPER_STD.get(lab, PAPER_MAG_STD if lab.startswith("a_") else "")
+        lines.append(f"| {lab} | {units.get(lab, '')} | " + " | ".join(cells) + f" | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "nan"
+    return f"{x:.1f}" if abs(x) >= 10 or (x != 0 and abs(x) >= 5) else f"{x:.3f}"
+
+
+def plot_residuals(truth: np.ndarray, pred: np.ndarray, names, units: dict[str, str], path: str | Path,
+                   ncols: int = 4) -> Path:
+    """One PNG of residual (pred - truth) against truth, one panel per label; returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(names)
+    nrows = -(-k // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.6 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= k:
+            ax.set_axis_off()
+            continue
+        t, r = truth[:, i], pred[:, i] - truth[:, i]
+        ok = np.isfinite(r)
+        ax.scatter(t[ok], r[ok], s=2, alpha=0.5, color="k", rasterized=True)
+        ax.axhline(0, color="C3", lw=0.8)
+        if ok.sum() > 1:
+            ax.set_title(f"{names[i]}: {r[ok].mean():+.3g} ± {r[ok].std(ddof=1):.3g}", fontsize=8)
+        else:
+            ax.set_title(f"{names[i]}: {ok.sum()} stars", fontsize=8)
+        ax.set_xlabel(f"true [{units.get(names[i], '')}]", fontsize=7)
+        ax.set_ylabel("pred - true", fontsize=7)
+        ax.tick_params(labelsize=6)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
