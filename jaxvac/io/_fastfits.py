@@ -159,18 +159,18 @@ def data_bytes(h: dict) -> int:
     """Bytes of the data unit described by header h (padding excluded): FITS Standard eq. (1)-(2)."""
     naxis = h.get("NAXIS", 0)
     if not isinstance(naxis, int) or naxis < 0 or naxis > 999:
-        raise FitsError(f"NAXIS must be a non-negative integer, got {naxis!r}")
+        raise FitsError(f"bad header: NAXIS must be a non-negative integer, got {naxis!r}")
     if naxis == 0:
         return 0
     n = 1
     for k in range(1, naxis + 1):
         nk = h.get(f"NAXIS{k}")
         if not isinstance(nk, int) or nk < 0:
-            raise FitsError(f"NAXIS{k} must be a non-negative integer, got {nk!r}")
+            raise FitsError(f"bad header: NAXIS{k} must be a non-negative integer, got {nk!r}")
         n *= nk
     bitpix = h.get("BITPIX")
     if bitpix not in (8, 16, 32, 64, -32, -64):
-        raise FitsError(f"BITPIX must be one of 8, 16, 32, 64, -32, -64, got {bitpix!r}")
+        raise FitsError(f"bad header: BITPIX must be one of 8, 16, 32, 64, -32, -64, got {bitpix!r}")
     pcount = h.get("PCOUNT", 0)
     gcount = h.get("GCOUNT", 1)
     return abs(bitpix) // 8 * gcount * (pcount + n)
@@ -191,7 +191,7 @@ def extensions(buf: bytes, pos: int) -> list[str]:
         if buf[pos:pos + 8] != b"XTENSION":
             if not buf[pos:].strip(b"\0 "):
                 break  # zero or blank padding after the last HDU
-            raise FitsError(f"{len(buf) - pos} bytes after the last HDU (at byte {pos}) are not "
+            raise FitsError(f"trailing bytes: {len(buf) - pos} bytes after the last HDU (at byte {pos}) are not "
                             f"a FITS extension: they start with {bytes(buf[pos:pos + 20])!r}")
         h, start = header(buf, pos, _EXTENSION_KEYS)
         names.append(str(h.get("EXTNAME", h.get("XTENSION", "?"))))
@@ -206,14 +206,14 @@ def table_columns(h: dict) -> dict[str, tuple[str, int, int]]:
     """{TTYPE: (type code, repeat, byte offset in the row)} of a binary table header."""
     tfields = h.get("TFIELDS")
     if not isinstance(tfields, int) or tfields < 0:
-        raise FitsError(f"TFIELDS must be a non-negative integer, got {tfields!r}")
+        raise FitsError(f"bad header: TFIELDS must be a non-negative integer, got {tfields!r}")
     cols = {}
     offset = 0
     for k in range(1, tfields + 1):
         tform = h.get(f"TFORM{k}")
         m = _TFORM.match(tform) if isinstance(tform, str) else None
         if m is None:
-            raise FitsError(f"TFORM{k} is not a binary-table format: {tform!r}")
+            raise FitsError(f"bad header: TFORM{k} is not a binary-table format: {tform!r}")
         repeat = int(m.group(1) or 1)
         code = m.group(2)
         if h.get(f"TSCAL{k}", 1) != 1 or h.get(f"TZERO{k}", 0) != 0:
@@ -222,7 +222,7 @@ def table_columns(h: dict) -> dict[str, tuple[str, int, int]]:
         cols[name] = (code, repeat, offset)
         offset += (repeat + 7) // 8 if code == "X" else repeat * _TFORM_BYTES[code]
     if offset != h.get("NAXIS1"):
-        raise FitsError(f"the table's columns take {offset} bytes per row but NAXIS1 is "
+        raise FitsError(f"wrong shape: the table's columns take {offset} bytes per row but NAXIS1 is "
                         f"{h.get('NAXIS1')!r}")
     return cols
 

@@ -6,6 +6,7 @@ Public API::
     read_spectrum(path, *, engine="fast") -> Spectrum | Reject
     read_meta(path) -> np.ndarray (0-d META_DTYPE) | Reject     # header only, no pixel data
     find_spectra(paths) -> list[str]                            # files under files/directories
+    describe(paths, *, engine="fast") -> dict                   # what `jaxvac info` prints
 
 A file that cannot be used never raises: it comes back as ``Reject(path, reason)``. Known damage
 (truncation, broken gzip, wrong shapes, an inconsistent wavelength solution, ...) gets a specific
@@ -151,6 +152,44 @@ def find_spectra(paths) -> list[str]:
         else:
             out.append(str(p))
     return out
+
+
+# What `jaxvac info` shows per spectrum, in order.
+INFO_FIELDS = ("layout", "release", "npix", "offset", "obsid", "class", "subclass", "snrg", "rv",
+               "bad_fraction")
+
+
+def describe(paths, *, engine: str = "fast") -> dict:
+    """Read every spectrum under paths (see find_spectra) and summarise them.
+
+    Returns a JSON-ready dict: {"spectra": [{"path", *INFO_FIELDS, "note"}], "rejects":
+    [{"path", "reason"}], "summary": {"files", "spectra", "rejects", "by_layout", "by_release",
+    "by_class", "by_reason"}}; by_reason counts the reasons' kinds (the text before the first
+    colon, e.g. "truncated"). NaN becomes None. Keeps metadata only (no pixels).
+    """
+    spectra, rejects = [], []
+    for path in find_spectra(paths):
+        r = read_spectrum(path, engine=engine)
+        if isinstance(r, Reject):
+            rejects.append({"path": r.path, "reason": r.reason})
+            continue
+        row = {"path": path}
+        for f in INFO_FIELDS + ("note",):
+            v = r.meta[f].item()
+            row[f] = None if isinstance(v, float) and v != v else v
+        spectra.append(row)
+
+    def count(key, rows):
+        out = {}
+        for row in rows:
+            out[row[key]] = out.get(row[key], 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], str(kv[0]))))
+
+    summary = {"files": len(spectra) + len(rejects), "spectra": len(spectra),
+               "rejects": len(rejects), "by_layout": count("layout", spectra),
+               "by_release": count("release", spectra), "by_class": count("class", spectra),
+               "by_reason": count("kind", [{"kind": r["reason"].split(":")[0]} for r in rejects])}
+    return {"spectra": spectra, "rejects": rejects, "summary": summary}
 
 
 # --- the two engines ------------------------------------------------------------------------
@@ -315,15 +354,16 @@ def _grid_offset(h: dict, npix: int) -> int:
     """Global-grid pixel of the file's first pixel: round((COEFF0 - 3.5682) / 1e-4), checked."""
     c0, c1 = h.get("COEFF0"), h.get("COEFF1")
     if not _is_number(c0) or not _is_number(c1):
-        raise ff.FitsError(f"COEFF0 and COEFF1 (log10 wavelength of pixel 0 and per pixel) must "
-                           f"be numbers, got COEFF0 = {c0!r}, COEFF1 = {c1!r}")
+        raise ff.FitsError(f"unusable COEFF0/COEFF1: they must be numbers (log10 A of pixel 0, "
+                           f"log10 A per pixel), got COEFF0 = {c0!r}, COEFF1 = {c1!r}")
     if abs(c1 - LOG_STEP) > STEP_TOLERANCE:
-        raise ff.FitsError(f"COEFF1 is {c1!r}, not the global grid's {LOG_STEP} log10(A) per "
+        raise ff.FitsError(f"unusable COEFF0/COEFF1: COEFF1 is {c1!r}, not the global grid's {LOG_STEP} log10(A) per "
                            f"pixel; jaxvac does not resample")
     x = (c0 - LOG_LAMBDA0) / LOG_STEP
     offset = int(round(x))
     if abs(x - offset) > GRID_TOLERANCE:
-        raise ff.FitsError(f"COEFF0 = {c0!r} lies {x - offset:+.3f} pixels off the global grid "
+        raise ff.FitsError(f"unusable COEFF0/COEFF1: COEFF0 = {c0!r} lies {x - offset:+.3f} pixels "
+                           f"off the global grid "
                            f"(at most {GRID_TOLERANCE} allowed); jaxvac does not resample")
     if offset < 0 or offset + npix > NPIX_GLOBAL:
         raise ff.FitsError(f"off the global grid: COEFF0 = {c0!r} puts the file's {npix} pixels "
@@ -353,7 +393,7 @@ def _assemble(path: str, raw: _Raw) -> Spectrum:
     h = raw.header
     npix = raw.rows.shape[1]
     if npix == 0:
-        raise ff.FitsError("the spectrum has 0 pixels")
+        raise ff.FitsError("wrong shape: the spectrum has 0 pixels")
     offset = _grid_offset(h, npix)
     rows = raw.rows.astype(np.float32)  # native byte order: numpy's fast loops
     flux, ivar, wave, andmask = rows
@@ -362,7 +402,7 @@ def _assemble(path: str, raw: _Raw) -> Spectrum:
         diff = np.abs(wave - expected)
         if not diff.max() <= WAVE_TOLERANCE:  # NaN fails too
             k = int(np.argmax(np.where(np.isnan(diff), np.inf, diff)))
-            raise ff.FitsError(f"the wavelength array disagrees with COEFF0/COEFF1 by "
+            raise ff.FitsError(f"wavelength array disagrees with COEFF0/COEFF1: by "
                                f"{diff[k]:.4g} A at pixel {k} ({wave[k]!r} vs {expected[k]:.3f} "
                                f"A; at most {WAVE_TOLERANCE} A allowed)")
     good_file = ivar > 0  # also False for NaN
