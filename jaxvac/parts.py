@@ -52,21 +52,27 @@ class PartStore:
     """The parts directory of one catalogue run.
 
     identity: JSON-serialisable dict (inputs digest, model, config...) that must match on resume.
-    process_id: this process's id, so processes of one run never write the same file.
+    worker, n_workers: this writer's id among the writers of one run (processes of a
+        jax.distributed run, or jobs of a --shard array), so writers never touch the same file.
+    fresh: delete earlier parts first (a single writer: all; one of several: only its own).
     """
 
-    def __init__(self, directory: str | Path, identity: dict, process_id: int = 0, fresh: bool = False):
+    def __init__(self, directory: str | Path, identity: dict, worker: int = 0, n_workers: int = 1,
+                 fresh: bool = False):
         self.dir = Path(directory)
-        self.process_id = process_id
+        self.worker = worker
         self.dir.mkdir(parents=True, exist_ok=True)
-        for tmp in self.dir.glob(f".*.tmp-*"):
-            if process_id == 0 or f"-p{process_id}-" in tmp.name:
+        mine = f"part-p{worker:03d}-"
+        for tmp in self.dir.glob(".*.tmp-*"):  # only this worker's: others may be writing theirs
+            if tmp.name.startswith(f".{mine}"):
                 tmp.unlink(missing_ok=True)
         manifest = self.dir / "manifest.json"
-        if fresh and process_id == 0:
+        if fresh:  # a single worker owns everything; one of several clears only its own parts
             for p in self.dir.glob("part-*.npz"):
-                p.unlink()
-            manifest.unlink(missing_ok=True)
+                if n_workers == 1 or p.name.startswith(mine):
+                    p.unlink()
+            if n_workers == 1:
+                manifest.unlink(missing_ok=True)
         if manifest.is_file():
             old = json.loads(manifest.read_text())
             if old != identity:
@@ -75,14 +81,14 @@ class PartStore:
                     f"{self.dir} holds parts of a different run (differs in: {', '.join(diff)}). "
                     f"Rerun with --fresh to start over, or choose another output name."
                 )
-        elif process_id == 0:
+        else:
             _atomic_write_bytes(manifest, lambda f: f.write(json.dumps(identity, indent=1, sort_keys=True).encode()))
-        self._seq = 1 + max((int(m.group(2)) for m in self._parts(process_id)), default=-1)
+        self._seq = 1 + max((int(m.group(2)) for m in self._parts(worker)), default=-1)
 
-    def _parts(self, process_id: int | None = None):
+    def _parts(self, worker: int | None = None):
         for p in sorted(self.dir.iterdir()):
             m = _PART_RE.match(p.name)
-            if m and (process_id is None or int(m.group(1)) == process_id):
+            if m and (worker is None or int(m.group(1)) == worker):
                 yield m
 
     def done_indices(self) -> set[int]:
@@ -96,7 +102,7 @@ class PartStore:
     def write(self, rows: np.ndarray, row_index: np.ndarray, rejects: np.ndarray, reject_index: np.ndarray,
               skipped: np.ndarray, skip_index: np.ndarray) -> Path:
         """Write one part atomically: catalogue rows, rejects and skips with their input indices."""
-        path = self.dir / f"part-p{self.process_id:03d}-{self._seq:06d}.npz"
+        path = self.dir / f"part-p{self.worker:03d}-{self._seq:06d}.npz"
         self._seq += 1
         indices = np.concatenate([row_index, reject_index, skip_index]).astype(np.int64)
         arrays = dict(rows=rows.astype(CATALOG_DTYPE), row_index=row_index.astype(np.int64),

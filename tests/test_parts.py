@@ -42,3 +42,16 @@ def test_duplicate_input_detected(tmp_path):
     _part(s, [1])
     with pytest.raises(RuntimeError, match="appears in two parts"):
         s.collect()
+
+
+def test_workers_of_one_run_keep_out_of_each_other(tmp_path):
+    d = tmp_path / "p"
+    a = PartStore(d, {"i": 1}, worker=0, n_workers=2)
+    _part(a, [0, 1])
+    other_tmp = d / ".part-p000-000001.npz.tmp-999"  # worker 0 is writing right now
+    other_tmp.write_bytes(b"partial")
+    b = PartStore(d, {"i": 1}, worker=1, n_workers=2, fresh=True)
+    _part(b, [2])
+    assert other_tmp.exists()  # worker 1 left worker 0's temporary alone
+    assert b.done_indices() == {0, 1, 2}  # and its --fresh cleared only its own parts
+    np.testing.assert_array_equal(b.collect()[0]["obsid"], [0, 10, 20])
