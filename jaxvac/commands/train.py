@@ -1,0 +1,101 @@
+"""`jaxvac train --config configs/<name>.toml`: the 23 networks and the VMP network."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+
+class _TrainDisplay:
+    """One rich bar for the run and a per-label validation-loss table, on stderr when a terminal."""
+
+    def __init__(self, enabled: bool, labels: list[str], every: int = 5):
+        self.enabled = enabled
+        self.labels = labels
+        self.every = every
+        self.stage = ""
+        self.stage_offset = 0
+        self.live = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console, Group
+            from rich.live import Live
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._group = Group
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("epochs"), TimeElapsedColumn())
+            self.task = self.bar.add_task("training", total=None)
+            self.table = None
+            self.live = Live(self._render(), console=Console(stderr=True), refresh_per_second=4)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.stop()
+        return False
+
+    def _render(self):
+        return self._group(self.bar, self.table) if self.table is not None else self._group(self.bar)
+
+    def on_stage(self, name: str, max_epochs: int):
+        self.stage = name
+        if self.live is not None:
+            done = self.bar.tasks[0].completed
+            self.stage_offset = done
+            self.bar.update(self.task, description=f"training [{name}]", total=done + max_epochs)
+
+    def on_epoch(self, info):
+        if self.live is None:
+            return
+        from rich.table import Table
+
+        self.bar.update(self.task, completed=self.stage_offset + info.epoch)
+        if info.epoch % self.every == 0 or info.stopped.all() or info.epoch == 1:
+            names = self.labels if len(info.val_loss) == len(self.labels) else [f"{self.stage}[{i}]" for i in range(len(info.val_loss))]
+            if self.stage == "vmp":
+                names = ["feh_VMP"]
+            t = Table(title=f"{self.stage}: epoch {info.epoch} validation loss (standardised units)", box=None)
+            for col in ("label", "train", "val", "best", "best epoch", ""):
+                t.add_column(col, justify="right" if col not in ("label", "") else "left")
+            for i, n in enumerate(names):
+                t.add_row(n, f"{info.train_loss[i]:.4f}", f"{info.val_loss[i]:.4f}", f"{info.best_val[i]:.4f}",
+                          str(info.best_epoch[i]), "stopped" if info.stopped[i] else "")
+            self.table = t
+        self.live.update(self._render())
+
+
+@click.command("train")
+@click.option("--config", "config_path", required=True, help="TOML config, e.g. configs/demo.toml.")
+@click.option("--data", "data_dir", default=None, help="Survey directory holding the catalogues (overrides [train] data_dir).")
+@click.option("--out", "out_dir", default=None, help="Run directory for checkpoint/, report.md and plots (overrides [train] out_dir).")
+@click.option("--progress/--no-progress", default=None, help="Progress display (default: only on a terminal).")
+def command(config_path, data_dir, out_dir, progress):
+    """Train the 23 label networks and the very-metal-poor network, evaluate them on the test
+    catalogue and save an orbax checkpoint (see docs/training.md)."""
+    from jaxvac.config import ConfigError, load_config
+    from jaxvac.dataset import DatasetError
+    from jaxvac.io.progress import progress_wanted
+    from jaxvac.labels import LABEL_NAMES
+    from jaxvac.train import train_from_config
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
+    show = progress_wanted(progress)
+    try:
+        with _TrainDisplay(show, list(LABEL_NAMES)) as disp:
+            res = train_from_config(cfg, data_dir=data_dir, out_dir=out_dir, on_stage=disp.on_stage,
+                                    on_epoch=disp.on_epoch, progress=show)
+    except (ConfigError, DatasetError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    for n in res.notes:
+        click.echo(f"note: {n}", err=True)
+    if res.table:
+        click.echo(res.table)
+    click.echo(f"checkpoint: {res.checkpoint}\nreport: {res.report}")
+    sys.stdout.flush()
