@@ -218,7 +218,7 @@ def test_arguments_are_checked_with_clear_messages():
         stream_batches(paths, workers=1, reader=lambda p: fake_spectrum(p))
     out = _collect(stream_batches(paths, batch_size=3, workers=0, reader=lambda p: fake_spectrum(p)))
     assert out["index"].tolist() == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match=r"shard must be a tuple \(i, n\) of integers with 0 <= i < n, got \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"shard must be a pair \(i, n\) of integers with 0 <= i < n, got \(2, 2\)"):
         stream_batches(paths, shard=(2, 2), reader=fake_reader)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         stream_batches(paths, batch_size=0, reader=fake_reader)

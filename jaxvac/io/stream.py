@@ -170,9 +170,11 @@ class BatchStream:
         if prefetch is None:
             prefetch = 2 * max(workers, 1)
         _check_int("prefetch", prefetch, 1)
-        if not (isinstance(shard, tuple) and len(shard) == 2 and all(isinstance(v, (int, np.integer)) for v in shard)
-                and shard[1] >= 1 and 0 <= shard[0] < shard[1]):
-            raise ValueError(f"shard must be a tuple (i, n) of integers with 0 <= i < n, got {shard!r}.")
+        shard_ok = (isinstance(shard, Sequence) and len(shard) == 2
+                    and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in shard)
+                    and 0 <= shard[0] < shard[1])
+        if not shard_ok:
+            raise ValueError(f"shard must be a pair (i, n) of integers with 0 <= i < n, got {shard!r}.")
         if reader is None:
             from jaxvac.io.lamost import read_spectrum as reader
         if workers > 0:
