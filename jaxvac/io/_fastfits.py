@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -83,9 +84,23 @@ def gunzip(raw: bytes, max_out: int = 0) -> bytes:
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def keyset(names) -> np.ndarray:
-    """Header keywords as the sorted uint64 view of their 8-byte blank-padded names (for header)."""
-    return np.sort(np.frombuffer(b"".join(f"{k:<8}".encode() for k in set(names)), "<u8"))
+class KeySet(NamedTuple):
+    """Header keywords to look up, from :func:`keyset`."""
+
+    codes: np.ndarray  # sorted uint64 views of the 8-byte blank-padded names
+    names: list  # the keyword of each code
+    kinds: list  # float, int, str or None (any type) for each code: the expected value type
+
+
+def keyset(kinds: dict) -> KeySet:
+    """A KeySet from {keyword: float | int | str | None}.
+
+    A keyword's kind is only a fast path: a value that does not parse as that kind is converted
+    by the general rules (so a -9999 written as an int in a float keyword still reads)."""
+    names = sorted(set(kinds), key=lambda k: f"{k:<8}".encode())
+    codes = np.frombuffer(b"".join(f"{k:<8}".encode() for k in names), "<u8")
+    order = np.argsort(codes, kind="stable")
+    return KeySet(codes[order], [names[i] for i in order], [kinds[names[i]] for i in order])
 
 
 def _value(raw: bytes):
@@ -126,11 +141,11 @@ def _value(raw: bytes):
         return s.decode("ascii", "replace")
 
 
-def header(buf: bytes, start: int, wanted: np.ndarray | None) -> tuple[dict, int]:
+def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
     """Parse the header that starts at byte `start`.
 
-    wanted: keywords to convert, from :func:`keyset` (None: all of them). When a keyword appears
-    twice the first card counts (as in cfitsio's keyword look-up).
+    wanted: the keywords to convert (None: all of them). When a keyword appears twice the first
+    card counts (as in cfitsio's keyword look-up).
     Returns ({keyword: value}, offset of the first data byte).
     """
     end = buf.find(_END, start)
@@ -139,19 +154,42 @@ def header(buf: bytes, start: int, wanted: np.ndarray | None) -> tuple[dict, int
     if end < 0:
         raise FitsError(f"truncated: the header starting at byte {start} has no END card "
                         f"(the file has {len(buf)} bytes)")
-    if wanted is None:
-        positions = range(start, end, CARD)
-    else:  # the card names as uint64, looked up in the sorted wanted names: no Python loop
-        names = np.ndarray(((end - start) // CARD,), "<u8", buf, start, (CARD,))
-        idx = np.searchsorted(wanted, names)
-        np.minimum(idx, wanted.size - 1, out=idx)
-        positions = (np.flatnonzero(wanted[idx] == names) * CARD + start).tolist()
     cards = {}
-    for i in positions:
-        if buf[i + 8:i + 10] == b"= ":
+    if wanted is None:
+        for i in range(start, end, CARD):
             key = buf[i:i + 8].decode("ascii", "replace").rstrip()
-            if key not in cards:
+            if buf[i + 8:i + 10] == b"= " and key not in cards:
                 cards[key] = _value(buf[i + 10:i + CARD])
+        return cards, start + -(-(end + CARD - start) // BLOCK) * BLOCK
+    # The card names as uint64, looked up in the sorted wanted codes: no Python loop over cards.
+    codes = np.ndarray(((end - start) // CARD,), "<u8", buf, start, (CARD,))
+    idx = np.searchsorted(wanted.codes, codes)
+    np.minimum(idx, wanted.codes.size - 1, out=idx)
+    hits = np.flatnonzero(wanted.codes[idx] == codes)
+    names, kinds = wanted.names, wanted.kinds
+    for card, w in zip((hits * CARD + start).tolist(), idx[hits].tolist()):
+        key = names[w]
+        if key in cards or buf[card + 8:card + 10] != b"= ":
+            continue
+        raw = buf[card + 10:card + CARD]
+        kind = kinds[w]
+        try:  # fast paths for the expected type; anything unusual goes to _value
+            if kind is float:
+                cards[key] = float(raw.split(b"/", 1)[0])
+                continue
+            if kind is int:
+                s = raw.split(b"/", 1)[0]
+                if b"_" not in s:
+                    cards[key] = int(s)
+                    continue
+            elif kind is str and raw[:1] == b"'":
+                j = raw.find(b"'", 1)
+                if j > 0 and raw[j + 1:j + 2] != b"'":
+                    cards[key] = raw[1:j].decode("ascii", "replace").rstrip()
+                    continue
+        except ValueError:
+            pass
+        cards[key] = _value(raw)
     return cards, start + -(-(end + CARD - start) // BLOCK) * BLOCK
 
 
@@ -227,8 +265,8 @@ def table_columns(h: dict) -> dict[str, tuple[str, int, int]]:
     return cols
 
 
-_EXTENSION_KEYS = keyset(("XTENSION", "EXTNAME", "NAXIS", "BITPIX", "PCOUNT", "GCOUNT")
-                         + tuple(f"NAXIS{k}" for k in range(1, 10)))
+_EXTENSION_KEYS = keyset({"XTENSION": str, "EXTNAME": str, "NAXIS": int, "BITPIX": int,
+                          "PCOUNT": int, "GCOUNT": int, **{f"NAXIS{k}": int for k in range(1, 10)}})
 
 
 def f4(buf: bytes, offset: int, n: int) -> np.ndarray:

@@ -35,6 +35,7 @@ pixels); it is "" for a clean file.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from pathlib import Path
@@ -52,14 +53,17 @@ WAVE_TOLERANCE = 0.05  # Angstrom: most a file's wavelength array may differ fro
 GRID_TOLERANCE = 0.01  # global pixels: most COEFF0 may sit off a global-grid pixel
 STEP_TOLERANCE = 1e-9  # log10(Angstrom): most COEFF1 may differ from LOG_STEP
 
-# Header keywords the metadata needs (primary HDU).
-META_KEYS = ("OBSID", "DESIG", "RA", "DEC", "RA_OBS", "DEC_OBS",
-             "SNRU", "SNRG", "SNRR", "SNRI", "SNRZ", "SN_U", "SN_G", "SN_R", "SN_I", "SN_Z",
-             "Z", "Z_ERR", "CLASS", "SUBCLASS", "LMJD", "PLANID", "SPID", "FIBERID",
-             "DATA_V", "VERSPIPE", "COEFF0", "COEFF1")
-_STRUCTURE_KEYS = ("BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "PCOUNT", "GCOUNT",
-                   "BSCALE", "BZERO")
-_WANTED = ff.keyset(META_KEYS + _STRUCTURE_KEYS)
+# Header keywords the metadata needs (primary HDU), with the type they normally have.
+_META_KINDS = {
+    "OBSID": int, "DESIG": str, "RA": float, "DEC": float, "RA_OBS": float, "DEC_OBS": float,
+    **{f"{p}{b}": float for p in ("SNR", "SN_") for b in "UGRIZ"},
+    "Z": float, "Z_ERR": float, "CLASS": str, "SUBCLASS": str, "LMJD": int, "PLANID": str,
+    "SPID": int, "FIBERID": int, "DATA_V": str, "VERSPIPE": str, "COEFF0": float, "COEFF1": float,
+}
+META_KEYS = tuple(_META_KINDS)
+_KEY_ORDER = {k: i for i, k in enumerate(META_KEYS)}
+_WANTED = ff.keyset({**_META_KINDS, "BITPIX": int, "NAXIS": int, "NAXIS1": int, "NAXIS2": int,
+                     "NAXIS3": int, "BSCALE": float, "BZERO": float})
 _REQUIRED_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK")
 _NOTE_CHARS = META_DTYPE["note"].itemsize // 4
 
@@ -67,7 +71,7 @@ _NOTE_CHARS = META_DTYPE["note"].itemsize // 4
 class _Raw(NamedTuple):
     """What a file holds, before it is placed on the grid: arrays of the file's N pixels."""
 
-    header: dict  # META_KEYS present in the primary header -> Python value
+    header: dict  # primary-header keyword -> Python value (at least the META_KEYS present)
     layout: str  # "image" or "table"
     rows: np.ndarray  # float32 (4, N), any byte order: flux, ivar, wavelength, andmask
     notes: list  # what was tolerated
@@ -218,7 +222,7 @@ def _structure(buf: bytes, data: bool = True):
                                f"flux, ivar, wavelength, andmask, ormask)")
         npix = dims[0]
         if not data:
-            return _meta_header(h), "image", npix
+            return h, "image", npix
         if h.get("BITPIX") != -32 or h.get("BSCALE", 1) != 1 or h.get("BZERO", 0) != 0:
             raise ff.Unsupported("the image is not unscaled float32")
         size = 4 * 5 * npix
@@ -254,7 +258,7 @@ def _structure(buf: bytes, data: bool = True):
         if nrows != 1:
             raise ff.FitsError(f"wrong shape: the COADD table has {nrows!r} rows, expected 1")
         if not data:
-            return _meta_header(h), "table", npix
+            return h, "table", npix
         if any(cols[c][0] != "E" for c in _REQUIRED_COLUMNS):
             raise ff.Unsupported("a table column is not float32")
         size = ff.data_bytes(th)
@@ -275,11 +279,7 @@ def _structure(buf: bytes, data: bool = True):
         if extra:
             notes.append(f"ignored {len(extra)} extra HDU(s) after the spectrum: "
                          f"{', '.join(extra)}")
-    return _Raw(_meta_header(h), layout, rows, notes)
-
-
-def _meta_header(h: dict) -> dict:
-    return {k: h[k] for k in META_KEYS if k in h}
+    return _Raw(h, layout, rows, notes)
 
 
 def _read_fast(path: str) -> _Raw:
@@ -347,7 +347,7 @@ def _read_with(fits_file) -> _Raw:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    return v.__class__ in (int, float) and math.isfinite(v)
 
 
 def _grid_offset(h: dict, npix: int) -> int:
@@ -381,11 +381,18 @@ def _expected_wavelength(c0: float, c1: float, n: int) -> np.ndarray:
 
 
 def _is_dr1(h: dict) -> bool:
-    """True for DR1-era files (VERSPIPE < v2.7) whose image row 2 is not the wavelength."""
-    m = re.match(r"\s*v?(\d+)\.(\d+)", str(h.get("VERSPIPE", "")))
-    if m:
-        return (int(m.group(1)), int(m.group(2))) < (2, 7)
+    """True for DR1-era files (VERSPIPE < v2.7) whose image row 2 is not the wavelength; without
+    VERSPIPE, files with SN_G but no SNRG (DR1's S/N keys)."""
+    version = _pipeline_version(str(h.get("VERSPIPE", "")))
+    if version is not None:
+        return version < (2, 7)
     return "SN_G" in h and "SNRG" not in h
+
+
+@functools.lru_cache(maxsize=64)
+def _pipeline_version(verspipe: str) -> tuple[int, int] | None:
+    m = re.match(r"\s*v?(\d+)\.(\d+)", verspipe)
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _assemble(path: str, raw: _Raw) -> Spectrum:
@@ -426,49 +433,49 @@ _SENTINEL_TEXT = ("-9999", "-9999.0", "-9999.")
 
 def _is_sentinel(v) -> bool:
     """-9999 of any type (int, float, or as text); True == -9999 is False, so bools never are."""
-    return v == SENTINEL or (isinstance(v, str) and v.strip() in _SENTINEL_TEXT)
+    return v == SENTINEL or (v.__class__ is str and v.strip() in _SENTINEL_TEXT)
 
 
 def _sentinel_notes(h: dict) -> list:
-    keys = [k for k in META_KEYS if k in h and _is_sentinel(h[k])]
+    keys = [k for k, v in h.items() if (v == SENTINEL or v.__class__ is str) and _is_sentinel(v)
+            and k in _KEY_ORDER]
+    keys.sort(key=_KEY_ORDER.__getitem__)  # the same note whatever the order of the cards
     return [f"-9999 (missing) in {', '.join(keys)}"] if keys else []
 
 
 def _float(v) -> float:
-    if isinstance(v, bool) or v is None or _is_sentinel(v):
-        return np.nan
-    if isinstance(v, (int, float)):
-        return float(v)
-    try:
-        return float(v)
-    except ValueError:
-        return np.nan
+    """A float metadata value; NaN for missing, -9999, booleans and text that is no number."""
+    if v.__class__ is float or v.__class__ is int:
+        return float(v) if v != SENTINEL else math.nan
+    if v.__class__ is str and not _is_sentinel(v):
+        try:
+            return float(v)
+        except ValueError:
+            pass
+    return math.nan
 
 
 def _int(v, lo: int, hi: int) -> int:
-    if isinstance(v, bool) or v is None or _is_sentinel(v):
-        return -1
-    if isinstance(v, float) and v.is_integer():
+    """An integer metadata value in [lo, hi]; -1 for missing, -9999, out of range or not whole."""
+    if v.__class__ is float and v.is_integer():
         v = int(v)
-    if isinstance(v, str) and v.strip().lstrip("+-").isdigit():
+    elif v.__class__ is str and v.strip().lstrip("+-").isdigit():
         v = int(v)
-    return v if isinstance(v, int) and lo <= v <= hi else -1
+    return v if v.__class__ is int and lo <= v <= hi else -1
 
 
 def _str(v) -> str:
+    """A text metadata value, blanks stripped; "" for missing and -9999."""
     if v is None or _is_sentinel(v):
         return ""
-    return str(v).strip()
+    return v.strip() if v.__class__ is str else str(v).strip()
 
 
 _I2, _I4, _I8 = (np.iinfo(t) for t in (np.int16, np.int32, np.int64))
 
 
-def _first(h: dict, *keys):
-    for k in keys:
-        if k in h:
-            return h[k]
-    return None
+_SNR_KEYS = tuple(f"SNR{b}" for b in "UGRIZ")
+_DR1_SNR_KEYS = tuple(f"SN_{b}" for b in "UGRIZ")
 
 
 def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
@@ -480,13 +487,14 @@ def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
     note = "; ".join(notes)
     if len(note) > _NOTE_CHARS:
         note = note[:_NOTE_CHARS - 3] + "..."
+    snr = _SNR_KEYS if "SNRG" in h or "SN_G" not in h else _DR1_SNR_KEYS
     return np.array((
         path,
         _int(h.get("OBSID"), 0, _I8.max),
         desig,
         _float(h.get("RA")), _float(h.get("DEC")),
         _float(h.get("RA_OBS")), _float(h.get("DEC_OBS")),
-        *(_float(_first(h, f"SNR{b}", f"SN_{b}")) for b in "UGRIZ"),
+        *[_float(h.get(k)) for k in snr],
         z, z_err, z * C_KMS, z_err * C_KMS,
         _str(h.get("CLASS")), _str(h.get("SUBCLASS")),
         _int(h.get("LMJD"), 0, _I4.max), _str(h.get("PLANID")),
