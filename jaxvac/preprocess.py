@@ -1,0 +1,189 @@
+"""Pre-processing front door: validate a batch, then run the jitted kernels of ``kernels/``.
+
+SPEC.md "Pre-processing": rest frame (3900-5800 and 8450-8950 A), 21-pixel median filter,
+sixth-order polynomial pseudo-continuum per window, per-pixel standardisation with the training
+set's mean and std. docs/normalisation.md states every edge and mask rule.
+
+Typical use::
+
+    norm, norm_good, norm_ivar, status = normalize(flux, ivar, good, rv)    # (B, 1974) each
+    mean, std = standardization_stats(norm_train, good_train)               # training stars only
+    x, bad_fraction, status = preprocess(flux, ivar, good, rv, mean, std)  # network input
+
+Inputs are the reader's arrays stacked over a batch: flux, ivar float (B, 3909) on the global
+grid, good bool (B, 3909), rv float (B,) km/s (NaN when unknown). A single spectrum (1-D
+arrays, scalar rv) is accepted too, so the functions also work under ``jax.vmap`` per spectrum.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import kernels
+from jaxvac.constants import C_KMS, LOG_STEP, MEDFILT_WIDTH, NPIX_GLOBAL, POLY_ORDER, WINDOWS, window_pixels
+
+#: The DR8 geometry: global pixels [229, 1953) and [3587, 3837) -> 1724 + 250 = 1974 outputs.
+LAYOUT = kernels.Layout(
+    npix_in=NPIX_GLOBAL,
+    log_step=LOG_STEP,
+    windows=tuple(window_pixels(lo, hi) for lo, hi in WINDOWS),
+    margin=MEDFILT_WIDTH // 2,
+    width=MEDFILT_WIDTH,
+    order=POLY_ORDER,
+    c_kms=C_KMS,
+)
+LAYOUT.check()
+NPIX = LAYOUT.npix_out  # 1974 network inputs
+
+#: Status bits (int32, OR-ed per spectrum); a spectrum with status 0 passed every check.
+STATUS_RV_INVALID = kernels.STATUS_RV_INVALID  # 1: rv NaN or |rv| > 4000 km/s, resampled at 0
+STATUS_CONTINUUM_LOW = kernels.STATUS_CONTINUUM_LOW  # 2: continuum < 1% of its window's level
+STATUS_W1_FEW_GOOD = kernels.status_few_good(0)  # 4: 3900-5800 A window < 25% good: not fitted
+STATUS_W1_ILL_CONDITIONED = kernels.status_ill_conditioned(0)  # 8: its fit was singular
+STATUS_W2_FEW_GOOD = kernels.status_few_good(1)  # 16: 8450-8950 A window < 25% good: not fitted
+STATUS_W2_ILL_CONDITIONED = kernels.status_ill_conditioned(1)  # 32: its fit was singular
+STATUS_BITS = kernels.status_bits(LAYOUT)  # name -> bit
+
+
+def describe_status(status: int) -> list[str]:
+    """Names of the bits set in one status value, e.g. ``['rv_invalid']``; [] for 0."""
+    return [name for name, bit in STATUS_BITS.items() if int(status) & bit]
+
+
+def _check_spectra(flux, ivar, good, rv):
+    """Validate shapes and dtypes; return the arrays and whether a batch axis was added."""
+    flux, ivar, good, rv = (jnp.asarray(a) for a in (flux, ivar, good, rv))
+    single = flux.ndim == 1
+    expect = (NPIX_GLOBAL,) if single else (flux.shape[0], NPIX_GLOBAL) if flux.ndim == 2 else None
+    if expect is None or flux.shape != expect:
+        raise ValueError(
+            f"flux must have shape (B, {NPIX_GLOBAL}) (or ({NPIX_GLOBAL},) for one spectrum) on the "
+            f"global grid, got {flux.shape}; read spectra with jaxvac.io.lamost.read_spectrum."
+        )
+    for name, a in (("ivar", ivar), ("good", good)):
+        if a.shape != flux.shape:
+            raise ValueError(f"{name} must have the shape of flux {flux.shape}, got {a.shape}.")
+    rv_shape = () if single else flux.shape[:1]
+    if rv.shape != rv_shape:
+        raise ValueError(f"rv must have shape {rv_shape} (one velocity in km/s per spectrum), got {rv.shape}.")
+    for name, a in (("flux", flux), ("ivar", ivar), ("rv", rv)):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            raise TypeError(f"{name} must be a floating-point array (computed in float32), got dtype {a.dtype}.")
+    if good.dtype != jnp.bool_:
+        raise TypeError(
+            f"good must be a bool array (True = usable pixel), got dtype {good.dtype}; for a LAMOST "
+            f"and-mask pass (ivar > 0) & (andmask == 0)."
+        )
+    arrays = (flux.astype(jnp.float32), ivar.astype(jnp.float32), good, rv.astype(jnp.float32))
+    if single:
+        arrays = tuple(a[None] for a in arrays)
+    return arrays, single
+
+
+def _check_stats(mean, std):
+    mean, std = jnp.asarray(mean), jnp.asarray(std)
+    for name, a in (("mean", mean), ("std", std)):
+        if a.shape != (NPIX,):
+            raise ValueError(
+                f"{name} must have shape ({NPIX},) (one value per network input pixel), got {a.shape}; "
+                f"compute it with jaxvac.preprocess.standardization_stats."
+            )
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            raise TypeError(f"{name} must be floating-point, got dtype {a.dtype}.")
+    return mean.astype(jnp.float32), std.astype(jnp.float32)
+
+
+def normalize(flux, ivar, good, rv):
+    """Continuum-normalised flux of a batch on the 1974 rest-frame pixels.
+
+    Args:
+        flux, ivar: float (B, 3909) on the global grid (flux in file units, ivar its inverse
+            variance); good: bool (B, 3909); rv: float (B,) km/s, NaN when unknown.
+
+    Returns:
+        norm: float32 (B, 1974), flux / continuum; 1 at bad pixels.
+        norm_good: bool (B, 1974).
+        norm_ivar: float32 (B, 1974), inverse variance of norm; 0 at bad pixels.
+        status: int32 (B,) OR of the ``STATUS_*`` bits.
+    """
+    (flux, ivar, good, rv), single = _check_spectra(flux, ivar, good, rv)
+    out = kernels.normalize(flux, ivar, good, rv, layout=LAYOUT)
+    return tuple(o[0] for o in out) if single else out
+
+
+def standardize(norm, norm_good, mean, std):
+    """Network input x = (norm - mean) / std at good pixels, 0 (the training mean) at bad ones.
+
+    Args:
+        norm: float (B, 1974); norm_good: bool (B, 1974); mean, std: float (1974,).
+
+    Returns:
+        x: float32 (B, 1974).
+    """
+    mean, std = _check_stats(mean, std)
+    norm, norm_good = jnp.asarray(norm), jnp.asarray(norm_good)
+    if norm.shape[-1:] != (NPIX,) or norm_good.shape != norm.shape or norm_good.dtype != jnp.bool_:
+        raise ValueError(
+            f"norm must be float (B, {NPIX}) and norm_good bool of the same shape, got "
+            f"{norm.shape} {norm.dtype} and {norm_good.shape} {norm_good.dtype}."
+        )
+    return kernels.standardize(norm.astype(jnp.float32), norm_good, mean, std)
+
+
+def bad_fraction(norm_good):
+    """Fraction of the 1974 pixels that are bad, per spectrum: float32 (B,)."""
+    norm_good = jnp.asarray(norm_good)
+    if norm_good.shape[-1:] != (NPIX,) or norm_good.dtype != jnp.bool_:
+        raise ValueError(f"norm_good must be bool (B, {NPIX}), got {norm_good.shape} {norm_good.dtype}.")
+    return kernels.bad_fraction(norm_good)
+
+
+def preprocess(flux, ivar, good, rv, mean, std):
+    """The network input of a batch, in one jitted call: normalise, standardise, report.
+
+    Args:
+        flux, ivar, good, rv: as :func:`normalize`.
+        mean, std: float (1974,) from :func:`standardization_stats` (stored with the model).
+
+    Returns:
+        x: float32 (B, 1974) standardised flux, 0 at bad pixels.
+        bad_fraction: float32 (B,) fraction of the 1974 pixels that are bad.
+        status: int32 (B,) OR of the ``STATUS_*`` bits.
+    """
+    (flux, ivar, good, rv), single = _check_spectra(flux, ivar, good, rv)
+    mean, std = _check_stats(mean, std)
+    out = kernels.preprocess(flux, ivar, good, rv, mean, std, layout=LAYOUT)
+    return tuple(o[0] for o in out) if single else out
+
+
+def standardization_stats(norm, norm_good, *, std_floor: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and std of normalised training spectra, ignoring bad pixels.
+
+    Accumulated in float64. A pixel with no good value gets mean 1 (the continuum) and std 1; a
+    pixel with one good value gets std 1; every std is floored at ``std_floor`` so standardising
+    never divides by zero.
+
+    Args:
+        norm: float (N, 1974) normalised flux of the training spectra.
+        norm_good: bool (N, 1974).
+        std_floor: smallest std returned (normalised-flux units).
+
+    Returns:
+        mean, std: float32 (1974,).
+    """
+    norm = np.asarray(norm, np.float64)
+    good = np.asarray(norm_good)
+    if norm.ndim != 2 or norm.shape[1] != NPIX or good.shape != norm.shape or good.dtype != np.bool_:
+        raise ValueError(
+            f"norm must be float (N, {NPIX}) and norm_good bool of the same shape, got "
+            f"{norm.shape} and {good.shape} {good.dtype}."
+        )
+    if not std_floor > 0:
+        raise ValueError(f"std_floor must be > 0, got {std_floor}.")
+    n = good.sum(axis=0)
+    x = np.where(good, norm, 0.0)
+    mean = np.where(n > 0, x.sum(axis=0) / np.maximum(n, 1), 1.0)
+    var = np.where(good, (norm - mean) ** 2, 0.0).sum(axis=0) / np.maximum(n - 1, 1)
+    std = np.where(n > 1, np.sqrt(var), 1.0)
+    return mean.astype(np.float32), np.maximum(std, std_floor).astype(np.float32)

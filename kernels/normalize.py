@@ -1,0 +1,141 @@
+"""The whole pre-processing of a batch: rest frame, median filter, continuum, standardisation.
+
+SPEC.md "Pre-processing" (Wang et al. 2022, Sect. 2): use only the rest-frame windows, divide
+each window by a sixth-order polynomial fitted to its 21-pixel median-filtered flux, then
+standardise per pixel with the training set's mean and std.
+
+Edge and mask rules (docs/normalisation.md has the full discussion):
+
+* Each window is resampled with ``layout.margin`` = 10 real pixels beyond both edges, and the
+  median filter runs in 'valid' mode over that widened window, so the smoothed value of every
+  window pixel is the median of the good pixels among the 21 real pixels centred on it. Margin
+  pixels are inputs only; when they are bad (masked, or off the input grid) they are simply
+  left out, so an edge pixel's median uses fewer (one-sided) pixels. Nothing is ever padded.
+* A smoothed pixel whose 21-pixel window holds no good pixel gets weight 0 in the fit.
+* The continuum is fitted to the smoothed flux with weight 1 where the smoothed pixel has a
+  value (at least one good pixel in its window), 0 elsewhere; the raw flux is divided by it.
+* A normalised pixel is good if its resampled pixel is good, its window was fitted and the
+  continuum there is above ``layout.continuum_floor`` (1%) of the window's mean smoothed flux
+  (and > 0): near a zero of the polynomial flux / continuum only amplifies noise. Bad pixels
+  carry norm = 1 (the continuum level) and norm_ivar = 0.
+
+Status bits (int32, OR-ed per spectrum): see ``STATUS_*`` and :func:`status_bits`.
+No error checking is performed here: ``jaxvac.preprocess`` validates before calling.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+
+from kernels.continuum import fit_continuum
+from kernels.layout import Layout
+from kernels.medfilt import masked_median_filter
+from kernels.restframe import resample_restframe
+from kernels.standardize import bad_fraction, standardize
+
+STATUS_RV_INVALID = 1  # rv not finite or |rv| > layout.max_abs_rv: resampled at rv = 0
+STATUS_CONTINUUM_LOW = 2  # continuum <= continuum_floor * window mean at some good pixel (made bad)
+
+
+def status_few_good(window: int) -> int:
+    """Bit set when window ``window`` has fewer than ``layout.min_good`` good pixels (not fitted)."""
+    return 1 << (2 + 2 * window)
+
+
+def status_ill_conditioned(window: int) -> int:
+    """Bit set when window ``window``'s normal matrix failed the Cholesky pivot test (not fitted)."""
+    return 1 << (3 + 2 * window)
+
+
+def status_bits(layout: Layout) -> dict[str, int]:
+    """Name -> bit of every status flag for this layout (windows numbered from 1 in names)."""
+    bits = {"rv_invalid": STATUS_RV_INVALID, "continuum_low": STATUS_CONTINUUM_LOW}
+    for w in range(len(layout.windows)):
+        bits[f"window{w + 1}_few_good"] = status_few_good(w)
+        bits[f"window{w + 1}_ill_conditioned"] = status_ill_conditioned(w)
+    return bits
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "method"))
+def normalize(
+    flux: Array, ivar: Array, good: Array, rv: Array, *, layout: Layout, method: str = "network"
+) -> tuple[Array, Array, Array, Array]:
+    """Continuum-normalise a batch of spectra on the rest-frame windows of ``layout``.
+
+    .. math::
+        \\tilde f = \\mathrm{resample}(f, v), \\quad
+        m = \\mathrm{medfilt}_{21}(\\tilde f), \\quad
+        c = \\Phi\\, \\arg\\min_a \\| W^{1/2} (m - \\Phi a) \\|^2, \\quad
+        \\hat f = \\tilde f / c, \\quad \\hat\\imath = \\tilde\\imath\\, c^2
+
+    Args:
+        flux, ivar: float32 (B, layout.npix_in) on the input grid.
+        good: bool (B, layout.npix_in).
+        rv: float32 (B,) km/s, NaN when unknown.
+        layout: the static geometry (hashable).
+        method: median-filter formulation, ``"network"`` or ``"sort"``.
+
+    Returns:
+        norm: float32 (B, layout.npix_out) normalised flux, 1 where bad.
+        norm_good: bool (B, layout.npix_out).
+        norm_ivar: float32 (B, layout.npix_out) inverse variance of norm, 0 where bad.
+        status: int32 (B,) OR of status bits.
+    """
+    fr, ir, gr, rv_valid = resample_restframe(
+        flux, ivar, good, rv, segments=layout.extended, log_step=layout.log_step, c_kms=layout.c_kms,
+        max_abs_rv=layout.max_abs_rv,
+    )
+    status = jnp.where(rv_valid, 0, STATUS_RV_INVALID).astype(jnp.int32)
+    m = layout.margin
+    norms, goods, ivars = [], [], []
+    start = 0
+    for w, (n, min_good) in enumerate(zip(layout.window_sizes, layout.min_good)):
+        sl = slice(start, start + n + 2 * m)
+        start += n + 2 * m
+        smooth, count = masked_median_filter(fr[..., sl], gr[..., sl], width=layout.width, method=method)
+        # Materialise the filter output once: otherwise XLA may fuse the whole network into each
+        # of its consumers (normal matrix, right-hand side, residual, level) and recompute it.
+        smooth, count = jax.lax.optimization_barrier((smooth, count))
+        f_w, i_w, g_w = fr[..., sl][..., m : m + n], ir[..., sl][..., m : m + n], gr[..., sl][..., m : m + n]
+        weight = (count > 0).astype(jnp.float32)
+        continuum, ok = fit_continuum(
+            smooth, weight, order=layout.order, pivot_tol=layout.pivot_tol
+        )
+        enough = jnp.sum(g_w, axis=-1) >= min_good
+        fitted = (enough & ok)[..., None]
+        level = jnp.sum(weight * smooth, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1.0)
+        positive = (continuum > layout.continuum_floor * level[..., None]) & (continuum > 0)
+        g_n = g_w & positive & fitted
+        safe = jnp.where(g_n, continuum, 1.0)
+        norms.append(jnp.where(g_n, f_w / safe, 1.0))
+        ivars.append(jnp.where(g_n, i_w * safe * safe, 0.0))
+        goods.append(g_n)
+        status |= jnp.where(enough, 0, status_few_good(w))
+        status |= jnp.where(enough & ~ok, status_ill_conditioned(w), 0)
+        status |= jnp.where(jnp.any(g_w & ~positive & fitted, axis=-1), STATUS_CONTINUUM_LOW, 0)
+    cat = functools.partial(jnp.concatenate, axis=-1)
+    return cat(norms), cat(goods), cat(ivars), status
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "method"))
+def preprocess(
+    flux: Array, ivar: Array, good: Array, rv: Array, mean: Array, std: Array, *, layout: Layout,
+    method: str = "network",
+) -> tuple[Array, Array, Array]:
+    """Network input of a batch: :func:`normalize` then :func:`~kernels.standardize.standardize`.
+
+    Args:
+        flux, ivar, good, rv: as :func:`normalize`.
+        mean, std: float32 (layout.npix_out,) training statistics of the normalised flux.
+
+    Returns:
+        x: float32 (B, layout.npix_out) standardised flux, 0 at bad pixels.
+        bad_fraction: float32 (B,) fraction of the npix_out pixels that are bad.
+        status: int32 (B,) as :func:`normalize`.
+    """
+    norm, norm_good, _, status = normalize(flux, ivar, good, rv, layout=layout, method=method)
+    return standardize(norm, norm_good, mean, std), bad_fraction(norm_good), status
