@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
-from kernels.ensemble import ensemble_forward, member_params, vmp_forward
+from kernels.ensemble import ensemble_forward, vmp_forward
 
 N_INPUT = 1974  # network inputs: global pixels 229..1952 and 3587..3836 (jaxvac.constants)
 N_VMP_INPUT = 524  # VMP network inputs: the first 524 (3900-4400 A)
@@ -89,17 +89,20 @@ class StackedMLP(nnx.Module):
 class MLP(nnx.Module):
     """One network n_in-hidden-1 with ``nnx.Linear`` layers (ReLU between, linear output)."""
 
-    def __init__(self, n_in: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs):
+    def __init__(self, n_in: int, hidden: tuple[int, ...], *, rngs: nnx.Rngs, param_dtype=jnp.float32,
+                 kernel_init=nnx.initializers.lecun_normal()):
         sizes = (n_in, *hidden, 1)
-        self.layers = nnx.List([nnx.Linear(i, o, rngs=rngs) for i, o in zip(sizes[:-1], sizes[1:])])
+        self.layers = nnx.List([nnx.Linear(i, o, rngs=rngs, param_dtype=param_dtype, kernel_init=kernel_init)
+                                for i, o in zip(sizes[:-1], sizes[1:])])
 
     @classmethod
     def from_stack(cls, params: dict, m: int) -> "MLP":
         """Member m of a stacked parameter tree as a separate network (weights copied)."""
-        one = member_params(params, m)
-        ws = [one["w"][0][:, 0, :]] + [w[0] for w in one["w"][1:-1]] + [one["w"][-1][0][:, None]]
-        bs = [b[0] for b in one["b"][:-1]] + [one["b"][-1]]
-        net = cls(ws[0].shape[0], tuple(w.shape[1] for w in ws[:-1]), rngs=nnx.Rngs(0))
+        w, b = params["w"], params["b"]
+        ws = [w[0][:, m, :]] + [a[m] for a in w[1:-1]] + [w[-1][m][:, None]]
+        bs = [a[m] for a in b[:-1]] + [b[-1][m : m + 1]]
+        net = cls(ws[0].shape[0], tuple(a.shape[1] for a in ws[:-1]), rngs=nnx.Rngs(0), param_dtype=ws[0].dtype,
+                  kernel_init=nnx.initializers.zeros)
         for layer, w, b in zip(net.layers, ws, bs):
             layer.kernel[...] = w
             layer.bias[...] = b
