@@ -269,3 +269,27 @@ def test_header_strings_and_numbers_parse_like_fitsio(tmp_path):
     assert fast.meta.tobytes() == ref.meta.tobytes()
     assert (fast.meta["designation"], fast.meta["subclass"]) == ("J1'2", "lead blanks")
     assert (fast.meta["snrg"], fast.meta["ra"]) == (5.0, 1.5e-3)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_random_damage_never_escapes_as_an_exception(tmp_path, gz):
+    """Seeded byte changes and cuts (header cards, data, gzip stream): every result is a Spectrum
+    or a Reject with a known reason kind; none is 'unexpected' (an unhandled bug)."""
+    rng = np.random.default_rng(7)
+    clean = write(tmp_path / "clean.fits", layout="image").read_bytes()
+    whole = gzip.compress(clean, mtime=0) if gz else clean
+    path = tmp_path / ("d.fits.gz" if gz else "d.fits")
+    for it in range(150):
+        b = bytearray(whole)
+        if it % 3 == 0:
+            b = b[:rng.integers(0, len(b))]
+        elif it % 3 == 1 and not gz:  # a card's value field replaced by plausible junk
+            i = int(rng.integers(0, 36)) * 80 + 10
+            b[i:i + 20] = rng.choice(list(b" 0123456789.-+E'TF/x"), 20).astype(np.uint8).tobytes()
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                b[rng.integers(0, min(len(b), 6000))] = rng.integers(0, 256)
+        path.write_bytes(bytes(b))
+        for r in (read_spectrum(path), read_meta(path)):
+            if isinstance(r, Reject):
+                assert not r.reason.startswith("unexpected"), (it, r.reason)

@@ -196,14 +196,14 @@ def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
 def data_bytes(h: dict) -> int:
     """Bytes of the data unit described by header h (padding excluded): FITS Standard eq. (1)-(2)."""
     naxis = h.get("NAXIS", 0)
-    if not isinstance(naxis, int) or naxis < 0 or naxis > 999:
+    if naxis.__class__ is not int or naxis < 0 or naxis > 999:
         raise FitsError(f"bad header: NAXIS must be a non-negative integer, got {naxis!r}")
     if naxis == 0:
         return 0
     n = 1
     for k in range(1, naxis + 1):
         nk = h.get(f"NAXIS{k}")
-        if not isinstance(nk, int) or nk < 0:
+        if nk.__class__ is not int or nk < 0:
             raise FitsError(f"bad header: NAXIS{k} must be a non-negative integer, got {nk!r}")
         n *= nk
     bitpix = h.get("BITPIX")
@@ -211,6 +211,9 @@ def data_bytes(h: dict) -> int:
         raise FitsError(f"bad header: BITPIX must be one of 8, 16, 32, 64, -32, -64, got {bitpix!r}")
     pcount = h.get("PCOUNT", 0)
     gcount = h.get("GCOUNT", 1)
+    if pcount.__class__ is not int or gcount.__class__ is not int or pcount < 0 or gcount < 0:
+        raise FitsError(f"bad header: PCOUNT and GCOUNT must be non-negative integers, got "
+                        f"{pcount!r} and {gcount!r}")
     return abs(bitpix) // 8 * gcount * (pcount + n)
 
 
@@ -243,7 +246,7 @@ def extensions(buf: bytes, pos: int) -> list[str]:
 def table_columns(h: dict) -> dict[str, tuple[str, int, int]]:
     """{TTYPE: (type code, repeat, byte offset in the row)} of a binary table header."""
     tfields = h.get("TFIELDS")
-    if not isinstance(tfields, int) or tfields < 0:
+    if tfields.__class__ is not int or tfields < 0:
         raise FitsError(f"bad header: TFIELDS must be a non-negative integer, got {tfields!r}")
     cols = {}
     offset = 0

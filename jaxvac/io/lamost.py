@@ -213,9 +213,14 @@ def _structure(buf: bytes, data: bool = True):
     h, pos = ff.header(buf, 0, _WANTED)
     naxis = h.get("NAXIS")
     notes = []
+    if naxis.__class__ is not int or not 0 <= naxis <= 999:
+        raise ff.FitsError(f"bad header: NAXIS must be an integer 0..999, got {naxis!r}")
     if naxis != 0:
-        dims = tuple(h.get(f"NAXIS{k}") for k in range(1, naxis + 1)) if isinstance(naxis, int) \
-            else ()
+        dims = tuple(h.get(f"NAXIS{k}") for k in range(1, naxis + 1))
+        for k, d in enumerate(dims, 1):
+            if d.__class__ is not int or d < 0:
+                raise ff.FitsError(f"bad header: NAXIS{k} must be a non-negative integer, got "
+                                   f"{d!r}")
         if len(dims) != 2 or dims[1] != 5:
             raise ff.FitsError(f"wrong shape: the primary image has NAXIS = {naxis!r} and axes "
                                f"{dims} (FITS order); a LAMOST image is (N pixels, 5 rows: "
