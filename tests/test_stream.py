@@ -6,6 +6,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -210,6 +212,31 @@ def test_prefetch_bounds_the_files_read_ahead(tmp_path):
     next(it), next(it)
     assert len(log.read_text().split()) == 6
     st.close()
+
+
+_CTRL_C_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {tests!r})
+from test_stream import _paths, fake_reader
+from jaxvac.io.stream import stream_batches
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for k, b in enumerate(stream_batches(_paths(100000), batch_size=8, workers=2, chunk_size=4, reader=fake_reader)):
+            if k == 0:
+                os.killpg(os.getpgid(0), signal.SIGINT)  # Ctrl-C: the whole process group
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_stops_the_stream_and_its_workers(tmp_path):
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_SCRIPT.format(tests=os.path.dirname(__file__)))
+    # A hang (the pool's shutdown waiting on an interrupted worker) would hit the timeout.
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          start_new_session=True)
+    assert done.returncode == 0 and done.stdout == "interrupted\n", done.stderr
 
 
 def test_arguments_are_checked_with_clear_messages():

@@ -32,6 +32,7 @@ import dataclasses
 import multiprocessing
 import os
 import pickle
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -348,7 +349,7 @@ class BatchStream:
         else:
             method = "spawn"
             ctx = multiprocessing.get_context(method)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
         if check:
             try:
                 pool.submit(_ping, self.reader).result()
@@ -395,6 +396,12 @@ class _Chunk:
             np.concatenate([c.reject_index for c in parts]),
             [r for c in parts for r in c.rejects],
         )
+
+
+def _worker_init() -> None:
+    """Workers ignore Ctrl-C: the main process gets it and stops them (a worker interrupted
+    inside the pool's queues can leave the pool's shutdown waiting forever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _ping(reader: Callable) -> bool:
