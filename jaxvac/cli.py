@@ -14,6 +14,7 @@ import click
 COMMANDS = {
     "calibrate-errors": "calibrate_errors",
     "info": "info",
+    "simulate": "simulate",
     "train": "train",
 }
 
