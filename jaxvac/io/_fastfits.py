@@ -141,6 +141,17 @@ def _value(raw: bytes):
         return s.decode("ascii", "replace")
 
 
+def _end_card(buf: bytes, start: int) -> int:
+    """Offset of the END card of the header starting at byte `start`."""
+    end = buf.find(_END, start)
+    while end >= 0 and (end - start) % CARD:
+        end = buf.find(_END, end + 1)
+    if end < 0:
+        raise FitsError(f"truncated: the header starting at byte {start} has no END card "
+                        f"(the file has {len(buf)} bytes)")
+    return end
+
+
 def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
     """Parse the header that starts at byte `start`.
 
@@ -148,12 +159,7 @@ def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
     card counts (as in cfitsio's keyword look-up).
     Returns ({keyword: value}, offset of the first data byte).
     """
-    end = buf.find(_END, start)
-    while end >= 0 and (end - start) % CARD:
-        end = buf.find(_END, end + 1)
-    if end < 0:
-        raise FitsError(f"truncated: the header starting at byte {start} has no END card "
-                        f"(the file has {len(buf)} bytes)")
+    end = _end_card(buf, start)
     cards = {}
     if wanted is None:
         for i in range(start, end, CARD):
@@ -270,6 +276,40 @@ def table_columns(h: dict) -> dict[str, tuple[str, int, int]]:
 
 _EXTENSION_KEYS = keyset({"XTENSION": str, "EXTNAME": str, "NAXIS": int, "BITPIX": int,
                           "PCOUNT": int, "GCOUNT": int, **{f"NAXIS{k}": int for k in range(1, 10)}})
+
+
+MAX_TABLE_KEYS = 32  # TTYPEn/TFORMn/TSCALn/TZEROn looked up for n <= this (else all cards)
+TABLE_KEYS = keyset({"XTENSION": str, "EXTNAME": str, "BITPIX": int, "NAXIS": int, "NAXIS1": int,
+                     "NAXIS2": int, "PCOUNT": int, "GCOUNT": int, "TFIELDS": int,
+                     **{f"{k}{n}": t for n in range(1, MAX_TABLE_KEYS + 1)
+                        for k, t in (("TTYPE", str), ("TFORM", str), ("TSCAL", float),
+                                     ("TZERO", float))}})
+
+
+_TABLES: dict = {}  # table-header bytes -> (header, columns): LAMOST's repeat across files
+
+
+def table_header(buf: bytes, start: int) -> tuple[dict, int, dict]:
+    """The binary-table header at `start`: (header, offset of its data, table_columns(header)).
+
+    Identical headers (every COADD table of a given length) are parsed once per process.
+    """
+    end = _end_card(buf, start)
+    data_start = start + -(-(end + CARD - start) // BLOCK) * BLOCK
+    key = buf[start:end]
+    hit = _TABLES.get(key)
+    if hit is None:
+        h, _ = header(buf, start, TABLE_KEYS)
+        tfields = h.get("TFIELDS", 0)
+        if tfields.__class__ is int and tfields > MAX_TABLE_KEYS:
+            h, _ = header(buf, start, None)
+        if h.get("XTENSION") != "BINTABLE":
+            return h, data_start, {}
+        hit = (h, table_columns(h))
+        if len(_TABLES) >= 256:
+            _TABLES.clear()
+        _TABLES[key] = hit
+    return hit[0], data_start, hit[1]
 
 
 def f4(buf: bytes, offset: int, n: int) -> np.ndarray:

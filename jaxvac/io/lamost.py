@@ -110,8 +110,9 @@ def read_meta(path) -> np.ndarray | Reject:
     """The metadata of one file from its headers only (no pixel data decompressed).
 
     Returns a 0-d META_DTYPE array with npix and offset filled (-1 when COEFF0 is unusable) and
-    bad_fraction NaN (it needs the pixels), or a Reject. About 5x cheaper than read_spectrum on
-    .fits.gz.
+    bad_fraction NaN (it needs the pixels), or a Reject; a COEFF0/COEFF1 problem that
+    read_spectrum would reject is put in note instead. About 2x cheaper than read_spectrum on
+    .fits.gz (only the first 8 blocks are inflated), 1.6x on .fits.
     """
     path = os.fspath(path)
     try:
@@ -245,11 +246,10 @@ def _structure(buf: bytes, data: bool = True):
             raise ff.FitsError("unknown layout: the primary HDU has no data and no extension "
                                "follows (expected an image (N, 5) or a COADD binary table; a "
                                "table file cut after its primary header looks like this)")
-        th, tpos = ff.header(buf, pos, None)
+        th, tpos, cols = ff.table_header(buf, pos)  # the caller must not modify th, cols
         if th.get("XTENSION") != "BINTABLE":
             raise ff.FitsError(f"unknown layout: the primary HDU has no data and extension 1 is "
                                f"{th.get('XTENSION')!r} (expected a BINTABLE named COADD)")
-        cols = ff.table_columns(th)
         missing = [c for c in _REQUIRED_COLUMNS if c not in cols]
         if missing:
             raise ff.FitsError(f"unknown layout: the table {th.get('EXTNAME', '')!r} lacks "
