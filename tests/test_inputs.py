@@ -30,6 +30,8 @@ def test_directory_is_walked_recursively_and_sorted(tree):
 
 
 def test_relative_inputs_become_absolute(tree, monkeypatch):
+    monkeypatch.setenv("HOME", str(tree))
+    assert resolve_inputs("~/a/x.fits") == _abs(tree, "a/x.fits")
     monkeypatch.chdir(tree / "a")
     assert resolve_inputs("b/../x.fits") == _abs(tree, "a/x.fits")
     assert resolve_inputs(["x.fits", "b"]) == _abs(tree, "a/x.fits", "a/b/Y.FITS.GZ", "a/b/old.fits.gz", "a/b/z.fit")
@@ -48,7 +50,8 @@ def test_glob_matches_sorted_expands_directories_and_ignores_other_files(tree):
 def test_text_list_relative_to_its_directory_with_comments(tree):
     (tree / "lists").mkdir()
     lst = tree / "lists" / "run.txt"
-    lst.write_text(f"# spectra for run 1\n\n../a/x.fits\n  {tree / 'top.fits'}  \nmissing/later.fits.gz\n../a/x.fits\n")
+    lst.write_text(f"# spectra for run 1\n\n../a/x.fits\n  {tree / 'top.fits'}  \nmissing/later.fits.gz\n"
+                   "./..//a/./x.fits\n")
     # Entries are not checked on disk (a missing one is rejected when read); duplicates are kept.
     assert resolve_inputs(lst) == _abs(tree, "a/x.fits", "top.fits", "lists/missing/later.fits.gz", "a/x.fits")
 

@@ -68,13 +68,24 @@ def resolve_inputs(spec, *, column: str = "path") -> list[str]:
 
 
 def _abs(path: str, base: str | None = None) -> str:
-    path = os.path.expanduser(path)
-    if base is not None and not os.path.isabs(path):
-        path = os.path.join(base, path)
-    return os.path.normpath(os.path.abspath(path))
+    """``path`` absolute and normalised, relative ones taken from ``base`` (default: the cwd).
+
+    Plain string work on POSIX (os.path.join/normpath are pure Python in 3.11 and dominated the
+    resolution of a million-line list).
+    """
+    if path.startswith("~"):
+        path = os.path.expanduser(path)
+    if os.sep != "/":
+        return os.path.normpath(os.path.join(base or os.getcwd(), path))
+    if path[:1] != "/":
+        path = f"{(base or os.getcwd()).rstrip('/')}/{path}"
+    if "/." in path or "//" in path or path.endswith("/"):
+        path = os.path.normpath(path)
+    return path
 
 
 def _resolve_one(item: str, column: str) -> list[str]:
+    item = os.path.expanduser(item)
     if os.path.isdir(item):
         found = _walk(item)
         if not found:
