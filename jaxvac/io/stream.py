@@ -279,15 +279,20 @@ class BatchStream:
         futures: dict[int, object] = {}
         pool = None
         consumed = submitted = 0
+
+        def fill():  # keep `prefetch` chunks submitted and not yet consumed
+            nonlocal submitted
+            while submitted < n_chunks and submitted - consumed < self.prefetch:
+                try:
+                    futures[submitted] = pool.submit(_read_chunk, self.reader, *self._chunk(submitted))
+                except BrokenProcessPool:
+                    return  # the next result() reports it
+                submitted += 1
+
         try:
             pool = self._new_pool(self.workers)
             while consumed < n_chunks:
-                while submitted < n_chunks and submitted - consumed < self.prefetch:
-                    try:
-                        futures[submitted] = pool.submit(_read_chunk, self.reader, *self._chunk(submitted))
-                    except BrokenProcessPool:
-                        break
-                    submitted += 1
+                fill()
                 fut = futures.pop(consumed, None)
                 try:
                     if fut is None:
@@ -314,6 +319,7 @@ class BatchStream:
                         f"to {paths[-1]!r}: {type(e).__name__}: {e}. Re-run with workers=0 to see the traceback."
                     ) from e
                 consumed += 1
+                fill()  # before handing the chunk over: the workers read while the caller computes
                 yield result
         finally:
             if pool is not None:
