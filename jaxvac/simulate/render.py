@@ -174,15 +174,19 @@ def models(recs, rng):
     return model, cont
 
 
-def render_chunk(task) -> int:
-    """Write the files of one chunk. task = (out_dir, seed, chunk_index, recs, plans). Returns
-    the number of files written."""
-    out_dir, seed, chunk, recs, plans = task
+def chunk_contents(task):
+    """The files of one chunk without writing them: a list of (relative path, file bytes,
+    header values, rows) where rows is the float32 (5 or 6, npix) array written.
+
+    task = (out_dir, seed, chunk_index, recs, plans), as ``render_chunk`` takes it.
+    """
+    _, seed, chunk, recs, plans = task
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk,)))
     model, cont = models(recs, rng)
     scale = recs["flux_scale"][:, None]
-    snr = recs["snr"].astype(float)
-    flux, sigma = spectra.observe(model * scale, cont * scale, snr, rng.uniform(0.5, 2.0, len(recs)), rng)
+    flux, sigma = spectra.observe(model * scale, cont * scale, recs["snr"].astype(float),
+                                  rng.uniform(0.5, 2.0, len(recs)), rng)
+    out = []
     for i, rec in enumerate(recs):
         off, npix = int(rec["offset"]), int(rec["npix"])
         sl = slice(off, off + npix)
@@ -195,9 +199,13 @@ def render_chunk(task) -> int:
         wave = (10.0 ** (LOG_LAMBDA0 + LOG_STEP * (off + np.arange(npix)))).astype(np.float32)
         rows = [f, iv, wave, andm, orm]
         if rec["layout"] == "table":
-            norm = (f / (cont[i, sl] * scale[i, 0])).astype(np.float32) if rec["norm"] else np.full(npix, -9999.0, np.float32)
-            rows.append(norm)
-        data = fitswrite.spectrum_bytes(str(rec["layout"]), header_values(rec, plans[int(rec["plan"])]), np.stack(rows))
+            if rec["norm"]:
+                rows.append((f / (cont[i, sl] * scale[i, 0])).astype(np.float32))
+            else:
+                rows.append(np.full(npix, -9999.0, np.float32))
+        rows = np.stack(rows)
+        values = header_values(rec, plans[int(rec["plan"])])
+        data = fitswrite.spectrum_bytes(str(rec["layout"]), values, rows)
         kind = str(rec["corrupt"])
         if kind in ("bad_shape", "no_end"):  # damage inside the FITS structure
             data = _corrupt(kind, data, False, rng)
@@ -205,9 +213,18 @@ def render_chunk(task) -> int:
             data = fitswrite.gzip_bytes(data)
         if kind in ("truncated", "garbage", "bad_gzip", "empty"):  # damage to the file as stored
             data = _corrupt(kind, data, bool(rec["gz"]), rng)
-        path = Path(out_dir) / str(rec["path"])
+        out.append((str(rec["path"]), data, values, rows))
+    return out
+
+
+def render_chunk(task) -> int:
+    """Write the files of one chunk (temporary name, then rename). task = (out_dir, seed,
+    chunk_index, recs, plans). Returns the number of files written."""
+    out_dir = Path(task[0])
+    files = chunk_contents(task)
+    for rel, data, _, _ in files:
+        path = out_dir / rel
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data)
         os.replace(tmp, path)
-    return len(recs)
-
+    return len(files)

@@ -151,8 +151,7 @@ def simulate_survey(out_dir, n: int, seed: int = 0, *, progress: bool | None = N
 def _render_all(out, seed, recs, plans, workers, progress):
     from jaxvac.io.progress import FileProgress, progress_wanted
 
-    tasks = [(str(out), int(seed), k, recs[s: s + render.CHUNK], plans)
-             for k, s in enumerate(range(0, len(recs), render.CHUNK))]
+    tasks = chunk_tasks(out, seed, recs, plans)
     with FileProgress(len(recs), enabled=progress_wanted(progress), description="simulating") as bar:
         if workers <= 1 or len(tasks) <= 1:
             for t in tasks:
@@ -162,6 +161,12 @@ def _render_all(out, seed, recs, plans, workers, progress):
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
                 for done in ex.map(render.render_chunk, tasks):
                     bar.advance(done, 0)
+
+
+def chunk_tasks(out, seed, recs, plans) -> list:
+    """The rendering tasks: fixed chunks of render.CHUNK records, each (out, seed, k, recs, plans)."""
+    return [(str(out), int(seed), k, recs[s: s + render.CHUNK], plans)
+            for k, s in enumerate(range(0, len(recs), render.CHUNK))]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,7 +250,7 @@ def plan_survey(rng, n, opts):
     recs["z_true"] = np.where(is_star, recs["rv"] / C_KMS, np.where(recs["cls"] == "Unknown", np.nan, z_non))
     # Apparent magnitude -> S/N (repeats see other conditions) -> flux scale.
     g = np.where(is_star, stars["g_app"][s], rng.uniform(15.5, 18.0, n))
-    log_snr = 2.45 - 0.33 * (g - 12.0) + rng.normal(0.0, 0.15, n) + rng.normal(0.0, 0.25, n) * recs["is_repeat"]
+    log_snr = 2.7 - 0.33 * (g - 12.0) + rng.normal(0.0, 0.15, n) + rng.normal(0.0, 0.25, n) * recs["is_repeat"]
     snrg = np.clip(10**log_snr, 1.0, 1000.0)
     snrg = np.where(recs["cls"] == "Unknown", rng.uniform(0.5, 4.0, n), snrg)
     teff_c = np.where(is_star, np.nan_to_num(recs["teff"], nan=4500.0), 4500.0)
