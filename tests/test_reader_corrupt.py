@@ -293,3 +293,12 @@ def test_random_damage_never_escapes_as_an_exception(tmp_path, gz):
         for r in (read_spectrum(path), read_meta(path)):
             if isinstance(r, Reject):
                 assert not r.reason.startswith("unexpected"), (it, r.reason)
+
+
+def test_a_path_longer_than_the_meta_field_is_noted(tmp_path):
+    deep = tmp_path / ("d" * 200) / ("e" * 200) / ("f" * 100)
+    deep.mkdir(parents=True)
+    path = write(deep / "s.fits")
+    s = read_spectrum(path)
+    assert s.meta["path"] == str(path)[:512] and len(str(path)) > 512
+    assert s.meta["note"] == f"meta path cut to its first 512 of {len(str(path))} characters"

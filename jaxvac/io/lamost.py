@@ -65,7 +65,8 @@ _KEY_ORDER = {k: i for i, k in enumerate(META_KEYS)}
 _WANTED = ff.keyset({**_META_KINDS, "BITPIX": int, "NAXIS": int, "NAXIS1": int, "NAXIS2": int,
                      "NAXIS3": int, "BSCALE": float, "BZERO": float})
 _REQUIRED_COLUMNS = ("FLUX", "IVAR", "WAVELENGTH", "ANDMASK")
-_NOTE_CHARS = META_DTYPE["note"].itemsize // 4
+_NOTE_CHARS = META_DTYPE["note"].itemsize // 4  # numpy cuts longer text silently
+_PATH_CHARS = META_DTYPE["path"].itemsize // 4
 
 
 class _Raw(NamedTuple):
@@ -489,6 +490,8 @@ def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
     desig = _str(h.get("DESIG"))
     if desig.startswith("LAMOST "):
         desig = desig[len("LAMOST "):]
+    if len(path) > _PATH_CHARS:
+        notes = notes + [f"meta path cut to its first {_PATH_CHARS} of {len(path)} characters"]
     note = "; ".join(notes)
     if len(note) > _NOTE_CHARS:
         note = note[:_NOTE_CHARS - 3] + "..."
