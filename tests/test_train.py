@@ -1,0 +1,182 @@
+"""Training: a short run on a small simulated survey, reproducibility, curation and evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jaxvac import checkpoint, dataset
+from jaxvac.config import load_config
+from jaxvac.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, read_catalog
+from jaxvac.evaluate import markdown_table, residual_stats, snr_bin_names
+from jaxvac.labels import LABEL_NAMES, VMP
+from jaxvac.train import TrainConfig, fit, train_from_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+TINY = """
+base = "{base}"
+[model]
+hidden = [32, 16, 8]
+vmp_hidden = [16, 8]
+[train]
+batch_size = 32
+learning_rate = 0.003
+max_epochs = 30
+patience = 30
+val_fraction = 0.25
+eval_batch = 256
+workers = 0
+cache_dir = "{cache}"
+[curation]
+apply_cuts = false
+binary_removal = true
+clip_sigma = 1.5
+"""
+
+
+@pytest.fixture(scope="module")
+def survey(tmp_path_factory):
+    from jaxvac.simulate import simulate_survey
+
+    out = tmp_path_factory.mktemp("survey")
+    simulate_survey(out / "s", 400, seed=3, workers=1, progress=False)
+    return out / "s"
+
+
+@pytest.fixture(scope="module")
+def runs(survey, tmp_path_factory):
+    """Two runs of the same config and seed (the second from the cache) into two run dirs."""
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg_path = tmp / "tiny.toml"
+    cfg_path.write_text(TINY.format(base=CONFIGS / "dr8.toml", cache=tmp / "cache"))
+    cfg = load_config(cfg_path)
+    epochs = []
+    first = train_from_config(cfg, data_dir=str(survey), out_dir=str(tmp / "a"), progress=False,
+                              on_epoch=lambda info: epochs.append(info.epoch))
+    real_reader = dataset._read_and_normalize
+
+    def must_not_read(*a, **k):
+        raise AssertionError("the second run re-read FITS files instead of using the cache")
+
+    dataset._read_and_normalize = must_not_read
+    try:
+        second = train_from_config(cfg, data_dir=str(survey), out_dir=str(tmp / "b"), progress=False)
+    finally:
+        dataset._read_and_normalize = real_reader
+    return first, second, epochs
+
+
+def test_short_run_learns_every_label(runs):
+    first, _, epochs = runs
+    best = first.metrics["best_val_loss"]
+    assert set(best) == set(LABEL_NAMES) | {VMP.name}
+    # standardised labels have unit variance on the training stars: each net must do much better
+    bad = {k: round(v, 3) for k, v in best.items() if not v < 0.5 and k != VMP.name}
+    assert not bad, f"validation loss not well below the label variance (1): {bad}"
+    # the VMP net sees only the few metal-poor PASTEL stars (a handful of validation stars)
+    assert best[VMP.name] < 1.0
+    assert epochs[0] == 1 and len(epochs) >= 3 * 30
+    assert all(n > 0 for n in first.metrics["n_train"].values())
+
+
+def test_same_seed_gives_bit_identical_weights(runs):
+    a, b = (checkpoint.load(Path(r.checkpoint).parent) for r in runs[:2])
+    leaves_a, leaves_b = jax.tree.leaves(a.params), jax.tree.leaves(b.params)
+    assert len(leaves_a) == len(leaves_b) > 10
+    for x, y in zip(leaves_a, leaves_b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    np.testing.assert_array_equal(a.x_mean, b.x_mean)
+
+
+def test_run_writes_report_table_and_plot(runs):
+    first = runs[0]
+    run = Path(first.report).parent
+    text = Path(first.report).read_text()
+    assert "| Teff_PASTEL | K |" in text and "| feh_VMP | dex |" in text
+    assert (run / "residuals.png").stat().st_size > 10_000
+    assert any("binaries" in n for n in first.notes) and any("clipping" in n for n in first.notes)
+    meta = checkpoint.read_metadata(Path(first.checkpoint).parent)
+    assert meta["labels"] == list(LABEL_NAMES)
+    assert meta["model"]["hidden"] == [32, 16, 8]
+    assert len(meta["standardization"]["x_mean"]) == 1974
+
+
+def test_fit_reaches_a_known_function_and_masks_members():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((600, 10)).astype(np.float32)
+    y = np.stack([x[:, 0] + 0.5 * x[:, 1], 3.0 * x[:, 2] - 100.0, np.maximum(x[:, 3], 0)], 1)
+    y[:300, 0] = np.nan  # member 0 learns from rows 300.. only; member 2 from rows ..300
+    y[300:, 2] = np.nan
+    cfg = TrainConfig(max_epochs=60, patience=60, batch_size=64, learning_rate=0.01)
+    res = fit(x, y, hidden=(16, 8), cfg=cfg)
+    assert np.all(res.best_val < 0.05), res.best_val
+    np.testing.assert_allclose(res.y_mean[1], -100.0, atol=0.5)
+    assert res.n_train[0] + res.n_val[0] == 300
+    with pytest.raises(ValueError, match="no validation stars"):
+        fit(x, y, hidden=(4,), cfg=cfg, val_mask=np.isnan(y[:, 0]))
+
+
+def test_cuts_and_lgmwas_outliers():
+    cat = {"snrg": np.array([90.0, 50.0, 120.0, np.nan]), "Err_CFE_APOGEE": np.array([0.01, 0.01, 0.1, 0.01]),
+           "gb": np.array([-40.0, 10.0, 35.0, -20.0])}
+    labels = ["feh_APOGEE", "CFE_APOGEE"]
+    cuts = ({"set": "APOGEE", "column": "snrg", "min": 80.0},
+            {"set": "APOGEE", "column": "Err_CFE_APOGEE", "max": 0.05, "labels": ["CFE_APOGEE"]},
+            {"set": "APOGEE", "column": "gb", "abs": True, "min": 30.0},
+            {"set": "APOGEE", "column": "ebv", "max": 0.02},
+            {"set": "LGMWAS", "column": "snrg", "min": 1e9})
+    keep, notes = apply_cuts(cat, "APOGEE", labels, cuts)
+    np.testing.assert_array_equal(keep["feh_APOGEE"], [True, False, True, False])
+    np.testing.assert_array_equal(keep["CFE_APOGEE"], [True, False, False, False])
+    assert any("'ebv' skipped" in n for n in notes)
+    with pytest.raises(dataset.DatasetError, match="not a label of training set APOGEE"):
+        apply_cuts(cat, "APOGEE", labels, ({"set": "APOGEE", "column": "snrg", "min": 0, "labels": ["a_gg"]},))
+
+    names = ["a_gg", "a_ks"]
+    spec = np.zeros((40, 2))
+    phot = np.tile(np.linspace(-0.1, 0.1, 40)[:, None], (1, 2))
+    phot[0, 0] = -1.0  # 1 mag brighter in G: a binary
+    phot[1, 1] = 0.5  # a 1.5-sigma outlier in Ks only
+    phot[2] = [7.0, 2.0]  # an outlier in Ks, but M_G > 6.5: kept
+    cfg = CurationConfig(binary_removal=True, binary_mag=0.75, clip_sigma=1.5, clip_keep_mg_above=6.5)
+    drop_star, drop_band, _ = lgmwas_outliers(phot, spec, names, cfg)
+    assert drop_star.tolist() == [True] + [False] * 39
+    r = phot - spec
+    ok = ~drop_star
+    expect = ok & (np.abs(r[:, 1] - r[ok, 1].mean()) > 1.5 * r[ok, 1].std(ddof=1)) & ~(phot[:, 0] > 6.5)
+    np.testing.assert_array_equal(drop_band[:, 1], expect)
+    assert drop_band[1, 1] and not drop_band[2, 1]
+
+
+def test_residual_stats_against_numpy():
+    rng = np.random.default_rng(1)
+    truth = rng.normal(size=(200, 2))
+    pred = truth + rng.normal(0.1, 0.3, size=(200, 2))
+    truth[:50, 1] = np.nan
+    snr = rng.uniform(5, 100, 200)
+    rows = residual_stats(truth, pred, snr, ["p", "q"], (20.0, 50.0))
+    by = {(r["label"], r["bin"]): r for r in rows}
+    sel = (snr >= 20) & (snr < 50) & np.isfinite(truth[:, 1])
+    r = pred[sel, 1] - truth[sel, 1]
+    assert by[("q", "20-50")]["n"] == sel.sum()
+    np.testing.assert_allclose(by[("q", "20-50")]["bias"], r.mean())
+    np.testing.assert_allclose(by[("q", "20-50")]["std"], r.std(ddof=1))
+    assert by[("p", "all")]["n"] == 200
+    table = markdown_table(rows, {"p": "K"}, ["all"] + snr_bin_names((20.0, 50.0)))
+    assert table.splitlines()[0].count("|") == 7 and "| p | K |" in table
+
+
+def test_catalog_csv_and_obsid_paths(tmp_path):
+    (tmp_path / "spectra" / "x").mkdir(parents=True)
+    (tmp_path / "spectra" / "x" / "123.fits.gz").write_bytes(b"")
+    (tmp_path / "cat.csv").write_text("obsid,Teff_PASTEL\n123,5000\n456,\n")
+    cat = read_catalog(tmp_path / "cat.csv")
+    assert cat["obsid"].dtype == np.int64 and np.isnan(cat["Teff_PASTEL"][1])
+    paths = catalog_paths(cat, tmp_path)
+    assert paths[0] == str(tmp_path.resolve() / "spectra" / "x" / "123.fits.gz") and paths[1] == ""
+    with pytest.raises(dataset.DatasetError, match="neither a 'path' nor an 'obsid'"):
+        catalog_paths({"Teff_PASTEL": cat["Teff_PASTEL"]}, tmp_path)
