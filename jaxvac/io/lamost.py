@@ -443,9 +443,11 @@ def _is_sentinel(v) -> bool:
 
 
 def _sentinel_notes(h: dict) -> list:
-    keys = [k for k, v in h.items() if (v == SENTINEL or v.__class__ is str) and _is_sentinel(v)
-            and k in _KEY_ORDER]
-    keys.sort(key=_KEY_ORDER.__getitem__)  # the same note whatever the order of the cards
+    keys = [k for k, v in h.items()  # usually none
+            if v == SENTINEL or (v.__class__ is str and v.strip() in _SENTINEL_TEXT)]
+    if not keys:
+        return []
+    keys = sorted((k for k in keys if k in _KEY_ORDER), key=_KEY_ORDER.__getitem__)
     return [f"-9999 (missing) in {', '.join(keys)}"] if keys else []
 
 
@@ -477,7 +479,7 @@ def _str(v) -> str:
     return v.strip() if v.__class__ is str else str(v).strip()
 
 
-_I2, _I4, _I8 = (np.iinfo(t) for t in (np.int16, np.int32, np.int64))
+_I2, _I4, _I8 = (int(np.iinfo(t).max) for t in (np.int16, np.int32, np.int64))
 
 
 _SNR_KEYS = tuple(f"SNR{b}" for b in "UGRIZ")
@@ -498,15 +500,15 @@ def _meta(path, h, layout, npix, offset, bad_fraction, notes) -> np.ndarray:
     snr = _SNR_KEYS if "SNRG" in h or "SN_G" not in h else _DR1_SNR_KEYS
     return np.array((
         path,
-        _int(h.get("OBSID"), 0, _I8.max),
+        _int(h.get("OBSID"), 0, _I8),
         desig,
         _float(h.get("RA")), _float(h.get("DEC")),
         _float(h.get("RA_OBS")), _float(h.get("DEC_OBS")),
         *[_float(h.get(k)) for k in snr],
         z, z_err, z * C_KMS, z_err * C_KMS,
         _str(h.get("CLASS")), _str(h.get("SUBCLASS")),
-        _int(h.get("LMJD"), 0, _I4.max), _str(h.get("PLANID")),
-        _int(h.get("SPID"), 0, _I2.max), _int(h.get("FIBERID"), 0, _I2.max),
+        _int(h.get("LMJD"), 0, _I4), _str(h.get("PLANID")),
+        _int(h.get("SPID"), 0, _I2), _int(h.get("FIBERID"), 0, _I2),
         _str(h.get("DATA_V")), _str(h.get("VERSPIPE")),
         layout, npix, offset, bad_fraction, note,
     ), META_DTYPE)
