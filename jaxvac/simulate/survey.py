@@ -251,7 +251,7 @@ def plan_survey(rng, n, opts):
     # Apparent magnitude -> S/N (repeats see other conditions) -> flux scale.
     g = np.where(is_star, stars["g_app"][s], rng.uniform(15.5, 18.0, n))
     log_snr = 2.7 - 0.33 * (g - 12.0) + rng.normal(0.0, 0.15, n) + rng.normal(0.0, 0.25, n) * recs["is_repeat"]
-    snrg = np.clip(10**log_snr, 1.0, 1000.0)
+    snrg = np.maximum(1.0 / (10.0**-log_snr + 1.0 / 1200.0), 1.0)  # a 1/1200 floor (flat fielding)
     snrg = np.where(recs["cls"] == "Unknown", rng.uniform(0.5, 4.0, n), snrg)
     teff_c = np.where(is_star, np.nan_to_num(recs["teff"], nan=4500.0), 4500.0)
     recs["snr"] = _band_snr(snrg, teff_c, recs["ebv"])
