@@ -13,7 +13,6 @@ gzip output uses mtime 0 and no file name in the gzip header, so a seed gives th
 
 from __future__ import annotations
 
-import functools
 import struct
 import zlib
 
@@ -131,7 +130,6 @@ def _value(fmt: str, v) -> tuple[str, bool]:
     return fmt % float(v), False
 
 
-@functools.lru_cache(maxsize=1 << 16)  # most cards repeat from file to file (constants, plan values)
 def card(key: str, fmt: str, value, comment: str) -> bytes:
     """One 80-byte header card in the MWRFITS style of LAMOST files."""
     s, is_str = _value(fmt, value)
@@ -140,6 +138,19 @@ def card(key: str, fmt: str, value, comment: str) -> bytes:
     if len(text) > 80:
         text = text[:80]
     return text.ljust(80).encode("ascii")
+
+
+_CARD_CACHE: dict = {}  # most cards repeat from file to file (constants, plan values)
+
+
+def _cached_card(key: str, fmt: str, value, comment: str) -> bytes:
+    k = (key, type(value), value)  # the type too: -9999 (int) and -9999.0 print differently
+    c = _CARD_CACHE.get(k)
+    if c is None:
+        if len(_CARD_CACHE) > 100_000:
+            _CARD_CACHE.clear()
+        c = _CARD_CACHE[k] = card(key, fmt, value, comment)
+    return c
 
 
 def _text_card(text: str) -> bytes:
@@ -167,7 +178,7 @@ def primary_header(layout: str, values: dict, npix: int) -> bytes:
         if key is None:
             head.append(_text_card(comment))
         else:
-            head.append(card(key, fmt, values[key], comment))
+            head.append(_cached_card(key, fmt, values[key], comment))
     head.append(_text_card("END"))
     return _pad(b"".join(head), b" ")
 

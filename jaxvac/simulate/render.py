@@ -98,46 +98,53 @@ def _corrupt(kind: str, data: bytes, gz: bool, rng) -> bytes:
     raise ValueError(f"unknown corruption kind {kind!r}; expected one of {CORRUPT_KINDS}.")
 
 
-def header_values(rec, plan) -> dict:
-    """Every header key of the record's layout, from a spectrum record and its plan record."""
+def plan_values(plan) -> dict:
+    """The header values shared by every file of a plan (and the constants)."""
+    return {
+        "AUTHOR": "LAMOST Pipeline", "ORIGIN": "NAOC-LAMOST", "DATE": str(plan["date"]),
+        "TELESCOP": "LAMOST", "LONGITUD": 117.58, "LATITUDE": 40.39, "FOCUS": 19964, "CAMPRO": "NEWCAM",
+        "CAMVER": "v2.0", "DATE-OBS": str(plan["date_obs"]), "DATE-BEG": str(plan["date_beg"]),
+        "DATE-END": str(plan["date_end"]), "LMJD": int(plan["lmjd"]), "MJD": int(plan["lmjd"]) - 1,
+        "LMJMLIST": str(plan["lmjmlist"]), "PLANID": str(plan["planid"]), "OFFSET": False, "OFFSET_V": 0.0,
+        "TSOURCE": "JAXVAC", "TCOMMENT": "-", "TFROM": "simulated", "OBS_TYPE": "OBJ", "OBSCOMM": "Science",
+        "RADECSYS": "FK5", "EQUINOX": 2000.0, "LAMPLIST": "lamphgcdne.dat", "SKYLIST": "skylines.dat",
+        "NEXP": int(plan["nexp"]), "NEXP_B": int(plan["nexp"]), "NEXP_R": int(plan["nexp"]),
+        "EXPT_B": float(plan["exptime"]), "EXPT_R": float(plan["exptime"]), "EXPTIME": float(plan["exptime"]),
+        "BESTEXP": int(plan["bestexp"]), "SCAMEAN": float(plan["scamean"]), "SPRA": float(plan["ra"]),
+        "SPDEC": float(plan["dec"]), "SLIT_MOD": "x2/3", "TEMPCCDB": -111.5, "TEMPCCDR": -196.2,
+        "SEEING": float(plan["seeing"]), "MOONPHA": float(plan["moonpha"]), "TEMP_AIR": float(plan["temp_air"]),
+        "TEMP_FP": float(plan["temp_air"]) + 6.0, "DEWPOINT": float(plan["temp_air"]) - 12.0, "DUST": "",
+        "HUMIDITY": float(plan["humidity"]), "WINDD": float(plan["windd"]), "WINDS": float(plan["winds"]),
+        "SKYLEVEL": "", "EXTRACT": "aperture", "SFLATTEN": True, "PCASKYSB": True, "NSKIES": 20,
+        "SKYCHI2": 2.1, "SCHI2MIN": 1.5, "SCHI2MAX": 3.0, "NSTD": 4, "FSTAR": "43-109-114-231",
+        "FCBY": "manual", "HELIO": True, "HELIO_RV": float(plan["helio_rv"]), "VACUUM": True, "NWORDER": 2,
+        "WFITTYPE": "LOG-LINEAR", "COEFF1": LOG_STEP, "WAT0_001": "system=linear",
+        "WAT1_001": "wtype=linear label=Wavelength units=Angstroms", "CD1_1": LOG_STEP, "CRPIX1": 1,
+        "CTYPE1": "LINEAR", "DC-FLAG": 1,
+    }
+
+
+def header_values(rec, plan, shared: dict | None = None) -> dict:
+    """Every header key of the record's layout, from a spectrum record and its plan record
+    (``shared``: plan_values(plan), when the caller keeps it)."""
     layout = str(rec["layout"])
     offset = int(rec["offset"])
     coeff0 = round(LOG_LAMBDA0 + LOG_STEP * offset, 4)
     z, zerr = float(rec["z_hdr"]), float(rec["zerr_hdr"])
     if rec["sentinel"] or rec["cls"] == "Unknown":
         z, zerr = -9999, -9999  # int-typed, as failed-pipeline files carry them
-    v = dict(
-        FILENAME=str(rec["filename"]), OBSID=int(rec["obsid"]), AUTHOR="LAMOST Pipeline",
-        DATA_V=str(rec["data_v"]), ORIGIN="NAOC-LAMOST", DATE=str(plan["date"]),
-        TELESCOP="LAMOST", LONGITUD=117.58, LATITUDE=40.39, FOCUS=19964, CAMPRO="NEWCAM", CAMVER="v2.0",
-        **{"DATE-OBS": str(plan["date_obs"]), "DATE-BEG": str(plan["date_beg"]), "DATE-END": str(plan["date_end"])},
-        LMJD=int(plan["lmjd"]), MJD=int(plan["lmjd"]) - 1, LMJMLIST=str(plan["lmjmlist"]),
-        PLANID=str(plan["planid"]), RA=float(rec["ra"]), DEC=float(rec["dec"]),
-        RA_OBS=float(rec["ra"]), DEC_OBS=float(rec["dec"]), OFFSET=False, OFFSET_V=0.0,
-        DESIG=designation(float(rec["ra"]), float(rec["dec"])), FIBERID=int(rec["fiberid"]),
-        CELL_ID=f"{'ABCDEFGHJ'[int(rec['spid']) % 9]}{1000 + int(rec['fiberid']) * 7 % 9000}",
+    ra, dec, spid, fiber = float(rec["ra"]), float(rec["dec"]), int(rec["spid"]), int(rec["fiberid"])
+    snr = rec["snr"].tolist()
+    v = dict(plan_values(plan) if shared is None else shared)
+    v.update(
+        FILENAME=str(rec["filename"]), OBSID=int(rec["obsid"]), DATA_V=str(rec["data_v"]),
+        RA=ra, DEC=dec, RA_OBS=ra, DEC_OBS=dec, DESIG=designation(ra, dec), FIBERID=fiber,
+        CELL_ID=f"{'ABCDEFGHJ'[spid % 9]}{1000 + fiber * 7 % 9000}",
         X_VALUE=f"{float(rec['xfp']):.10f}", Y_VALUE=f"{float(rec['yfp']):.10f}",
-        OBJNAME=str(int(rec["objname"])), OBJTYPE="Star" if rec["cls"] == "STAR" else "Other",
-        TSOURCE="JAXVAC", TCOMMENT="-", TFROM="simulated",
-        OBS_TYPE="OBJ", OBSCOMM="Science", RADECSYS="FK5", EQUINOX=2000.0,
-        LAMPLIST="lamphgcdne.dat", SKYLIST="skylines.dat", NEXP=int(plan["nexp"]),
-        NEXP_B=int(plan["nexp"]), NEXP_R=int(plan["nexp"]), EXPT_B=float(plan["exptime"]),
-        EXPT_R=float(plan["exptime"]), EXPTIME=float(plan["exptime"]), BESTEXP=int(plan["bestexp"]),
-        SCAMEAN=float(plan["scamean"]), SPID=int(rec["spid"]), SPRA=float(plan["ra"]),
-        SPDEC=float(plan["dec"]), SLIT_MOD="x2/3", TEMPCCDB=-111.5, TEMPCCDR=-196.2,
-        SEEING=float(plan["seeing"]), MOONPHA=float(plan["moonpha"]), TEMP_AIR=float(plan["temp_air"]),
-        TEMP_FP=float(plan["temp_air"]) + 6.0, DEWPOINT=float(plan["temp_air"]) - 12.0, DUST="",
-        HUMIDITY=float(plan["humidity"]), WINDD=float(plan["windd"]), WINDS=float(plan["winds"]),
-        SKYLEVEL="", EXTRACT="aperture", SFLATTEN=True, PCASKYSB=True, NSKIES=20, SKYCHI2=2.1,
-        SCHI2MIN=1.5, SCHI2MAX=3.0, NSTD=4, FSTAR="43-109-114-231", FCBY="manual", HELIO=True,
-        HELIO_RV=float(plan["helio_rv"]), VACUUM=True, NWORDER=2, WFITTYPE="LOG-LINEAR",
-        COEFF0=coeff0, COEFF1=LOG_STEP, WAT0_001="system=linear",
-        WAT1_001="wtype=linear label=Wavelength units=Angstroms", CRVAL1=coeff0, CD1_1=LOG_STEP,
-        CRPIX1=1, CTYPE1="LINEAR", **{"DC-FLAG": 1}, VERSPIPE=str(rec["verspipe"]), CLASS=str(rec["cls"]),
-        SUBCLASS=str(rec["subclass"]), Z=z, Z_ERR=zerr,
-        ZFLAG="PIPELINE" if isinstance(z, int) else "LASP",
-        SNRU=float(rec["snr"][0]), SNRG=float(rec["snr"][1]), SNRR=float(rec["snr"][2]),
-        SNRI=float(rec["snr"][3]), SNRZ=float(rec["snr"][4]),
+        OBJNAME=str(int(rec["objname"])), OBJTYPE="Star" if rec["cls"] == "STAR" else "Other", SPID=spid,
+        COEFF0=coeff0, CRVAL1=coeff0, VERSPIPE=str(rec["verspipe"]), CLASS=str(rec["cls"]),
+        SUBCLASS=str(rec["subclass"]), Z=z, Z_ERR=zerr, ZFLAG="PIPELINE" if isinstance(z, int) else "LASP",
+        SNRU=snr[0], SNRG=snr[1], SNRR=snr[2], SNRI=snr[3], SNRZ=snr[4],
     )
     mags = rec["mags"]  # apparent g, r, i (SDSS-like) of the input catalogue
     if layout == "image":
@@ -187,6 +194,7 @@ def chunk_contents(task):
     flux, sigma = spectra.observe(model * scale, cont * scale, recs["snr"].astype(float),
                                   rng.uniform(0.5, 2.0, len(recs)), rng)
     out = []
+    shared = {}
     for i, rec in enumerate(recs):
         off, npix = int(rec["offset"]), int(rec["npix"])
         sl = slice(off, off + npix)
@@ -204,7 +212,10 @@ def chunk_contents(task):
             else:
                 rows.append(np.full(npix, -9999.0, np.float32))
         rows = np.stack(rows)
-        values = header_values(rec, plans[int(rec["plan"])])
+        p = int(rec["plan"])
+        if p not in shared:
+            shared[p] = plan_values(plans[p])
+        values = header_values(rec, plans[p], shared[p])
         data = fitswrite.spectrum_bytes(str(rec["layout"]), values, rows)
         kind = str(rec["corrupt"])
         if kind in ("bad_shape", "no_end"):  # damage inside the FITS structure

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -157,8 +158,10 @@ def _render_all(out, seed, recs, plans, workers, progress):
             for t in tasks:
                 bar.advance(render.render_chunk(t), 0)
         else:
-            # spawn, not fork: the parent may hold JAX threads (tests, notebooks).
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as ex:
+            # fork is fastest (workers inherit the template bank) but unsafe once JAX has started
+            # its threads in this process (tests, notebooks): then spawn.
+            method = "spawn" if "jax" in sys.modules else "fork"
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as ex:
                 for done in ex.map(render.render_chunk, tasks):
                     bar.advance(done, 0)
 
