@@ -53,6 +53,7 @@ def describe_status(status: int) -> list[str]:
 
 def _check_spectra(flux, ivar, good, rv):
     """Validate shapes and dtypes; return the arrays and whether a batch axis was added."""
+    dtypes = {name: np.dtype(a.dtype) if hasattr(a, "dtype") else np.asarray(a).dtype for name, a in (("flux", flux), ("ivar", ivar), ("good", good), ("rv", rv))}
     flux, ivar, good, rv = (jnp.asarray(a) for a in (flux, ivar, good, rv))
     single = flux.ndim == 1
     expect = (NPIX_GLOBAL,) if single else (flux.shape[0], NPIX_GLOBAL) if flux.ndim == 2 else None
@@ -67,12 +68,12 @@ def _check_spectra(flux, ivar, good, rv):
     rv_shape = () if single else flux.shape[:1]
     if rv.shape != rv_shape:
         raise ValueError(f"rv must have shape {rv_shape} (one velocity in km/s per spectrum), got {rv.shape}.")
-    for name, a in (("flux", flux), ("ivar", ivar), ("rv", rv)):
-        if not jnp.issubdtype(a.dtype, jnp.floating):
-            raise TypeError(f"{name} must be a floating-point array (computed in float32), got dtype {a.dtype}.")
-    if good.dtype != jnp.bool_:
+    for name in ("flux", "ivar", "rv"):
+        if not np.issubdtype(dtypes[name], np.floating):
+            raise TypeError(f"{name} must be a floating-point array (computed in float32), got dtype {dtypes[name]}.")
+    if dtypes["good"] != np.bool_:
         raise TypeError(
-            f"good must be a bool array (True = usable pixel), got dtype {good.dtype}; for a LAMOST "
+            f"good must be a bool array (True = usable pixel), got dtype {dtypes['good']}; for a LAMOST "
             f"and-mask pass (ivar > 0) & (andmask == 0)."
         )
     arrays = (flux.astype(jnp.float32), ivar.astype(jnp.float32), good, rv.astype(jnp.float32))

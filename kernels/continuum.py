@@ -35,11 +35,26 @@ def chebyshev_basis(n: int, order: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _gram_products(n: int, order: int) -> np.ndarray:
-    """Columns Phi_k * Phi_l for k <= l (row-major upper triangle): float32 (n, p (p + 1) / 2)."""
-    phi = chebyshev_basis(n, order).astype(np.float64)
+def block_bases(segments: tuple[tuple[int, int], ...], npix: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block-diagonal Chebyshev bases of several segments of one row of ``npix`` pixels.
+
+    Segment s = (offset, n) has its own basis T_k(x), x over its n pixels mapped to [-1, 1].
+
+    Returns:
+        phi: float32 (npix, S p), p = order + 1; column s p + k is T_k on segment s, 0 elsewhere.
+        products: float32 (npix, S q), q = p (p + 1) / 2; column s q + c is Phi_k Phi_l on
+            segment s for the c-th pair k <= l (row-major upper triangle), 0 elsewhere.
+    """
     p = order + 1
-    return np.stack([phi[:, k] * phi[:, l] for k in range(p) for l in range(k, p)], axis=1).astype(np.float32)
+    pairs = [(k, l) for k in range(p) for l in range(k, p)]
+    phi = np.zeros((npix, len(segments) * p))
+    products = np.zeros((npix, len(segments) * len(pairs)))
+    for s, (offset, n) in enumerate(segments):
+        t = chebyshev_basis(n, order).astype(np.float64)
+        phi[offset : offset + n, s * p : (s + 1) * p] = t
+        for c, (k, l) in enumerate(pairs):
+            products[offset : offset + n, s * len(pairs) + c] = t[:, k] * t[:, l]
+    return phi.astype(np.float32), products.astype(np.float32)
 
 
 def cholesky_factor(gram: list[list[Array]], *, pivot_tol: float) -> tuple[list, list, Array]:
@@ -94,37 +109,48 @@ def cholesky_substitute(low: list, inv_diag: list[Array], rhs: list[Array]) -> l
 
 
 def fit_continuum(
-    y: Array, weight: Array, *, order: int, pivot_tol: float, refine: int = 1
+    y: Array,
+    weight: Array,
+    *,
+    segments: tuple[tuple[int, int], ...],
+    order: int,
+    pivot_tol: float,
+    refine: int = 1,
 ) -> tuple[Array, Array]:
-    """Weighted least-squares polynomial of one window, evaluated on that window.
+    """Weighted least-squares polynomial of each segment of a row, evaluated on that segment.
+
+    For every segment s (its own pixels only):
 
     .. math::
         \\min_c \\sum_i w_i \\Big(y_i - \\sum_{k=0}^{K} c_k T_k(x_i)\\Big)^2
         \\;\\Rightarrow\\; (\\Phi^T W \\Phi)\\, c = \\Phi^T W y, \\qquad
         \\mathrm{cont} = \\Phi c
 
-    with x the window's pixels rescaled to [-1, 1] (:func:`chebyshev_basis`), K = ``order``.
-    Both products are float32 matmuls at ``Precision.HIGHEST``. The normal equations of float32
-    sums carry relative errors ~cond(G) * 1e-7 into c; ``refine`` steps of iterative refinement
-    (r = W (y - Phi c), c += G^-1 Phi^T r with the same factor) bring the fit to the accuracy of
-    the float32 residual, which is what a float64 reference agrees with to ~1e-6.
+    with x the segment's pixels rescaled to [-1, 1] (:func:`chebyshev_basis`), K = ``order``.
+    All segments go through the same matmuls with block-diagonal bases (:func:`block_bases`),
+    float32 at ``Precision.HIGHEST``, and one unrolled Cholesky over (B, S) arrays. The normal
+    equations of float32 sums carry relative errors ~cond(G) * 1e-7 into c; ``refine`` steps
+    of iterative refinement (r = W (y - Phi c), c += G^-1 Phi^T r with the same factor) bring
+    the fit to the accuracy of the float32 residual (a float64 fit agrees to ~1e-6).
 
     Args:
-        y: float32 (B, n) values to fit (the median-filtered flux).
-        weight: float32 (B, n) weights, 0 for pixels that must not count.
+        y: float32 (B, M) values to fit (the median-filtered flux).
+        weight: float32 (B, M) weights, 0 for pixels that must not count.
+        segments: ((offset, n), ...) static pixel ranges of the row, fitted separately.
         order: polynomial order K (6 in the DR8 recipe).
         pivot_tol: see :func:`cholesky_factor`.
         refine: iterative-refinement steps (static).
 
     Returns:
-        continuum: float32 (B, n), 0 where the fit failed.
-        ok: bool (B,) False where the normal matrix was singular or ill-conditioned.
+        continuum: float32 (B, M), 0 outside the segments and on segments whose fit failed.
+        ok: bool (B, S) False where a segment's normal matrix was singular or ill-conditioned.
     """
-    n = y.shape[-1]
     p = order + 1
-    phi = jnp.asarray(chebyshev_basis(n, order))
-    entries = jnp.dot(weight, jnp.asarray(_gram_products(n, order)), precision=_HIGHEST)
-    rhs = jnp.dot(weight * y, phi, precision=_HIGHEST)
+    nseg = len(segments)
+    phi, products = (jnp.asarray(a) for a in block_bases(segments, y.shape[-1], order))
+    lead = y.shape[:-1]
+    entries = jnp.dot(weight, products, precision=_HIGHEST).reshape(*lead, nseg, -1)
+    rhs = jnp.dot(weight * y, phi, precision=_HIGHEST).reshape(*lead, nseg, p)
     gram = [[None] * p for _ in range(p)]
     col = 0
     for k in range(p):
@@ -134,11 +160,15 @@ def fit_continuum(
     low, inv_diag, ok = cholesky_factor(gram, pivot_tol=pivot_tol)
 
     def solve(b):
-        return jnp.stack(cholesky_substitute(low, inv_diag, [b[..., k] for k in range(p)]), axis=-1)
+        c = cholesky_substitute(low, inv_diag, [b[..., k] for k in range(p)])
+        return jnp.stack(c, axis=-1)  # (B, S, p)
+
+    def evaluate(coef):
+        return jnp.dot(coef.reshape(*lead, nseg * p), phi.T, precision=_HIGHEST)
 
     coef = solve(rhs)
     for _ in range(refine):
-        residual = weight * (y - jnp.dot(coef, phi.T, precision=_HIGHEST))
-        coef = coef + solve(jnp.dot(residual, phi, precision=_HIGHEST))
-    continuum = jnp.dot(coef, phi.T, precision=_HIGHEST)
-    return jnp.where(ok[..., None], continuum, 0.0), ok
+        residual = weight * (y - evaluate(coef))
+        coef = coef + solve(jnp.dot(residual, phi, precision=_HIGHEST).reshape(*lead, nseg, p))
+    coef = jnp.where(ok[..., None], coef, 0.0)
+    return evaluate(coef), ok

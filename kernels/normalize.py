@@ -90,32 +90,33 @@ def normalize(
         max_abs_rv=layout.max_abs_rv,
     )
     status = jnp.where(rv_valid, 0, STATUS_RV_INVALID).astype(jnp.int32)
+    # One median filter over all widened windows laid end to end ('valid' mode): window w's
+    # output pixels are filter outputs offset_w .. offset_w + n_w - 1, where offset_w is the
+    # start of its widened window; the 2 margin-wide outputs straddling two windows are unused.
+    smooth, count = masked_median_filter(fr, gr, width=layout.width, method=method)
+    # Materialise the filter output once: otherwise XLA may fuse the whole network into each
+    # of its consumers (normal matrix, right-hand side, residual, level) and recompute it.
+    smooth, count = jax.lax.optimization_barrier((smooth, count))
     m = layout.margin
+    offsets = [sum(n + 2 * m for n in layout.window_sizes[:w]) for w in range(len(layout.windows))]
+    segments = tuple(zip(offsets, layout.window_sizes))
+    weight = (count > 0).astype(jnp.float32)
+    continuum, ok = fit_continuum(smooth, weight, segments=segments, order=layout.order, pivot_tol=layout.pivot_tol)
     norms, goods, ivars = [], [], []
-    start = 0
-    for w, (n, min_good) in enumerate(zip(layout.window_sizes, layout.min_good)):
-        sl = slice(start, start + n + 2 * m)
-        start += n + 2 * m
-        smooth, count = masked_median_filter(fr[..., sl], gr[..., sl], width=layout.width, method=method)
-        # Materialise the filter output once: otherwise XLA may fuse the whole network into each
-        # of its consumers (normal matrix, right-hand side, residual, level) and recompute it.
-        smooth, count = jax.lax.optimization_barrier((smooth, count))
-        f_w, i_w, g_w = fr[..., sl][..., m : m + n], ir[..., sl][..., m : m + n], gr[..., sl][..., m : m + n]
-        weight = (count > 0).astype(jnp.float32)
-        continuum, ok = fit_continuum(
-            smooth, weight, order=layout.order, pivot_tol=layout.pivot_tol
-        )
-        enough = jnp.sum(g_w, axis=-1) >= min_good
-        fitted = (enough & ok)[..., None]
-        level = jnp.sum(weight * smooth, axis=-1) / jnp.maximum(jnp.sum(weight, axis=-1), 1.0)
-        positive = (continuum > layout.continuum_floor * level[..., None]) & (continuum > 0)
+    for w, (offset, n) in enumerate(segments):
+        f_w, i_w, g_w = (a[..., offset + m : offset + m + n] for a in (fr, ir, gr))
+        c_w, wt_w = continuum[..., offset : offset + n], weight[..., offset : offset + n]
+        level = jnp.sum(wt_w * smooth[..., offset : offset + n], axis=-1) / jnp.maximum(jnp.sum(wt_w, axis=-1), 1.0)
+        enough = jnp.sum(g_w, axis=-1) >= layout.min_good[w]
+        fitted = (enough & ok[..., w])[..., None]
+        positive = (c_w > layout.continuum_floor * level[..., None]) & (c_w > 0)
         g_n = g_w & positive & fitted
-        safe = jnp.where(g_n, continuum, 1.0)
+        safe = jnp.where(g_n, c_w, 1.0)
         norms.append(jnp.where(g_n, f_w / safe, 1.0))
         ivars.append(jnp.where(g_n, i_w * safe * safe, 0.0))
         goods.append(g_n)
         status |= jnp.where(enough, 0, status_few_good(w))
-        status |= jnp.where(enough & ~ok, status_ill_conditioned(w), 0)
+        status |= jnp.where(enough & ~ok[..., w], status_ill_conditioned(w), 0)
         status |= jnp.where(jnp.any(g_w & ~positive & fitted, axis=-1), STATUS_CONTINUUM_LOW, 0)
     cat = functools.partial(jnp.concatenate, axis=-1)
     return cat(norms), cat(goods), cat(ivars), status

@@ -97,7 +97,8 @@ def resample_restframe(
         good_r = usable[:, :-1] & (usable[:, 1:] | (t == 0.0))
         flux_r = jnp.where(good_r, (1.0 - t) * f[:, :-1] + t * f[:, 1:], 0.0)
         var_r = (1.0 - t) ** 2 * var[:, :-1] + t**2 * var[:, 1:]
-        ivar_r = jnp.where(good_r, 1.0 / jnp.where(good_r, var_r, 1.0), 0.0)
+        ivar_r = jnp.where(t == 0.0, iv[:, :-1], 1.0 / jnp.where(good_r, var_r, 1.0))  # exact copy at t = 0
+        ivar_r = jnp.where(good_r, ivar_r, 0.0)
         outs.append((flux_r, ivar_r, good_r))
     flux_r, ivar_r, good_r = (jnp.concatenate(o, axis=1) for o in zip(*outs))
     return flux_r, ivar_r, good_r, rv_valid

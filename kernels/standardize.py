@@ -27,4 +27,4 @@ def standardize(norm: Array, good: Array, mean: Array, std: Array) -> Array:
 
 def bad_fraction(good: Array) -> Array:
     """Fraction of bad pixels per spectrum: float32 (B,) from bool (B, P)."""
-    return 1.0 - jnp.mean(good.astype(jnp.float32), axis=-1)
+    return jnp.mean((~good).astype(jnp.float32), axis=-1)
