@@ -404,15 +404,6 @@ def snr_curve(snr_bands: np.ndarray) -> np.ndarray:
     return s[:, j] * (1.0 - f)[None, :] + s[:, j + 1] * f[None, :]
 
 
-def band_flux_ratio(cont: np.ndarray) -> np.ndarray:
-    """Continuum at each band centre relative to g: (n, 5), for photon-noise-like band S/N."""
-    lam = global_wavelength()
-    cols = [int(np.argmin(np.abs(lam - c))) for c in BAND_CENTRES.values()]
-    win = [np.clip(np.arange(c - 15, c + 16), 0, NPIX_GLOBAL - 1) for c in cols]
-    f = np.stack([cont[:, w].mean(axis=1) for w in win], axis=1)
-    return f / f[:, 1:2]
-
-
 def observe(model, cont, snr_bands, sky_level, rng):
     """Add noise: returns (flux, sigma), float64 (n, NPIX_GLOBAL).
 

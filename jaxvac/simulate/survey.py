@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from jaxvac.constants import C_KMS, NPIX_GLOBAL
-from jaxvac.labels import LABEL_NAMES
 from jaxvac.simulate import catalogs, photometry, population, render, spectra
 
 RECORD_DTYPE = np.dtype([
