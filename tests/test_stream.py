@@ -18,6 +18,7 @@ from jaxvac.io.inputs import resolve_inputs
 from jaxvac.io.lamost import read_spectrum
 from jaxvac.io.progress import progress_wanted
 from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
+import jaxvac.io.stream as stream_mod
 from jaxvac.io.stream import WORKER_DIED, StreamError, shard_bounds, stream_batches
 
 
@@ -116,12 +117,22 @@ def test_every_good_file_once_and_every_bad_one_as_a_reject(reference):
         assert all(r < rows[-1] for r in rej)
 
 
-@pytest.mark.parametrize("workers,batch_size,chunk_size,prefetch", [(1, 16, 3, None), (2, 7, 4, 1), (2, 50, 50, 3)])
-def test_same_output_for_any_worker_count_batch_and_chunk_size(reference, workers, batch_size, chunk_size, prefetch):
+def _our_shared_memory():
+    """Shared-memory blocks this process created and has not removed."""
+    return sorted(n for n in os.listdir("/dev/shm") if n.startswith(f"jaxvac-{os.getpid()}-")) if os.path.isdir("/dev/shm") else []
+
+
+@pytest.mark.parametrize("workers,batch_size,chunk_size,prefetch,shm",
+                         [(1, 16, 3, None, True), (2, 7, 4, 1, True), (2, 50, 50, 3, True), (2, 7, 4, 2, False)])
+def test_same_output_for_any_worker_count_batch_and_chunk_size(reference, monkeypatch, workers, batch_size, chunk_size,
+                                                                prefetch, shm):
     paths, ref, _ = reference
+    if not shm:  # as where /dev/shm is too small: chunks come back pickled
+        monkeypatch.setattr(stream_mod._Slots, "create", classmethod(lambda cls, n, capacity: None))
     st = stream_batches(paths, batch_size=batch_size, workers=workers, chunk_size=chunk_size, prefetch=prefetch,
                         reader=fake_reader)
     out = _collect(st)
+    assert st.summary.transport == ("shared memory" if shm else "pickle") and _our_shared_memory() == []
     for k in ("index", "flux", "ivar", "good"):
         assert np.array_equal(out[k], ref[k]), k
     assert out["meta"].tobytes() == ref["meta"].tobytes()  # (NaN fields: compare bits)
@@ -187,6 +198,7 @@ def test_a_dying_worker_costs_one_reject_not_the_run():
     assert out["reject_index"] == [5, 6, 33]
     assert [r.reason for r in out["rejects"]] == [WORKER_DIED, "bad data: fake", WORKER_DIED]
     assert st.summary.reasons[WORKER_DIED.split(":")[0]] == 2
+    assert st.summary.transport == "shared memory" and _our_shared_memory() == []
 
 
 def test_a_worker_failing_outside_the_reader_raises_a_clear_error():
@@ -203,8 +215,10 @@ def test_prefetch_bounds_the_files_read_ahead(tmp_path):
         first = next(iter(st))
         time.sleep(0.5)  # let the workers run as far ahead as they are allowed
         n_read = len(log.read_text().split())
+        assert len(_our_shared_memory()) == 3  # prefetch + 1 slots while streaming
     # One chunk consumed + at most `prefetch` submitted ahead = 3 chunks of 2 files.
     assert first.index.tolist() == [0, 1] and 2 <= n_read <= 6
+    assert _our_shared_memory() == []  # leaving the loop early removed them
     # In-process reading is lazy: one chunk per step.
     log.unlink()
     st = stream_batches(paths, batch_size=2, workers=0, chunk_size=3, reader=fake_reader)

@@ -34,9 +34,11 @@ import os
 import pickle
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -97,6 +99,7 @@ class StreamSummary:
     examples: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     batches: int = 0
     elapsed_s: float = 0.0
+    transport: str = ""  # how chunks came back: "in-process", "shared memory" or "pickle"
 
     @property
     def to_read(self) -> int:
@@ -269,6 +272,7 @@ class BatchStream:
 
     def _chunks(self) -> Iterator[_Chunk]:
         if self.workers == 0:
+            self.summary.transport = "in-process"
             for k in range(self.n_chunks):
                 yield _read_chunk(self.reader, *self._chunk(k))
             return
@@ -276,24 +280,39 @@ class BatchStream:
 
     def _pooled_chunks(self) -> Iterator[_Chunk]:
         n_chunks = self.n_chunks
-        futures: dict[int, object] = {}
+        futures: dict[int, tuple] = {}  # chunk -> (future, shared-memory slot or None)
         pool = None
         consumed = submitted = 0
+        held = None  # the slot of the chunk the caller is working on
+        # In flight: at most `prefetch` chunks, plus the one handed over -> prefetch + 1 slots.
+        slots = _Slots.create(self.prefetch + 1, self.chunk_size) if n_chunks else None
+        self.summary.transport = "shared memory" if slots else "pickle"
 
         def fill():  # keep `prefetch` chunks submitted and not yet consumed
             nonlocal submitted
             while submitted < n_chunks and submitted - consumed < self.prefetch:
+                paths, idx = self._chunk(submitted)
+                slot = slots.take() if slots else None
                 try:
-                    futures[submitted] = pool.submit(_read_chunk, self.reader, *self._chunk(submitted))
+                    if slot is None:
+                        fut = pool.submit(_read_chunk, self.reader, paths, idx)
+                    else:
+                        fut = pool.submit(_read_chunk_into, self.reader, paths, idx, slot, self.chunk_size)
                 except BrokenProcessPool:
+                    if slot is not None:
+                        slots.give(slot)
                     return  # the next result() reports it
+                futures[submitted] = (fut, slot)
                 submitted += 1
 
         try:
             pool = self._new_pool(self.workers)
             while consumed < n_chunks:
+                if held is not None:  # the caller has finished with the previous chunk
+                    slots.give(held)
+                    held = None
                 fill()
-                fut = futures.pop(consumed, None)
+                fut, slot = futures.pop(consumed, (None, None))
                 try:
                     if fut is None:
                         raise BrokenProcessPool("the pool broke before this chunk was submitted")
@@ -304,8 +323,9 @@ class BatchStream:
                     pool.shutdown(wait=True, cancel_futures=True)
                     pool = None
                     lost_end = max(submitted, consumed + 1)
-                    for k in range(consumed, lost_end):
-                        futures.pop(k, None)
+                    for lost_slot in [slot] + [futures.pop(k, (None, None))[1] for k in range(consumed, lost_end)]:
+                        if lost_slot is not None:
+                            slots.give(lost_slot)
                     for result in self._read_isolated(range(consumed, lost_end)):
                         consumed += 1
                         yield result
@@ -314,16 +334,22 @@ class BatchStream:
                     continue
                 except Exception as e:
                     paths, _ = self._chunk(consumed)
+                    if slot is not None:
+                        slots.give(slot)
                     raise StreamError(
                         f"a worker failed outside the reader while reading {len(paths)} files from {paths[0]!r} "
                         f"to {paths[-1]!r}: {type(e).__name__}: {e}. Re-run with workers=0 to see the traceback."
                     ) from e
+                if slot is not None:
+                    result, held = slots.unpack(result, slot), slot
                 consumed += 1
                 fill()  # before handing the chunk over: the workers read while the caller computes
                 yield result
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+            if slots is not None:
+                slots.close()  # after the workers have stopped writing
 
     def _read_isolated(self, chunks: Iterable[int]) -> Iterator[_Chunk]:
         """Read chunks one file at a time in a single-worker pool, restarted after each crash."""
@@ -402,6 +428,91 @@ class _Chunk:
             np.concatenate([c.reject_index for c in parts]),
             [r for c in parts for r in c.rejects],
         )
+
+
+class _Slots:
+    """Shared-memory blocks that workers write chunks into, so that pixel arrays are not pickled.
+
+    Pickling a chunk cost a worker ~100-150 us per spectrum (20-25 % of reading it) and the main
+    process ~50 us; through a slot the worker copies its rows once and the main process copies
+    them once into the batch. Each slot holds ``capacity`` rows laid out by ``_slot_views``.
+    """
+
+    def __init__(self, blocks: list, capacity: int):
+        self.capacity = capacity
+        self.blocks = {b.name: b for b in blocks}
+        self.free = [b.name for b in blocks]
+
+    @classmethod
+    def create(cls, n: int, capacity: int) -> _Slots | None:
+        """n slots, or None (pickled transport) when shared memory is missing or too small
+        (a container's /dev/shm is 64 MB by default; a full one would kill workers with SIGBUS)."""
+        size = _slot_bytes(capacity)
+        try:
+            st = os.statvfs("/dev/shm")
+            if st.f_bavail * st.f_frsize < 2 * n * size:
+                return None
+        except OSError:
+            pass  # no /dev/shm (not Linux): let SharedMemory decide
+        prefix = f"jaxvac-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        blocks = []
+        try:
+            for k in range(n):
+                blocks.append(shared_memory.SharedMemory(name=f"{prefix}-{k}", create=True, size=size))
+        except OSError:
+            for b in blocks:
+                b.close()
+                b.unlink()
+            return None
+        return cls(blocks, capacity)
+
+    def take(self) -> str:
+        return self.free.pop()
+
+    def give(self, name: str) -> None:
+        self.free.append(name)
+
+    def unpack(self, c: _Chunk, name: str) -> _Chunk:
+        """The chunk with its arrays read from the slot (views: valid until the slot is given back)."""
+        n = len(c.index)
+        flux, ivar, good, meta = (a[:n] for a in _slot_views(self.blocks[name].buf, self.capacity))
+        return dataclasses.replace(c, flux=flux, ivar=ivar, good=good, meta=meta)
+
+    def close(self) -> None:
+        for b in self.blocks.values():
+            b.close()
+            b.unlink()
+        self.blocks, self.free = {}, []
+
+
+def _slot_bytes(capacity: int) -> int:
+    return capacity * (NPIX_GLOBAL * (4 + 4 + 1) + META_DTYPE.itemsize)
+
+
+def _slot_views(buf, capacity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """flux, ivar float32 (capacity, NPIX_GLOBAL), good bool (capacity, NPIX_GLOBAL), meta
+    (capacity,) META_DTYPE, one after the other in ``buf``."""
+    f4 = capacity * NPIX_GLOBAL * 4
+    flux = np.ndarray((capacity, NPIX_GLOBAL), np.float32, buf, 0)
+    ivar = np.ndarray((capacity, NPIX_GLOBAL), np.float32, buf, f4)
+    good = np.ndarray((capacity, NPIX_GLOBAL), bool, buf, 2 * f4)
+    meta = np.ndarray((capacity,), META_DTYPE, buf, 2 * f4 + capacity * NPIX_GLOBAL)
+    return flux, ivar, good, meta
+
+
+_ATTACHED: dict[str, shared_memory.SharedMemory] = {}  # slots this worker has opened, by name
+
+
+def _read_chunk_into(reader: Callable, paths: list[str], index: np.ndarray, slot: str, capacity: int) -> _Chunk:
+    """``_read_chunk``, with the spectra written into shared-memory ``slot`` instead of returned."""
+    c = _read_chunk(reader, paths, index)
+    shm = _ATTACHED.get(slot)
+    if shm is None:
+        shm = _ATTACHED[slot] = shared_memory.SharedMemory(name=slot)
+    n = len(c.index)
+    for dst, src in zip(_slot_views(shm.buf, capacity), (c.flux, c.ivar, c.good, c.meta)):
+        dst[:n] = src
+    return dataclasses.replace(c, flux=c.flux[:0], ivar=c.ivar[:0], good=c.good[:0], meta=c.meta[:0])
 
 
 def _worker_init() -> None:
