@@ -5,6 +5,7 @@ Rows (the whole survey: plan, photometry, spectra, FITS files, catalogues):
     1 worker    everything in this process (the baseline)
     2 workers   files rendered by 2 spawned processes (the output is byte-identical)
 
+with their CPU seconds (this process and its workers) and the load average before the run,
 plus the stages of the 1-worker run: planning (population, photometry, distances), rendering
 (models, noise, masks, headers, gzip, writes) and catalogues. The one-time set-up (imports,
 the template bank and the photometric grid) is timed apart by a 20-spectrum warm-up survey;
@@ -43,6 +44,15 @@ def machine() -> str:
     except OSError:
         pass
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the workers): on a shared,
+    loaded machine the wall clock measures the neighbours too, CPU time much less so."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def stages(root: Path, n: int, seed: int) -> dict:
@@ -86,20 +96,22 @@ def main(argv=None):
         setup = time.perf_counter() - t0
         print(f"{machine()}\nsurvey of {n} spectra; one-time set-up (imports, template bank, photometric grid, "
               f"a 20-spectrum warm-up): {setup:.1f} s\n")
-        print(f"{'method':34s} {'seconds':>8s} {'spectra/s':>10s} {'x baseline':>10s}")
+        print(f"{'method':34s} {'seconds':>8s} {'spectra/s':>10s} {'x baseline':>10s} {'CPU s':>8s} {'load':>6s}")
         base = None
         for workers in (1, 2):
-            t0 = time.perf_counter()
+            load = os.getloadavg()[0]
+            t0, c0 = time.perf_counter(), _cpu()
             info = simulate_survey(root / f"w{workers}", n, args.seed, progress=False, workers=workers)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, _cpu() - c0
             rate = n / wall
             base = base or rate
             name = f"simulate_survey, {workers} worker{'s' if workers > 1 else ''}"
             results.append({"method": name, "batch": n, "workers": workers, "seconds": round(wall, 2),
                             "spectra_per_s": round(rate, 1), "ratio_to_baseline": round(rate / base, 2),
+                            "cpu_seconds": round(cpu, 2), "load_average_before": round(load, 2),
                             "setup_seconds_excluded": round(setup, 2) if workers == 1 else None,
                             "catalog_sizes": info.catalog_sizes})
-            print(f"{name:34s} {wall:8.1f} {rate:10.0f} {rate / base:10.2f}")
+            print(f"{name:34s} {wall:8.1f} {rate:10.0f} {rate / base:10.2f} {cpu:8.1f} {load:6.1f}")
             shutil.rmtree(root / f"w{workers}")
         st = stages(root, n, args.seed)
         for stage in ("plan", "render", "catalogs"):
