@@ -253,3 +253,21 @@ def test_cli(tmp_path):
     assert r.exit_code == 2 and "is not empty" in r.output
     r = CliRunner().invoke(main, ["simulate", "--n", "12", "--out", str(tmp_path / "t"), "--gzip-fraction", "2"])
     assert r.exit_code == 2 and "must be a fraction" in r.output
+
+
+def test_tiny_and_extreme_surveys(tmp_path):
+    """Edge cases: one spectrum with 90 % non-stars asked (at least one star is kept), all
+    repeats asked (one first visit is kept), every file corrupt (empty training catalogues)."""
+    one = simulate_survey(tmp_path / "one", 1, 0, progress=False, nonstar_fraction=0.9)
+    assert one.counts["n_stars"] == 1 and one.counts["n_spectra"] == 1
+    rep = simulate_survey(tmp_path / "rep", 3, 0, progress=False, repeat_fraction=0.9)
+    assert rep.counts["n_stars"] == 1 and rep.counts["n_repeats"] == 2
+    bad = simulate_survey(tmp_path / "bad", 5, 0, progress=False, corrupt_fraction=1.0)
+    assert bad.counts["n_corrupt"] == 5
+    from astropy.table import Table
+
+    for name in ("pastel", "apogee", "lgmwas"):
+        assert bad.catalog_sizes[f"catalogs/train_{name}.fits"] == 0
+        assert len(Table.read(bad.out_dir / f"catalogs/train_{name}.fits")) == 0  # written, empty
+    for p in (bad.out_dir / "spectra").rglob("*.fits*"):
+        assert isinstance(read_spectrum(p), Reject)

@@ -174,9 +174,9 @@ def chunk_tasks(out, seed, recs, plans) -> list:
 # ----------------------------------------------------------------------------------------------
 def plan_survey(rng, n, opts):
     """Draw everything but the pixels: (stars dict, records (n,) RECORD_DTYPE, plans PLAN_DTYPE)."""
-    n_non = int(round(n * opts.nonstar_fraction))
+    n_non = min(int(round(n * opts.nonstar_fraction)), n - 1)  # at least one star
     n_star_spec = n - n_non
-    n_rep = int(round(n_star_spec * opts.repeat_fraction)) if n_star_spec > 1 else 0
+    n_rep = min(int(round(n_star_spec * opts.repeat_fraction)), n_star_spec - 1)  # repeats need a first visit
     n_stars = n_star_spec - n_rep
     per_field = int(np.clip(math.ceil(n / 8), 16, 2500))
     n_fields = max(2, math.ceil((n_stars + n_non) / per_field))
