@@ -165,6 +165,21 @@ def test_trailing_rejects_come_in_a_padding_batch_and_nothing_to_read_yields_not
     assert list(stream_batches([], workers=2, reader=fake_reader)) == []
 
 
+def test_shared_memory_is_not_used_when_dev_shm_is_nearly_full(monkeypatch):
+    class Full:
+        f_bavail, f_frsize = 10, 4096  # 40 KB free
+
+    monkeypatch.setattr(stream_mod.os, "statvfs", lambda path: Full())
+    assert stream_mod._Slots.create(3, 32) is None
+    if SHM:
+        monkeypatch.undo()
+        slots = stream_mod._Slots.create(3, 2)
+        names = _our_shared_memory()
+        assert len(names) == 3 and os.path.getsize(f"/dev/shm/{names[0]}") >= 2 * (NPIX_GLOBAL * 9 + META_DTYPE.itemsize)
+        slots.close()
+        assert _our_shared_memory() == []
+
+
 def test_shards_partition_the_input_exactly():
     for n_files in range(0, 23):
         for n in range(1, 6):
