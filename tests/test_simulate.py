@@ -183,7 +183,9 @@ def test_training_catalogues(sim, truth):
         cat = fitsio.read(sim.out_dir / f"catalogs/train_{name}.fits")
         assert len(cat) == sim.catalog_sizes[f"catalogs/train_{name}.fits"] > 0
         labels = [l.name for l in LABELS if l.training_set == label_set]
-        assert list(cat.dtype.names) == ["obsid", "path", "snrg"] + [c for l in labels for c in (l, f"Err_{l}")]
+        extra = {"pastel": [], "apogee": ["snr_apogee", "Teff_APOGEE", "Err_Teff_APOGEE"],
+                 "lgmwas": ["dist", "Err_dist", "gb", "ebv"]}[name]
+        assert list(cat.dtype.names) == ["obsid", "path", "snrg"] + [c for l in labels for c in (l, f"Err_{l}")] + extra
         rows = truth[[by_obsid[int(o)] for o in cat["obsid"]]]
         assert not set(rows["star_id"].tolist()) & test_stars  # split by star
         assert np.unique(rows["star_id"]).size == len(rows)
@@ -196,6 +198,8 @@ def test_training_catalogues(sim, truth):
             assert np.all((rows["Teff_PASTEL"] > 3800) & (rows["Teff_PASTEL"] < 6500))
         if name == "lgmwas":
             assert np.all(rows["dist"] < 2.0) and np.all(rows["snrg"] >= 30.0)
+            np.testing.assert_array_equal(cat["gb"], rows["gb"])
+            assert np.all(np.abs(cat["dist"] / rows["dist"] - 1) < 5 * cat["Err_dist"] / rows["dist"])
     test = fitsio.read(sim.out_dir / "catalogs/test.fits")
     assert set(LABEL_NAMES + ("feh_VMP",)) <= set(test.dtype.names)
     rows = truth[[by_obsid[int(o)] for o in test["obsid"]]]

@@ -13,6 +13,10 @@ and ``Err_<label>``; NaN where the reference does not give the label.
 * LGMWAS-like: distance < 2 kpc, E(B-V) < 0.1, S/N >= 30, drawn with weight S/N; magnitudes
   missing for 10 % (APASS), 30 % (SDSS) and 5 % (W2) of the stars.
 
+After the labels, the columns the paper's curation cuts use (configs/dr8.toml [curation]):
+``snr_apogee``, ``Teff_APOGEE``, ``Err_Teff_APOGEE`` (APOGEE-like); ``dist``, ``Err_dist`` (kpc,
+parallax-like), ``gb`` (deg), ``ebv`` (with e = 0.01 + 0.1 E(B-V)) (LGMWAS-like).
+
 Label noise (REFERENCE_ERRORS) is typical of the reference catalogues and below the cuts the
 paper applied (SPEC.md "Training-set cuts"): each star's Err is the reference error times a
 log-normal(0, 0.2) factor, and the label is the truth plus Gaussian noise of that Err. Absolute
@@ -156,7 +160,21 @@ def _write_train(path, rng, name, pick, best, recs, stars, truth) -> int:
                     missing |= hot_dwarf & (rng.random(n) < 0.5)
             cols[label] = np.where(missing, np.nan, val)
             cols[f"Err_{label}"] = np.where(missing, np.nan, e)
-    units = {l.name: l.unit for l in LABELS} | {f"Err_{l.name}": l.unit for l in LABELS}
+    # Columns the paper's curation cuts use (configs/dr8.toml [curation]); not labels.
+    if name == "apogee":
+        cols["snr_apogee"] = np.clip(rng.lognormal(np.log(200.0), 0.6, n), 20.0, 1500.0)
+        e = 80.0 * rng.lognormal(0.0, 0.2, n)
+        cols["Teff_APOGEE"] = stars["teff"][pick] + e * rng.standard_normal(n)
+        cols["Err_Teff_APOGEE"] = e
+    if name == "lgmwas":
+        d = stars["dist"][pick]
+        cols["dist"] = d * (1.0 + fpar * rng.standard_normal(n))
+        cols["Err_dist"] = d * fpar
+        cols["gb"] = stars["b"][pick]
+        e_ebv = 0.01 + 0.1 * stars["ebv"][pick]
+        cols["ebv"] = stars["ebv"][pick] + e_ebv * rng.standard_normal(n)
+    units = ({l.name: l.unit for l in LABELS} | {f"Err_{l.name}": l.unit for l in LABELS}
+             | {"Teff_APOGEE": "K", "Err_Teff_APOGEE": "K", "dist": "kpc", "Err_dist": "kpc", "gb": "deg", "ebv": "mag"})
     write_table(path, cols, units)
     return n
 
