@@ -14,6 +14,9 @@ import click
 COMMANDS = {
     "calibrate-errors": "calibrate_errors",
     "info": "info",
+    "merge": "merge",
+    "report": "report",
+    "run": "run",
     "simulate": "simulate",
     "train": "train",
 }
@@ -42,3 +45,7 @@ def main():
       jaxvac train --config configs/demo.toml # the 23 networks + the VMP network
     Run `jaxvac COMMAND --help` for each command.
     """
+
+
+if __name__ == "__main__":
+    main()
