@@ -46,7 +46,7 @@ class _TrainDisplay:
         if self.live is not None:
             done = self.bar.tasks[0].completed
             self.stage_offset = done
-            self.bar.update(self.task, description=f"training [{name}]", total=done + max_epochs)
+            self.bar.update(self.task, description=f"training: {name}", total=done + max_epochs)
 
     def on_epoch(self, info):
         if self.live is None:
