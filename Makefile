@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv test bench bench-quick clean
+.PHONY: venv demo test bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Simulate a 20,000-spectrum survey, train, run the catalogue, report, score against truth.
+demo: $(STAMP)
+	$(BIN)/jaxvac demo --out demo --n 20000
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q

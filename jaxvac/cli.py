@@ -13,6 +13,7 @@ import click
 # name -> module under jaxvac.commands (one line each; keep sorted).
 COMMANDS = {
     "calibrate-errors": "calibrate_errors",
+    "demo": "demo",
     "info": "info",
     "merge": "merge",
     "report": "report",
