@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 
@@ -20,8 +18,9 @@ def _fraction(ctx, param, value):
               help="Output directory; created, and refused if it exists and is not empty.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed. The same seed, N and options give the same bytes.")
-@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
-              show_default="all cores", help="Processes rendering files. The output does not depend on it.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes rendering files (default: one per core from 1,024 spectra up, else 1). "
+                   "The output does not depend on it.")
 @click.option("--repeat-fraction", type=float, default=0.10, show_default=True, callback=_fraction,
               help="Share of star spectra that re-observe a star at another S/N (duplicates for "
                    "the error model).")

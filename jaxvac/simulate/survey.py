@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -48,6 +49,7 @@ PLAN_DTYPE = np.dtype([
 ])
 NONSTAR_CLASSES = (("GALAXY", 0.45), ("QSO", 0.25), ("Unknown", 0.30))
 SNR_ETA = np.array([0.35, 1.0, 1.1, 1.1, 0.75])  # band throughput relative to g (u is poor)
+AUTO_MIN_CHUNKS = 8  # workers=None uses processes from 8 chunks (1,024 spectra) up
 FIBERS_PER_SPECTROGRAPH = 250
 SPECTROGRAPHS = 16
 
@@ -68,7 +70,9 @@ class SurveyOptions:
     train_scale: training-set sizes as a multiple of the paper's (1,281 PASTEL, 8,753 APOGEE,
       6,000 LGMWAS stars), capped by the stars that qualify.
     halo_fraction: mean share of halo stars (sets the number of very metal-poor stars).
-    workers: processes rendering files (1 = in this process). Output does not depend on it.
+    workers: processes rendering files (1 = in this process; None = automatic: one per CPU core
+      when there are at least AUTO_MIN_CHUNKS chunks of render.CHUNK spectra, else in this
+      process, so small surveys pay no process start-up). Output does not depend on it.
     """
 
     repeat_fraction: float = 0.10
@@ -80,7 +84,7 @@ class SurveyOptions:
     test_fraction: float = 0.2
     train_scale: float = 1.0
     halo_fraction: float = 0.10
-    workers: int = 1
+    workers: int | None = None
 
     def __post_init__(self):
         for name in ("repeat_fraction", "nonstar_fraction", "sentinel_fraction", "corrupt_fraction",
@@ -91,7 +95,7 @@ class SurveyOptions:
                                  f"got {v}; it is a fraction.")
         if not self.train_scale > 0:
             raise ValueError(f"train_scale must be > 0, got {self.train_scale}.")
-        if int(self.workers) < 1:
+        if self.workers is not None and int(self.workers) < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}.")
 
 
@@ -152,6 +156,8 @@ def _render_all(out, seed, recs, plans, workers, progress):
     from jaxvac.io.progress import FileProgress, progress_wanted
 
     tasks = chunk_tasks(out, seed, recs, plans)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(tasks) >= AUTO_MIN_CHUNKS else 1
     with FileProgress(len(recs), enabled=progress_wanted(progress), description="simulating") as bar:
         if workers <= 1 or len(tasks) <= 1:
             for t in tasks:
