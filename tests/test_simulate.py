@@ -275,3 +275,15 @@ def test_tiny_and_extreme_surveys(tmp_path):
         assert len(Table.read(bad.out_dir / f"catalogs/train_{name}.fits")) == 0  # written, empty
     for p in (bad.out_dir / "spectra").rglob("*.fits*"):
         assert isinstance(read_spectrum(p), Reject)
+
+
+def test_header_structure_matches_real_files(sim, truth, lamost_dir):
+    """Same cards in the same order as a real DR8 image file and a real DR9+ table file."""
+    real = {"image": "spec-55859-F5902_sp03-232.fits.gz",
+            "table": "spec-60591-LN042429N340750BM01_sp01-001.fits.gz"}
+    for layout, name in real.items():
+        rel = next(_s(r["path"]) for r in truth if _s(r["layout"]).strip() == layout and not r["corrupt"])
+        with fitsio.FITS(str(sim.out_dir / rel)) as mine, fitsio.FITS(str(lamost_dir / name)) as ref:
+            assert len(mine) == len(ref)
+            for k in range(len(ref)):
+                assert list(mine[k].read_header().keys()) == list(ref[k].read_header().keys()), (layout, k)
