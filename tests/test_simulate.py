@@ -287,3 +287,13 @@ def test_header_structure_matches_real_files(sim, truth, lamost_dir):
             assert len(mine) == len(ref)
             for k in range(len(ref)):
                 assert list(mine[k].read_header().keys()) == list(ref[k].read_header().keys()), (layout, k)
+
+
+@pytest.mark.parametrize("ra, dec, desig", [
+    (330.909453, -0.17471, "LAMOST J220338.26-001028.9"),  # RA, DEC, DESIG of real LAMOST headers
+    (66.43298, 32.625089, "LAMOST J042543.91+323730.3"),
+    (138.080956, 27.893459, "LAMOST J091219.42+275336.4"),
+    (131.557561, 20.856897, "LAMOST J084613.81+205124.8"),
+])
+def test_designation_like_the_pipeline(ra, dec, desig):
+    assert render.designation(ra, dec) == desig
