@@ -1,8 +1,8 @@
-"""Weighted least-squares Chebyshev pseudo-continuum, solved by a hand-unrolled Cholesky.
+"""Weighted least-squares Chebyshev pseudo-continuum, solved by an explicit batched Cholesky.
 
 LAPACK-backed solvers (``jnp.linalg.solve``, ``cho_factor``) hung at random inside jitted code
-on the project's CPUs (MEASURED.md), so the small normal equations are solved with an explicit
-Cholesky written out over (B,) arrays: a few hundred fused elementwise operations.
+on the project's CPUs (MEASURED.md), so the small normal equations are solved with a Cholesky
+written in elementwise operations over (..., 7, 7) arrays, one column per loop step.
 No error checking is performed here.
 """
 
@@ -57,55 +57,72 @@ def block_bases(segments: tuple[tuple[int, int], ...], npix: int, order: int) ->
     return phi.astype(np.float32), products.astype(np.float32)
 
 
-def cholesky_factor(gram: list[list[Array]], *, pivot_tol: float) -> tuple[list, list, Array]:
-    """Cholesky factor G = L L^T of many small symmetric positive-definite matrices, unrolled.
+def cholesky_factor(gram: Array, *, pivot_tol: float) -> tuple[Array, Array]:
+    """Cholesky factor G = L L^T of many small symmetric positive-definite matrices.
 
     .. math::
         L_{jj} = \\sqrt{G_{jj} - \\sum_{k<j} L_{jk}^2}, \\qquad
         L_{ij} = \\Big(G_{ij} - \\sum_{k<j} L_{ik} L_{jk}\\Big) / L_{jj}
 
+    One column per step of a ``fori_loop`` over (..., p, p) arrays: elementwise operations only
+    (LAPACK-backed solvers hung at random inside jit on these CPUs), and the loop body compiles
+    once, where a Python-unrolled version made XLA compile ~150 small kernels.
+
     Args:
-        gram: p x p nested list of (B,) arrays; G[i][j] for i >= j is read.
-        pivot_tol: a pivot G_jj - sum L_jk^2 <= pivot_tol * G_jj marks the matrix singular.
+        gram: float32 (..., p, p) symmetric; the lower triangle is read.
+        pivot_tol: a pivot G_jj - sum_k L_jk^2 <= pivot_tol * G_jj marks the matrix singular.
 
     Returns:
-        low: p x p nested list, L[i][j] (B,) for i > j.
-        inv_diag: p (B,) arrays 1 / L_jj (finite even where the matrix is singular).
-        ok: bool (B,) False where a pivot failed the test (or G_jj <= 0).
+        low: float32 (..., p, p) lower-triangular L, with 1 on the diagonal of singular ones.
+        ok: bool (...) False where a pivot failed the test (or G_jj <= 0).
     """
-    p = len(gram)
-    zero = jnp.zeros_like(gram[0][0])
-    low = [[None] * p for _ in range(p)]
-    inv_diag = [None] * p
-    ok = jnp.ones(zero.shape, bool)
-    for j in range(p):
-        d = gram[j][j] - sum((low[j][k] ** 2 for k in range(j)), zero)
-        ok = ok & (d > pivot_tol * gram[j][j]) & (gram[j][j] > 0)
-        inv_diag[j] = jax.lax.rsqrt(jnp.where(ok, d, 1.0))
-        for i in range(j + 1, p):
-            low[i][j] = (gram[i][j] - sum((low[i][k] * low[j][k] for k in range(j)), zero)) * inv_diag[j]
-    return low, inv_diag, ok
+    p = gram.shape[-1]
+    idx = jnp.arange(p)
+
+    def column(j, carry):
+        low, ok = carry
+        row_j = jnp.where(idx < j, jax.lax.dynamic_index_in_dim(low, j, axis=-2, keepdims=False), 0.0)
+        g_j = jax.lax.dynamic_index_in_dim(gram, j, axis=-1, keepdims=False)  # column j, (..., p)
+        v = g_j - jnp.sum(low * row_j[..., None, :], axis=-1)
+        pivot = jnp.sum(jnp.where(idx == j, v, 0.0), axis=-1)
+        g_jj = jnp.sum(jnp.where(idx == j, g_j, 0.0), axis=-1)
+        ok = ok & (pivot > pivot_tol * g_jj) & (g_jj > 0)
+        col = jnp.where(idx >= j, v * jax.lax.rsqrt(jnp.where(ok, pivot, 1.0))[..., None], 0.0)
+        return jnp.where(idx == j, col[..., :, None], low), ok  # set column j
+
+    return jax.lax.fori_loop(0, p, column, (jnp.zeros_like(gram), jnp.ones(gram.shape[:-2], bool)))
 
 
-def cholesky_substitute(low: list, inv_diag: list[Array], rhs: list[Array]) -> list[Array]:
+def cholesky_substitute(low: Array, rhs: Array) -> Array:
     """Solve L L^T c = b by forward (L y = b) then backward (L^T c = y) substitution.
 
     Args:
-        low, inv_diag: from :func:`cholesky_factor`.
-        rhs: p (B,) arrays b.
+        low: float32 (..., p, p) from :func:`cholesky_factor`.
+        rhs: float32 (..., p) right-hand sides b.
 
     Returns:
-        c: p (B,) arrays.
+        c: float32 (..., p).
     """
-    p = len(rhs)
-    zero = jnp.zeros_like(rhs[0])
-    y = [None] * p
-    for i in range(p):
-        y[i] = (rhs[i] - sum((low[i][k] * y[k] for k in range(i)), zero)) * inv_diag[i]
-    c = [None] * p
-    for i in reversed(range(p)):
-        c[i] = (y[i] - sum((low[k][i] * c[k] for k in range(i + 1, p)), zero)) * inv_diag[i]
-    return c
+    p = low.shape[-1]
+    idx = jnp.arange(p)
+    diag = jnp.diagonal(low, axis1=-2, axis2=-1)
+
+    def pick(a, i):
+        return jnp.sum(jnp.where(idx == i, a, 0.0), axis=-1)
+
+    def forward(i, y):
+        row = jax.lax.dynamic_index_in_dim(low, i, axis=-2, keepdims=False)
+        r = pick(rhs, i) - jnp.sum(jnp.where(idx < i, row * y, 0.0), axis=-1)
+        return jnp.where(idx == i, (r / pick(diag, i))[..., None], y)
+
+    def backward(k, c):
+        i = p - 1 - k
+        col = jax.lax.dynamic_index_in_dim(low, i, axis=-1, keepdims=False)
+        r = pick(y, i) - jnp.sum(jnp.where(idx > i, col * c, 0.0), axis=-1)
+        return jnp.where(idx == i, (r / pick(diag, i))[..., None], c)
+
+    y = jax.lax.fori_loop(0, p, forward, jnp.zeros_like(rhs))
+    return jax.lax.fori_loop(0, p, backward, jnp.zeros_like(rhs))
 
 
 def fit_continuum(
@@ -128,7 +145,7 @@ def fit_continuum(
 
     with x the segment's pixels rescaled to [-1, 1] (:func:`chebyshev_basis`), K = ``order``.
     All segments go through the same matmuls with block-diagonal bases (:func:`block_bases`),
-    float32 at ``Precision.HIGHEST``, and one unrolled Cholesky over (B, S) arrays. The normal
+    float32 at ``Precision.HIGHEST``, and one explicit Cholesky over (B, S, p, p) arrays. The normal
     equations of float32 sums carry relative errors ~cond(G) * 1e-7 into c; ``refine`` steps
     of iterative refinement (r = W (y - Phi c), c += G^-1 Phi^T r with the same factor) bring
     the fit to the accuracy of the float32 residual (a float64 fit agrees to ~1e-6).
@@ -151,17 +168,14 @@ def fit_continuum(
     lead = y.shape[:-1]
     entries = jnp.dot(weight, products, precision=_HIGHEST).reshape(*lead, nseg, -1)
     rhs = jnp.dot(weight * y, phi, precision=_HIGHEST).reshape(*lead, nseg, p)
-    gram = [[None] * p for _ in range(p)]
-    col = 0
-    for k in range(p):
-        for l in range(k, p):
-            gram[k][l] = gram[l][k] = entries[..., col]
-            col += 1
-    low, inv_diag, ok = cholesky_factor(gram, pivot_tol=pivot_tol)
+    pairs = [(k, l) for k in range(p) for l in range(k, p)]
+    full = np.array([[pairs.index((min(i, j), max(i, j))) for j in range(p)] for i in range(p)])
+    gram = entries[..., full]  # (B, S, p, p) from the upper triangle
+    low, ok = cholesky_factor(gram, pivot_tol=pivot_tol)
+    low = jnp.where(ok[..., None, None], low, jnp.eye(p, dtype=low.dtype))
 
     def solve(b):
-        c = cholesky_substitute(low, inv_diag, [b[..., k] for k in range(p)])
-        return jnp.stack(c, axis=-1)  # (B, S, p)
+        return cholesky_substitute(low, b)  # (B, S, p)
 
     def evaluate(coef):
         return jnp.dot(coef.reshape(*lead, nseg * p), phi.T, precision=_HIGHEST)
