@@ -145,13 +145,19 @@ def main(argv=None):
                   f"{row['of_matmul_bound']:>10.2f}{row['compile_s']:>11.2f}  {note}")
         print(f"{'':<22}fused / loop = {res['loop'] / res['fused']:.2f}x, fused / matmul_bound = "
               f"{res['matmul_bound'] / res['fused']:.2f}")
+        _write(rows, fl, args.quick)  # after every batch size: an interrupted run keeps what it measured
     if not on_gpu:
         print("(no GPU: TF32/bf16 rows are measured only on a GPU)")
+    print(f"wrote {OUT}")
+
+
+def _write(rows, fl, quick):
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": _machine(), "flop_per_spectrum": fl, "quick": args.quick, "results": rows}, indent=1))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    tmp.write_text(json.dumps({"machine": _machine(), "load_average_1min": load, "flop_per_spectrum": fl,
+                               "quick": quick, "results": rows}, indent=1))
     os.replace(tmp, OUT)
-    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":

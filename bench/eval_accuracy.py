@@ -9,8 +9,9 @@ built to hit: the simulated spectra, noise and training-set sizes differ from th
 
     python bench/eval_accuracy.py [--quick] [--survey DIR] [--n 20000] [--config configs/demo.toml]
 
-Writes bench/results/eval_accuracy.json and keeps the run (checkpoint, report.md, residuals.png)
-in bench/results/eval_accuracy_run/ unless --run-dir says otherwise.
+Writes bench/results/eval_accuracy.json, and copies the run's report.md and residuals.png to
+bench/results/eval_accuracy_report.md and eval_accuracy_residuals.png. The run itself (checkpoint,
+cache of normalised spectra) goes to a temporary directory unless --run-dir names one to keep.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +36,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=20000, help="spectra to simulate when --survey is not given")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=str(REPO / "configs" / "demo.toml"))
-    ap.add_argument("--run-dir", default=str(REPO / "bench" / "results" / "eval_accuracy_run"))
+    ap.add_argument("--run-dir", default=None, help="keep the run here (default: a temporary directory)")
     args = ap.parse_args(argv)
 
     from jaxvac.config import load_config
@@ -55,8 +57,14 @@ def main(argv=None):
             survey = str(Path(tmp) / "survey")
             simulate_survey(survey, n, seed=args.seed, workers=os.cpu_count() or 1, progress=False)
         t1 = time.perf_counter()
-        res = train_from_config(cfg, data_dir=survey, out_dir=args.run_dir, progress=False)
+        run_dir = args.run_dir or str(Path(tmp) / "run")
+        res = train_from_config(cfg, data_dir=survey, out_dir=run_dir, progress=False)
         t2 = time.perf_counter()
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        if (Path(run_dir) / "residuals.png").is_file():
+            shutil.copyfile(Path(run_dir) / "residuals.png", OUT.parent / "eval_accuracy_residuals.png")
+        report = (Path(run_dir) / "report.md").read_text().replace("(residuals.png)", "(eval_accuracy_residuals.png)")
+        (OUT.parent / "eval_accuracy_report.md").write_text(report)
     rows = res.metrics["test"]
     by = {(r["label"], r["bin"]): r for r in rows}
     names = list(LABEL_NAMES) + [VMP.name]
@@ -78,7 +86,7 @@ def main(argv=None):
                 out_rows.append({"method": "jaxvac demo networks", "label": name, "snr_bin": b, "n": r["n"],
                                  "bias": r["bias"], "std": r["std"], "paper_std": paper})
     print(f"\nsurvey: {survey} ({'simulated here' if args.survey is None else 'given'}, {t1 - t0:.0f} s); "
-          f"training + evaluation {t2 - t1:.0f} s; run: {args.run_dir}")
+          f"training + evaluation {t2 - t1:.0f} s; run: {args.run_dir or '(temporary)'}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmpf = OUT.with_suffix(".json.tmp")
     tmpf.write_text(json.dumps({
