@@ -79,6 +79,7 @@ def command(config_path, data_dir, out_dir, progress):
     from jaxvac.config import ConfigError, load_config
     from jaxvac.dataset import DatasetError
     from jaxvac.io.progress import progress_wanted
+    from jaxvac.io.stream import StreamError
     from jaxvac.labels import LABEL_NAMES
     from jaxvac.train import train_from_config
 
@@ -91,7 +92,7 @@ def command(config_path, data_dir, out_dir, progress):
         with _TrainDisplay(show, list(LABEL_NAMES)) as disp:
             res = train_from_config(cfg, data_dir=data_dir, out_dir=out_dir, on_stage=disp.on_stage,
                                     on_epoch=disp.on_epoch, progress=show)
-    except (ConfigError, DatasetError, ValueError) as e:
+    except (ConfigError, DatasetError, StreamError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     for n in res.notes:
         click.echo(f"note: {n}", err=True)
