@@ -17,12 +17,12 @@ NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one devic
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import time
 from collections import Counter
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -145,8 +145,12 @@ class CrossMatch:
 
 
 # ----------------------------------------------------------------------------- device step
-def _device_fn(layout):
-    """The jitted per-batch device work: normalise, standardise, 23 nets and the VMP net."""
+@functools.lru_cache(maxsize=None)
+def _device_fn(layout, parallel: str, devices: tuple):
+    """The compiled per-batch device work: normalise, standardise, 23 nets and the VMP net.
+
+    Cached, so runs in one process (a benchmark, a notebook) compile each batch shape once.
+    """
     from jaxvac.model import predict_standardized
     from kernels.normalize import preprocess
 
@@ -155,7 +159,7 @@ def _device_fn(layout):
         y, vmp = predict_standardized(params, x)
         return y, vmp, bad_fraction, status
 
-    return step
+    return jax.pmap(step, devices=devices) if parallel == "pmap" else jax.jit(step)
 
 
 class _Device:
@@ -171,7 +175,7 @@ class _Device:
         self.batch_size = -(-batch_size // self.n) * self.n
         self.parallel = parallel
         self.description = f"{self.n} x {devices[0].platform} ({parallel})"
-        step = _device_fn(DR8_LAYOUT)
+        self._fn = _device_fn(DR8_LAYOUT, parallel, tuple(devices))
         if parallel == "pmap":
             # One copy per device along a leading axis, placed once (jax 0.10's pmap runs on
             # NamedSharding; device_put_replicated is gone).
@@ -179,14 +183,12 @@ class _Device:
             rep = lambda a: jax.device_put(np.stack([np.asarray(a)] * self.n), stacked)  # noqa: E731
             self.params = jax.tree.map(rep, predictor.params)
             self.stats = (rep(predictor.x_mean), rep(predictor.x_std))
-            self._fn = jax.pmap(step, devices=devices)
         else:
             mesh = Mesh(np.array(devices), ("data",))
             self.data = NamedSharding(mesh, PartitionSpec("data"))
             repl = NamedSharding(mesh, PartitionSpec())
             self.params = jax.device_put(predictor.params, repl)
             self.stats = jax.device_put((predictor.x_mean, predictor.x_std), repl)
-            self._fn = jax.jit(step)
 
     def dispatch(self, flux, ivar, good, rv):
         """Start the device work of a batch; returns device arrays (not waited for)."""
