@@ -92,10 +92,10 @@ def normalize(
     status = jnp.where(rv_valid, 0, STATUS_RV_INVALID).astype(jnp.int32)
     # One median filter over all widened windows laid end to end ('valid' mode): window w's
     # output pixels are filter outputs offset_w .. offset_w + n_w - 1, where offset_w is the
-    # start of its widened window; the 2 margin-wide outputs straddling two windows are unused.
+    # start of its widened window; the 2 * margin outputs straddling two windows are unused.
     smooth, count = masked_median_filter(fr, gr, width=layout.width, method=method)
-    # Materialise the filter output once: otherwise XLA may fuse the whole network into each
-    # of its consumers (normal matrix, right-hand side, residual, level) and recompute it.
+    # Materialise the filter output once, so XLA cannot fuse the whole network into each of its
+    # consumers (normal matrix, right-hand side, residual, level) and recompute it there.
     smooth, count = jax.lax.optimization_barrier((smooth, count))
     m = layout.margin
     offsets = [sum(n + 2 * m for n in layout.window_sizes[:w]) for w in range(len(layout.windows))]
