@@ -7,7 +7,8 @@ unknown), optional ``Err_<label>`` and ``snrg`` columns and anything else (curat
 
 :func:`load_spectra` reads and normalises the spectra of a list of files once and keeps the result
 in ``<cache_dir>/norm-<key>.npz`` (key: a hash of the file list, the sizes and modification times
-of the files, the grid and this jaxvac version), so retraining never re-reads FITS. The cache
+of the files, the grid, this jaxvac version and the source of the reader and pre-processing
+modules), so retraining never re-reads FITS and a changed normalisation is never served stale. The cache
 holds the normalised flux (N, 1974) float32, its good-pixel mask, the pre-processing status, the
 header metadata needed later (obsid, snrg, rv) and the rejected files with their reasons.
 """
@@ -125,9 +126,27 @@ class SpectraMatrix:
         return self.ok & (self.status == 0) & (1.0 - self.good.mean(1) <= max_bad_fraction)
 
 
+# Modules whose code decides the cached values: a change to any of them invalidates the cache.
+_PREPROCESS_MODULES = ("jaxvac.io.lamost", "jaxvac.preprocess", "kernels.normalize", "kernels.medfilt",
+                       "kernels.continuum", "kernels.restframe", "kernels.layout", "kernels.standardize")
+
+
+def _code_fingerprint() -> str:
+    import importlib
+
+    h = hashlib.sha256()
+    for name in _PREPROCESS_MODULES:
+        try:
+            h.update(Path(importlib.import_module(name).__file__).read_bytes())
+        except (ImportError, OSError, TypeError):
+            h.update(f"{name}: unavailable".encode())
+    return h.hexdigest()
+
+
 def _cache_key(paths: list[str]) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"format": CACHE_FORMAT, "version": jaxvac.__version__, "npix": NPIX_GLOBAL}).encode())
+    h.update(json.dumps({"format": CACHE_FORMAT, "version": jaxvac.__version__, "npix": NPIX_GLOBAL,
+                         "code": _code_fingerprint()}).encode())
     for p in paths:
         try:
             st = os.stat(p)
