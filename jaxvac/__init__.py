@@ -1,3 +1,42 @@
-"""jaxvac: the LAMOST LRS value-added catalogue (Wang et al. 2022 method) in JAX."""
+"""jaxvac: the LAMOST LRS value-added catalogue (Wang et al. 2022 method) in JAX.
+
+The public surface, imported on first use so that ``import jaxvac`` and ``jaxvac --help`` stay
+fast (JAX, orbax and astropy load only when a name that needs them is touched)::
+
+    read_spectrum, resolve_inputs, stream_batches      reading LAMOST FITS files
+    normalize, preprocess                               the pre-processing kernels' front door
+    simulate_survey                                     a synthetic survey with known labels
+    train_from_config, load_checkpoint                  the 23 networks + the VMP network
+    ErrorModel, run_catalog, merge, write_report        the catalogue
+    load_config                                         configs/*.toml
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "read_spectrum": "jaxvac.io.lamost",
+    "resolve_inputs": "jaxvac.io.inputs",
+    "stream_batches": "jaxvac.io.stream",
+    "normalize": "jaxvac.preprocess",
+    "preprocess": "jaxvac.preprocess",
+    "simulate_survey": "jaxvac.simulate",
+    "train_from_config": "jaxvac.train",
+    "load_checkpoint": ("jaxvac.checkpoint", "load"),
+    "ErrorModel": "jaxvac.errors",
+    "run_catalog": "jaxvac.pipeline",
+    "merge": "jaxvac.pipeline",
+    "write_report": "jaxvac.report",
+    "load_config": "jaxvac.config",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name):
+    target = _PUBLIC.get(name)
+    if target is None:
+        raise AttributeError(f"module 'jaxvac' has no attribute {name!r}")
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    return getattr(importlib.import_module(module), attr)
