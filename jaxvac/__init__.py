@@ -4,7 +4,7 @@ The public surface, imported on first use so that ``import jaxvac`` and ``jaxvac
 fast (JAX, orbax and astropy load only when a name that needs them is touched)::
 
     read_spectrum, resolve_inputs, stream_batches      reading LAMOST FITS files
-    normalize, preprocess                               the pre-processing kernels' front door
+    jaxvac.preprocess (module): normalize, preprocess   the pre-processing kernels' front door
     simulate_survey                                     a synthetic survey with known labels
     train_from_config, load_checkpoint                  the 23 networks + the VMP network
     ErrorModel, run_catalog, merge, write_report        the catalogue
@@ -19,8 +19,6 @@ _PUBLIC = {
     "read_spectrum": "jaxvac.io.lamost",
     "resolve_inputs": "jaxvac.io.inputs",
     "stream_batches": "jaxvac.io.stream",
-    "normalize": "jaxvac.preprocess",
-    "preprocess": "jaxvac.preprocess",
     "simulate_survey": "jaxvac.simulate",
     "train_from_config": "jaxvac.train",
     "load_checkpoint": ("jaxvac.checkpoint", "load"),
