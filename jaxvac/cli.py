@@ -16,6 +16,7 @@ COMMANDS = {
     "demo": "demo",
     "info": "info",
     "merge": "merge",
+    "pack": "pack",
     "report": "report",
     "run": "run",
     "simulate": "simulate",

@@ -155,6 +155,8 @@ def _device_fn(layout, parallel: str, devices: tuple):
     from kernels.normalize import preprocess
 
     def step(params, x_mean, x_std, flux, ivar, good, rv):
+        if good is None:  # a packed store: bad pixels have ivar = 0 (jaxvac.store)
+            good = ivar > 0
         x, bad_fraction, status = preprocess(flux, ivar, good, rv, x_mean, x_std, layout=layout)
         y, vmp = predict_standardized(params, x)
         return y, vmp, bad_fraction, status
@@ -165,9 +167,7 @@ def _device_fn(layout, parallel: str, devices: tuple):
 class _Device:
     """Runs the device step on one device, a NamedSharding over all local devices, or pmap."""
 
-    def __init__(self, predictor, parallel: str, batch_size: int):
-        from jaxvac.preprocess import LAYOUT as DR8_LAYOUT
-
+    def __init__(self, predictor, parallel: str, batch_size: int, layout):
         if parallel not in PARALLEL_MODES:
             raise ValueError(f"parallel must be one of {PARALLEL_MODES}, got {parallel!r}.")
         devices = jax.local_devices() if parallel != "none" else jax.local_devices()[:1]
@@ -175,7 +175,7 @@ class _Device:
         self.batch_size = -(-batch_size // self.n) * self.n
         self.parallel = parallel
         self.description = f"{self.n} x {devices[0].platform} ({parallel})"
-        self._fn = _device_fn(DR8_LAYOUT, parallel, tuple(devices))
+        self._fn = _device_fn(layout, parallel, tuple(devices))
         if parallel == "pmap":
             # One copy per device along a leading axis, placed once (jax 0.10's pmap runs on
             # NamedSharding; device_put_replicated is gone).
@@ -191,11 +191,14 @@ class _Device:
             self.stats = jax.device_put((predictor.x_mean, predictor.x_std), repl)
 
     def dispatch(self, flux, ivar, good, rv):
-        """Start the device work of a batch; returns device arrays (not waited for)."""
+        """Start the device work of a batch; returns device arrays (not waited for).
+
+        good: bool like flux, or None when bad pixels are those with ivar = 0 (a packed store).
+        """
         if self.parallel == "pmap":
-            split = lambda a: a.reshape(self.n, a.shape[0] // self.n, *a.shape[1:])  # noqa: E731
+            split = lambda a: None if a is None else a.reshape(self.n, a.shape[0] // self.n, *a.shape[1:])  # noqa: E731
             return self._fn(self.params, *self.stats, split(flux), split(ivar), split(good), split(rv))
-        put = lambda a: jax.device_put(a, self.data)  # noqa: E731
+        put = lambda a: None if a is None else jax.device_put(a, self.data)  # noqa: E731
         return self._fn(self.params, *self.stats, put(flux), put(ivar), put(good), put(rv))
 
     def fetch(self, out):
@@ -298,20 +301,24 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                 parallel: str = "sharding", shard: tuple[int, int] = (0, 1), fresh: bool = False,
                 fmt: str | None = None, progress: bool | None = None, min_snrg: float | None = None,
                 classes: tuple[str, ...] | None = None, process: tuple[int, int] = (0, 1),
-                barrier=None) -> RunSummary:
+                barrier=None, on_bad_shard: str = "stop") -> RunSummary:
     """Make the catalogue ``out`` from spectra ``inputs`` with the trained networks ``model``.
 
-    inputs: anything ``jaxvac.io.inputs.resolve_inputs`` takes (directory, glob, list, table).
+    inputs: anything ``jaxvac.io.inputs.resolve_inputs`` takes (directory, glob, list, table),
+        or a store directory written by ``jaxvac.store.pack`` (same catalogue, no FITS parsing).
     shard: (i, n) of a job array: this job does the i-th of n shares and does not merge
         (run ``jaxvac merge`` after all jobs); with n = 1 the run merges at the end.
     process: (process_id, num_processes) of a jax.distributed run; ``barrier(name)`` must block
         until every process reaches it; process 0 merges.
+    on_bad_shard: for a store, "stop" at a shard whose checksum fails, or "skip" it (its inputs
+        become rejects "bad shard: checksum mismatch").
     Returns the RunSummary (the merged catalogue's path in ``summary.catalogue``).
     """
     from jaxvac.checkpoint import load
     from jaxvac.io.inputs import resolve_inputs
     from jaxvac.io.stream import stream_batches
     from jaxvac.preprocess import LAYOUT as DR8_LAYOUT
+    from jaxvac.store import open_store
     from kernels.normalize import status_bits
 
     t_start = time.perf_counter()
@@ -332,7 +339,9 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     vmp_range = meta["vmp"]["range"]
     xm = CrossMatch.read(crossmatch) if crossmatch else None
 
-    paths = resolve_inputs(inputs)
+    packed = open_store(inputs)  # None unless inputs is a store directory
+    paths = packed.paths if packed else resolve_inputs(inputs)
+    layout = packed.layout if packed else DR8_LAYOUT
     identity = {
         "inputs": inputs_digest(paths), "n_inputs": len(paths), "model": str(Path(model).resolve()),
         "model_metadata": hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest(),
@@ -347,8 +356,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
         barrier("jaxvac-parts-ready")
     done = store.done_indices()
 
-    device = _Device(predictor, parallel, batch_size)
-    bits = status_bits(DR8_LAYOUT)
+    device = _Device(predictor, parallel, batch_size, layout)
+    bits = status_bits(layout)
     summary = RunSummary(inputs=len(paths), devices=device.description)
     summary.already_done = len(done)
 
@@ -415,8 +424,13 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     summary.stage_s["setup"] = time.perf_counter() - t_start
     busy, last_ready = 0.0, float("-inf")  # device busy time: union of [dispatch, result ready]
     n_batches = 0
-    with stream_batches(paths, batch_size=device.batch_size, workers=workers, shard=(worker, n_workers),
-                        skip=done, progress=progress) as stream:
+    if packed:
+        source = packed.batches(batch_size=device.batch_size, shard=(worker, n_workers), skip=done,
+                                on_bad_shard=on_bad_shard)
+    else:
+        source = stream_batches(paths, batch_size=device.batch_size, workers=workers, shard=(worker, n_workers),
+                                skip=done, progress=progress)
+    with source as stream:
         it = iter(stream)
         in_flight = None  # (batch, device outputs, dispatch time)
         t_loop = time.perf_counter()

@@ -1,0 +1,231 @@
+"""The packed store: same kernels' output, same catalogue, crash-safe packing, damage detected.
+
+Inputs: the 25 real LAMOST files of ../shared/lamost (fixture ``lamost_dir``) plus one corrupt
+file, listed twice over so that shards are many. Networks: random weights of small shapes
+(equality tests do not need trained ones).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jaxvac.catalog import read_catalog
+
+SHARD = 4  # files per shard in these tests
+
+
+def _checkpoint(directory: Path) -> Path:
+    from jaxvac import checkpoint
+    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+    from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
+
+    hidden, vmp_hidden = (16, 8), (8,)
+    rng = np.random.default_rng(3)
+    params = {"ensemble": init_stack(0, N_INPUT, hidden, len(LABEL_NAMES)), "vmp": init_stack(1, N_VMP_INPUT, vmp_hidden, 1),
+              "y_mean": np.zeros(23, np.float32), "y_std": np.ones(23, np.float32),
+              "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
+    x_mean = rng.uniform(0.8, 1.1, N_INPUT).astype(np.float32)
+    x_std = rng.uniform(0.05, 0.2, N_INPUT).astype(np.float32)
+    meta = {"labels": list(LABEL_NAMES), "units": [lab.unit for lab in LABELS],
+            "training_sets": [lab.training_set for lab in LABELS], "ranges": [[lab.lo, lab.hi] for lab in LABELS],
+            "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": -1.0},
+            "model": {"hidden": list(hidden), "vmp_hidden": list(vmp_hidden), "n_input": N_INPUT,
+                      "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
+            "standardization": {"x_mean": x_mean, "x_std": x_std, "y_mean": params["y_mean"], "y_std": params["y_std"],
+                                "vmp_mean": params["vmp_mean"], "vmp_std": params["vmp_std"]},
+            "config": {}, "metrics": {"note": "random weights for tests"}}
+    return checkpoint.save(directory, params, meta).parent
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal tables, bit for bit, field by field (NaN equal to NaN)."""
+    assert a.dtype == b.dtype and len(a) == len(b)
+    for name in a.dtype.names:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _tree_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def setup(lamost_dir, tmp_path_factory):
+    from jaxvac.io.inputs import resolve_inputs
+    from jaxvac.store import pack
+
+    tmp = tmp_path_factory.mktemp("store")
+    bad = tmp / "broken.fits.gz"
+    bad.write_bytes(b"this is not a FITS file" * 10)
+    real = resolve_inputs(lamost_dir)
+    paths = real[:13] + [str(bad)] + real[13:] + real  # 51 inputs: 13 shards of 4 (the last of 3)
+    listing = tmp / "inputs.txt"
+    listing.write_text("".join(p + "\n" for p in paths))
+    store = tmp / "packed"
+    summary = pack(str(listing), store, shard_size=SHARD, workers=0, progress=False)
+    return {"tmp": tmp, "list": listing, "paths": paths, "store": store, "summary": summary,
+            "model": _checkpoint(tmp / "model"), "bad": str(bad)}
+
+
+@pytest.fixture(scope="module")
+def fits_run(setup):
+    from jaxvac.pipeline import run_catalog
+
+    out = setup["tmp"] / "fits.fits"
+    run_catalog(setup["model"], str(setup["list"]), out, batch_size=8, workers=0, progress=False)
+    return read_catalog(out)
+
+
+def test_reader_zeroes_bad_pixels_so_ivar_gives_the_mask(lamost_dir):
+    """The store's encoding relies on it: good == (ivar > 0), flux == ivar == 0 elsewhere."""
+    from jaxvac.io.inputs import resolve_inputs
+    from jaxvac.io.lamost import read_spectrum
+
+    n_bad = 0
+    for p in resolve_inputs(lamost_dir):
+        s = read_spectrum(p)
+        np.testing.assert_array_equal(s.good, s.ivar > 0, err_msg=p)
+        assert not s.flux[~s.good].any() and not s.ivar[~s.good].any(), p
+        n_bad += int((~s.good).sum())
+    assert n_bad > 0  # the real files do have masked or uncovered pixels
+
+
+def test_packed_layout_known_geometry():
+    from jaxvac.preprocess import LAYOUT
+    from jaxvac.store import pack_ranges, packed_layout
+
+    # S = ceil(log10(1 + 4000/c) / 1e-4) + 1 = ceil(57.56) + 1 = 59 pixels of rv room.
+    assert pack_ranges(LAYOUT) == ((229 - 10 - 59, 1953 + 10 + 59), (3587 - 10 - 59, 3837 + 10 + 59))
+    pl = packed_layout(LAYOUT)
+    assert pl.npix_in == 1862 + 388 == 2250
+    assert pl.windows == ((69, 69 + 1724), (1862 + 69, 1862 + 69 + 250))
+    assert pl.npix_out == LAYOUT.npix_out == 1974
+
+
+def test_packed_layout_normalises_bit_for_bit_like_the_global_grid(lamost_dir):
+    """Real spectra at rv 0, +-4000 km/s (the largest shift), NaN and 5000 (invalid), random."""
+    from jaxvac.io.inputs import resolve_inputs
+    from jaxvac.io.lamost import read_spectrum
+    from jaxvac.preprocess import LAYOUT
+    from jaxvac.store import _columns, pack_ranges, packed_layout
+    from kernels.normalize import normalize
+
+    spectra = [read_spectrum(p) for p in resolve_inputs(lamost_dir)]
+    flux = np.stack([s.flux for s in spectra] * 2)
+    ivar = np.stack([s.ivar for s in spectra] * 2)
+    good = np.stack([s.good for s in spectra] * 2)
+    rng = np.random.default_rng(5)
+    rv = rng.uniform(-4000, 4000, len(flux)).astype(np.float32)
+    rv[:8] = [0.0, 4000.0, -4000.0, 3999.9, -3999.9, np.nan, 5000.0, -12.5]
+    cols = _columns(pack_ranges(LAYOUT))
+    ref = normalize(flux, ivar, good, rv, layout=LAYOUT)
+    got = normalize(flux[:, cols], ivar[:, cols], ivar[:, cols] > 0, rv, layout=packed_layout(LAYOUT))
+    for name, a, b in zip(("norm", "norm_good", "norm_ivar", "status"), ref, got):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=name)
+    assert np.asarray(ref[1]).mean() > 0.5  # mostly good pixels: the comparison is not vacuous
+
+
+def test_pack_records_rejects_checksums_and_size(setup):
+    import json
+
+    s = setup["summary"]
+    assert (s.inputs, s.shards, s.spectra, s.rejects) == (51, 13, 50, 1)
+    man = json.loads((setup["store"] / "manifest.json").read_text())
+    assert man["packed_pixels"] == 2250 and man["geometry"]["pixel_ranges"] == [[160, 2022], [3518, 3906]]
+    assert (setup["store"] / "inputs.txt").read_text().split("\n")[:-1] == setup["paths"]
+    rej = json.loads((setup["store"] / "shards" / "000003" / "rejects.json").read_text())
+    assert len(rej) == 1 and rej[0][0] == 13 and "broken.fits.gz" not in rej[0][1]  # path is in inputs.txt
+    assert 2250 * 8 < s.bytes_per_spectrum < 2250 * 8 + 1024
+
+
+def test_run_on_store_equals_run_on_fits(setup, fits_run):
+    from jaxvac.pipeline import run_catalog
+
+    out = setup["tmp"] / "packed.fits"
+    summary = run_catalog(setup["model"], str(setup["store"]), out, batch_size=8, progress=False)
+    rows, rejects = read_catalog(out)
+    ref_rows, ref_rejects = fits_run
+    assert len(ref_rows) > 30 and len(ref_rejects) == 1 and summary.rows_out == len(ref_rows)
+    _same(rows, ref_rows)  # every column, bit for bit
+    _same(rejects, ref_rejects)
+
+
+def test_store_read_in_shares_by_other_process_counts(setup, fits_run):
+    """Two --shard jobs (as two processes would) over a store packed by one process, then merge."""
+    from jaxvac.pipeline import merge, run_catalog
+
+    out = setup["tmp"] / "shares.fits"
+    for i in range(2):
+        run_catalog(setup["model"], str(setup["store"]), out, batch_size=8, progress=False, shard=(i, 2))
+    merge(out)
+    rows, rejects = read_catalog(out)
+    _same(rows, fits_run[0])
+    _same(rejects, fits_run[1])
+
+
+def test_corrupt_shard_is_detected(setup, fits_run):
+    from jaxvac.pipeline import run_catalog
+    from jaxvac.store import StoreError
+
+    store = setup["tmp"] / "damaged"
+    shutil.copytree(setup["store"], store)
+    victim = store / "shards" / "000002" / "flux.npy"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit of one float: would be read silently without the checksum
+    victim.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match=str(store / "shards" / "000002")):
+        run_catalog(setup["model"], str(store), setup["tmp"] / "stop.fits", batch_size=8, progress=False)
+    out = setup["tmp"] / "skip.fits"
+    summary = run_catalog(setup["model"], str(store), out, batch_size=8, progress=False, on_bad_shard="skip")
+    rows, rejects = read_catalog(out)
+    lost = set(setup["paths"][8:12])  # shard 2 holds inputs 8..11
+    reasons = {r["path"].decode(): r["reason"].decode() for r in rejects}
+    assert {p for p, r in reasons.items() if r.startswith("bad shard: checksum mismatch")} == lost
+    assert summary.rejects["bad shard"] == 4
+    # The rows are those of a FITS run without inputs 8..11, bit for bit.
+    listing = setup["tmp"] / "without_shard2.txt"
+    listing.write_text("".join(p + "\n" for k, p in enumerate(setup["paths"]) if not 8 <= k < 12))
+    ref = setup["tmp"] / "without_shard2.fits"
+    run_catalog(setup["model"], str(listing), ref, batch_size=8, workers=0, progress=False)
+    ref_rows = read_catalog(ref)[0]
+    assert len(ref_rows) < len(fits_run[0])
+    _same(rows, ref_rows)
+
+
+def _pack_cli(setup, out: Path, workers: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "jaxvac.cli", "pack", "--input", str(setup["list"]), "--out", str(out),
+           "--shard-size", str(SHARD), "--workers", str(workers), "--no-progress"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_pack_killed_at_random_moments_then_resumed_equals_uninterrupted(setup):
+    """SIGKILL to the whole process group (pack + its reader workers), three times, then a full rerun."""
+    ref = setup["tmp"] / "cli_ref"
+    t0 = time.perf_counter()
+    p = _pack_cli(setup, ref, workers=2)
+    log = p.communicate(timeout=300)[0].decode()
+    full = time.perf_counter() - t0
+    assert p.returncode == 0, log
+    assert _tree_bytes(ref) == _tree_bytes(setup["store"])  # 2 reader processes == 0 (in-process)
+
+    out = setup["tmp"] / "killed"
+    rnd = random.Random(7)
+    for _ in range(3):
+        p = _pack_cli(setup, out, workers=1)
+        time.sleep(rnd.uniform(0.2, 1.0) * full)
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate(timeout=60)
+    p = _pack_cli(setup, out, workers=1)
+    log = p.communicate(timeout=300)[0].decode()
+    assert p.returncode == 0, log
+    assert _tree_bytes(out) == _tree_bytes(ref)
