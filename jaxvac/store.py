@@ -221,6 +221,8 @@ def pack(inputs, out: str | Path, *, shard_size: int = 4096, workers: int | None
     ident = {"format": FORMAT, "geometry": _geometry(layout), "shard_size": shard_size, "n_inputs": len(paths),
              "inputs_sha256": inputs_digest(paths), "jaxvac": jaxvac.__version__}
     (root / "shards").mkdir(parents=True, exist_ok=True)
+    for tmp in root.glob(".*.tmp-*"):  # a JSON file being written when a run was killed
+        tmp.unlink(missing_ok=True)
     if (root / "pack.json").is_file():
         old = json.loads((root / "pack.json").read_text())
         if old != ident:
