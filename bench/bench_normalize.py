@@ -173,7 +173,7 @@ def timed(fn, repeats):
 def bench_jax(method, flux, ivar, good, rv, repeats):
     args = [jax.device_put(a) for a in (flux, ivar, good, rv)]
     t0 = time.perf_counter()
-    compiled = kernel_normalize.lower(*args, layout=LAYOUT, method=method).compile()
+    compiled = kernel_normalize.lower(*args, layout=LAYOUT, method=method, chunk=pp.default_chunk()).compile()
     compile_s = time.perf_counter() - t0
     jax.block_until_ready(compiled(*args))
     return compile_s, timed(lambda: jax.block_until_ready(compiled(*args)), repeats)

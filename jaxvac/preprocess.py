@@ -17,6 +17,9 @@ arrays, scalar rv) is accepted too, so the functions also work under ``jax.vmap`
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -35,6 +38,14 @@ LAYOUT = kernels.Layout(
 )
 LAYOUT.check()
 NPIX = LAYOUT.npix_out  # 1974 network inputs
+
+
+@functools.lru_cache(maxsize=None)
+def default_chunk() -> int:
+    """Spectra per pass inside one call: 128 on CPU (cache-sized; 1.5x faster than one pass at
+    B = 4096), 0 (one fused pass over the whole batch) on accelerators. See ``kernels.normalize``."""
+    return 128 if jax.default_backend() == "cpu" else 0
+
 
 #: Status bits (int32, OR-ed per spectrum); a spectrum with status 0 passed every check.
 STATUS_RV_INVALID = kernels.STATUS_RV_INVALID  # 1: rv NaN or |rv| > 4000 km/s, resampled at 0
@@ -109,7 +120,7 @@ def normalize(flux, ivar, good, rv):
         status: int32 (B,) OR of the ``STATUS_*`` bits.
     """
     (flux, ivar, good, rv), single = _check_spectra(flux, ivar, good, rv)
-    out = kernels.normalize(flux, ivar, good, rv, layout=LAYOUT)
+    out = kernels.normalize(flux, ivar, good, rv, layout=LAYOUT, chunk=default_chunk())
     return tuple(o[0] for o in out) if single else out
 
 
@@ -154,7 +165,7 @@ def preprocess(flux, ivar, good, rv, mean, std):
     """
     (flux, ivar, good, rv), single = _check_spectra(flux, ivar, good, rv)
     mean, std = _check_stats(mean, std)
-    out = kernels.preprocess(flux, ivar, good, rv, mean, std, layout=LAYOUT)
+    out = kernels.preprocess(flux, ivar, good, rv, mean, std, layout=LAYOUT, chunk=default_chunk())
     return tuple(o[0] for o in out) if single else out
 
 
