@@ -471,6 +471,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     fit_all = fit(x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch)
     params, y_mean, y_std = fit_all.params, fit_all.y_mean, fit_all.y_std
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
+    n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
     epochs = fit_all.epochs_run
     if ccfg.binary_removal or ccfg.clip_sigma > 0:
         mags = np.array([i for i, lab in enumerate(LABELS) if lab.training_set == "LGMWAS"])
@@ -488,6 +489,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         y[:, mags] = y_mag
         y_mean[mags], y_std[mags] = sub.y_mean, sub.y_std
         best_val[mags], best_epoch[mags] = sub.best_val, sub.best_epoch
+        n_train[mags], n_val[mags] = sub.n_train, sub.n_val
         epochs += sub.epochs_run
 
     # 4. the VMP network: PASTEL stars with [Fe/H] <= -1.0, input 3900-4400 A
@@ -508,8 +510,8 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     units = {lab.name: lab.unit for lab in LABELS} | {VMP.name: VMP.unit}
     metrics = {
         "epochs": int(epochs + fit_vmp.epochs_run),
-        "n_train": {n: int(v) for n, v in zip(LABEL_NAMES, fit_all.n_train)} | {VMP.name: int(fit_vmp.n_train[0])},
-        "n_val": {n: int(v) for n, v in zip(LABEL_NAMES, fit_all.n_val)} | {VMP.name: int(fit_vmp.n_val[0])},
+        "n_train": {n: int(v) for n, v in zip(LABEL_NAMES, n_train)} | {VMP.name: int(fit_vmp.n_train[0])},
+        "n_val": {n: int(v) for n, v in zip(LABEL_NAMES, n_val)} | {VMP.name: int(fit_vmp.n_val[0])},
         "best_val_loss": {n: float(v) for n, v in zip(LABEL_NAMES, best_val)} | {VMP.name: float(fit_vmp.best_val[0])},
         "best_epoch": {n: int(v) for n, v in zip(LABEL_NAMES, best_epoch)} | {VMP.name: int(fit_vmp.best_epoch[0])},
     }
