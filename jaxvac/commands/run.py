@@ -24,7 +24,11 @@ def _shard(ctx, param, value):
               help="Checkpoint directory written by `jaxvac train` (RUN/checkpoint).")
 @click.option("--input", "inputs", required=True, multiple=True,
               help="Spectra: a directory (recursive), a glob in quotes, a text file of paths, or a "
-                   "FITS/CSV table with a 'path' column. Repeat to combine.")
+                   "FITS/CSV table with a 'path' column. Repeat to combine. Or one store directory "
+                   "written by `jaxvac pack` (same catalogue, no FITS parsing).")
+@click.option("--on-bad-shard", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
+              help="With a store: stop at a shard whose checksum fails, or skip it and list its inputs "
+                   "as rejects ('bad shard: checksum mismatch').")
 @click.option("--crossmatch", type=click.Path(exists=True, dir_okay=False), default=None,
               help="FITS/CSV table: obsid, Gaia source id, Ks, e_Ks, E(B-V) [, e_E(B-V)]. Without it "
                    "dist_phot and X/Y/Z are NaN with flag_dist_phot = 1.")
@@ -46,7 +50,7 @@ def _shard(ctx, param, value):
 @click.option("--all-classes", is_flag=True, help="Process every CLASS, not only STAR.")
 @click.option("--fresh", is_flag=True, help="Discard earlier parts of OUT and start over.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def command(model, inputs, crossmatch, out, config, batch_size, workers, parallel, shard, coordinator,
+def command(model, inputs, on_bad_shard, crossmatch, out, config, batch_size, workers, parallel, shard, coordinator,
             num_processes, process_id, fmt, min_snrg, all_classes, fresh, no_progress):
     """Stellar labels, errors, flags, distances and positions for every spectrum.
 
@@ -61,6 +65,8 @@ def command(model, inputs, crossmatch, out, config, batch_size, workers, paralle
     Examples:
       jaxvac run --model demo/run/checkpoint --input demo/survey/spectra \\
                  --crossmatch demo/survey/crossmatch.fits --out demo/catalogue.fits
+      jaxvac pack --input dr8/spectra --out dr8.store   # once: FITS -> store
+      jaxvac run --model demo/run/checkpoint --input dr8.store --out catalogue.fits
       jaxvac run ... --shard 3/16          # job 3 of a 16-job array; then: jaxvac merge OUT
       srun -n 8 jaxvac run ...             # jax.distributed, detected from SLURM
     """
@@ -75,7 +81,7 @@ def command(model, inputs, crossmatch, out, config, batch_size, workers, paralle
             workers=workers, parallel=parallel, shard=shard, fresh=fresh, fmt=fmt,
             progress=False if no_progress else None, min_snrg=min_snrg,
             classes=("STAR", "GALAXY", "QSO", "Unknown", "") if all_classes else None,
-            process=(pid, nproc), barrier=barrier,
+            process=(pid, nproc), barrier=barrier, on_bad_shard=on_bad_shard,
         )
     except (ValueError, FileNotFoundError) as e:
         click.echo(f"jaxvac run: {e}", err=True)
