@@ -13,7 +13,13 @@ interleaved, --repeat times; the fastest of each is kept.
   CPU the paper's networks (53 MFLOP per spectrum, ~0.5 ms of one core) cost as much CPU as
   reading a file, and reader and networks share the same two cores.
 
-Target on the 2-core CPU machine: pipeline >= 80% of reader_only.
+- "store_reader_only": the store's batch stream alone (the packed counterpart of reader_only).
+- "pack": the one-off conversion of the same files into a packed store (``jaxvac pack``, same
+  reader workers); "packed" / "packed_demo_nets": run_catalog on that store instead of the FITS
+  files (memory-mapped shards of the window pixels, no FITS parsing). The column "vs FITS" is the
+  packed run's rate over the FITS run's with the same networks.
+
+Targets on the 2-core CPU machine: pipeline >= 80% of reader_only; packed >= 5x pipeline.
 
     python bench/bench_pipeline.py [--quick] [--files N] [--workers W] [--batch B]
 
@@ -83,12 +89,35 @@ def bench_reader(paths, workers, batch) -> float:
     return len(paths) / (time.perf_counter() - t)
 
 
-def bench_pipeline(model, list_file, out, workers, batch) -> tuple[float, dict]:
-    """Spectra/s of one run_catalog, its set-up (checkpoint load, input listing) excluded."""
+def bench_store_reader(store, batch) -> float:
+    """Spectra/s of the store's batch stream alone (checksums, memory-mapped reads, metadata), batches dropped."""
+    from jaxvac.store import Store
+
+    t = time.perf_counter()
+    st = Store(store)
+    with st.batches(batch_size=batch) as stream:
+        n = sum(b.n_valid for b in stream)
+    return n / (time.perf_counter() - t)
+
+
+def bench_pack(list_file, store, workers) -> float:
+    """Files/s of one pack of the files into a store (one-off cost)."""
+    from jaxvac.store import pack
+
+    t = time.perf_counter()
+    s = pack(str(list_file), store, workers=workers, progress=False)
+    return s.inputs / (time.perf_counter() - t)
+
+
+def bench_pipeline(model, source, out, workers, batch) -> tuple[float, dict]:
+    """Spectra/s of one run_catalog, its set-up (checkpoint load, input listing) excluded.
+
+    source: the text list of FITS files, or a packed store directory.
+    """
     from jaxvac.pipeline import run_catalog
 
     t = time.perf_counter()
-    s = run_catalog(model, str(list_file), out, workers=workers, batch_size=batch, fresh=True, progress=False,
+    s = run_catalog(model, str(source), out, workers=workers, batch_size=batch, fresh=True, progress=False,
                     min_snrg=0.0, classes=("STAR", "GALAXY", "QSO", "Unknown"))
     dt = time.perf_counter() - t - s.stage_s["setup"]
     return s.inputs / dt, {k: round(v, 3) for k, v in s.stage_s.items()} | {"device_idle": round(s.device_idle_fraction, 3)}
@@ -119,31 +148,47 @@ def main() -> None:
                   "pipeline_demo_nets": make_checkpoint(tmp / "ckpt_demo", (128, 64, 32), (64, 32))}
         warm = tmp / "warm.txt"
         warm.write_text("\n".join(paths[: args.batch]) + "\n")
-        for model in models.values():
-            bench_pipeline(model, warm, tmp / "warm.fits", args.workers, args.batch)  # compile
-        best = {"reader_only": 0.0, **{k: 0.0 for k in models}}
+        bench_pack(warm, tmp / "warm_store", args.workers)
+        for model in models.values():  # compile the global-grid and the packed layout
+            bench_pipeline(model, warm, tmp / "warm.fits", args.workers, args.batch)
+            bench_pipeline(model, tmp / "warm_store", tmp / "warm.fits", args.workers, args.batch)
+        packed = {"pipeline": "packed", "pipeline_demo_nets": "packed_demo_nets"}
+        best = {"reader_only": 0.0, "store_reader_only": 0.0, "pack": 0.0, **{k: 0.0 for k in models}, **{v: 0.0 for v in packed.values()}}
         stages = {}
-        for _ in range(repeat):
+        for r in range(repeat):
             best["reader_only"] = max(best["reader_only"], bench_reader(paths, args.workers, args.batch))
+            store = tmp / f"store{r}"
+            best["pack"] = max(best["pack"], bench_pack(lst, store, args.workers))
+            best["store_reader_only"] = max(best["store_reader_only"], bench_store_reader(store, args.batch))
             for name, model in models.items():
-                rate, st = bench_pipeline(model, lst, tmp / "cat.fits", args.workers, args.batch)
-                if rate > best[name]:
-                    best[name], stages[name] = rate, st
+                for key, source in ((name, lst), (packed[name], store)):
+                    rate, st = bench_pipeline(model, source, tmp / "cat.fits", args.workers, args.batch)
+                    if rate > best[key]:
+                        best[key], stages[key] = rate, st
+        store_bytes = json.loads((tmp / "store0" / "manifest.json").read_text())["shard_bytes"]
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0].platform}, " \
               f"Python {platform.python_version()}, jax {jax.__version__}"
     base = best["reader_only"]
-    nets = {"reader_only": "-", "pipeline": "23 x 1974-512-256-64-1 (paper)",
-            "pipeline_demo_nets": "23 x 1974-128-64-32-1 (configs/demo.toml)"}
+    paper, demo = "23 x 1974-512-256-64-1 (paper)", "23 x 1974-128-64-32-1 (configs/demo.toml)"
+    nets = {"reader_only": "-", "store_reader_only": "-", "pack": "- (one-off: FITS -> store)", "pipeline": paper, "pipeline_demo_nets": demo,
+            "packed": paper, "packed_demo_nets": demo}
+    fits_of = {"packed": "pipeline", "packed_demo_nets": "pipeline_demo_nets", "store_reader_only": "reader_only"}
     results = [{"method": k, "batch": args.batch, "workers": args.workers, "files": n, "networks": nets[k],
-                "spectra_per_s": round(v, 1), "ratio": round(v / base, 3), **({"stage_s": stages[k]} if k in stages else {})}
+                "input": "store" if k in fits_of else "fits", "spectra_per_s": round(v, 1), "ratio": round(v / base, 3),
+                **({"vs_fits": round(v / best[fits_of[k]], 2)} if k in fits_of else {}),
+                **({"store_bytes_per_spectrum": round(store_bytes / n, 1)} if k == "pack" else {}),
+                **({"stage_s": stages[k]} if k in stages else {})}
                for k, v in best.items()]
     print(f"\nmachine: {machine}; {n} files, {args.workers} reader workers, batch {args.batch}")
-    print(f"{'method':<20}{'networks':<44}{'spectra/s':>10}{'vs reader':>11}")
+    print(f"{'method':<20}{'networks':<44}{'spectra/s':>10}{'vs reader':>11}{'vs FITS':>9}")
     for r in results:
-        print(f"{r['method']:<20}{r['networks']:<44}{r['spectra_per_s']:>10.1f}{r['ratio']:>10.2f}x")
+        vs = f"{r['vs_fits']:>8.1f}x" if "vs_fits" in r else ""
+        print(f"{r['method']:<20}{r['networks']:<44}{r['spectra_per_s']:>10.1f}{r['ratio']:>10.2f}x{vs}")
     for k, st in stages.items():
         print(f"{k} stages (s): {st}")
+    print(f"store: {store_bytes / n:.0f} bytes per spectrum")
     print("target: pipeline >= 0.80x reader_only:", "met" if best["pipeline"] >= 0.8 * base else "NOT met")
+    print("target: packed >= 5x pipeline (FITS):", "met" if best["packed"] >= 5 * best["pipeline"] else "NOT met")
     out = REPO / "bench" / "results" / "bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_suffix(".json.tmp")
