@@ -46,6 +46,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -449,46 +450,59 @@ class PackedStream:
             keep = (positions >= self.start) & (positions < self.stop)
             return keep & ~np.isin(positions, self.skip) if len(self.skip) else keep
 
-        for entry in store.manifest["shards"]:
-            lo, hi = max(entry["first"], self.start), min(entry["stop"], self.stop)
-            if lo >= hi or not todo(np.arange(lo, hi)).any():
-                continue
-            problem = self._verify(entry)
-            if problem is not None:
-                path = store.dir / entry["name"]
-                if self.on_bad_shard == "stop":
-                    raise StoreError(f"shard {path} is damaged ({problem}); it is never read as data. Re-pack it "
-                                     f"(delete {path} and rerun the same `jaxvac pack`), or run with "
-                                     f"--on-bad-shard skip to report its inputs as rejects.")
-                self.bad_shards.append(str(path))
-                positions = np.arange(lo, hi)
-                for i in positions[todo(positions)].tolist():
-                    pending.append((i, Reject(store.paths[i], f"{BAD_SHARD} ({path})")))
-                continue
-            d = store.dir / entry["name"]
-            for i, reason in json.loads((d / "rejects.json").read_text()):
-                if todo(np.array([i]))[0]:
-                    pending.append((i, Reject(store.paths[i], reason)))
-            index = np.load(d / "index.npy")
-            rows = np.flatnonzero(todo(index))
-            if not len(rows):
-                continue
-            flux, ivar = np.load(d / "flux.npy", mmap_mode="r"), np.load(d / "ivar.npy", mmap_mode="r")
-            meta = np.load(d / "meta.npy", mmap_mode="r")
-            contiguous = rows[-1] - rows[0] + 1 == len(rows)
-            pos = 0
-            while pos < len(rows):
-                take = min(B - buf["n"], len(rows) - pos)
-                sel = slice(rows[pos], rows[pos] + take) if contiguous else rows[pos:pos + take]
-                n = buf["n"]
-                buf["flux"][n:n + take] = flux[sel]
-                buf["ivar"][n:n + take] = ivar[sel]
-                buf["meta"].append(_from_stored_meta(np.asarray(meta[sel]), store.paths, index[sel]))
-                buf["index"].append(index[sel])
-                buf["n"] += take
-                pos += take
-                if buf["n"] == B:
-                    yield emit()
-            del flux, ivar, meta
+        entries = [e for e in store.manifest["shards"]
+                   if max(e["first"], self.start) < min(e["stop"], self.stop)
+                   and todo(np.arange(max(e["first"], self.start), min(e["stop"], self.stop))).any()]
+        # Checksums of the next few shards are computed in threads (hashlib releases the GIL),
+        # ahead of their use: the files are then in the page cache when they are memory-mapped.
+        ahead = max(2, min(8, os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="jaxvac-store-sha") as pool:
+            checks = [pool.submit(self._verify, e) for e in entries[:ahead]]
+            for k, entry in enumerate(entries):
+                if k + ahead < len(entries):
+                    checks.append(pool.submit(self._verify, entries[k + ahead]))
+                if self._halt.is_set():
+                    return
+                yield from self._shard_batches(entry, checks[k].result(), todo, buf, pending, emit)
         if buf["n"] or pending:
             yield emit()
+
+    def _shard_batches(self, entry, problem, todo, buf, pending, emit):
+        """Rows and rejects of one shard into the batch buffer; yields every batch filled."""
+        store, B = self.store, self.batch_size
+        lo, hi = max(entry["first"], self.start), min(entry["stop"], self.stop)
+        if problem is not None:
+            path = store.dir / entry["name"]
+            if self.on_bad_shard == "stop":
+                raise StoreError(f"shard {path} is damaged ({problem}); it is never read as data. Re-pack it "
+                                 f"(delete {path} and rerun the same `jaxvac pack`), or run with "
+                                 f"--on-bad-shard skip to report its inputs as rejects.")
+            self.bad_shards.append(str(path))
+            positions = np.arange(lo, hi)
+            for i in positions[todo(positions)].tolist():
+                pending.append((i, Reject(store.paths[i], f"{BAD_SHARD} ({path})")))
+            return
+        d = store.dir / entry["name"]
+        for i, reason in json.loads((d / "rejects.json").read_text()):
+            if todo(np.array([i]))[0]:
+                pending.append((i, Reject(store.paths[i], reason)))
+        index = np.load(d / "index.npy")
+        rows = np.flatnonzero(todo(index))
+        if not len(rows):
+            return
+        flux, ivar = np.load(d / "flux.npy", mmap_mode="r"), np.load(d / "ivar.npy", mmap_mode="r")
+        meta = np.load(d / "meta.npy", mmap_mode="r")
+        contiguous = rows[-1] - rows[0] + 1 == len(rows)
+        pos = 0
+        while pos < len(rows):
+            take = min(B - buf["n"], len(rows) - pos)
+            sel = slice(rows[pos], rows[pos] + take) if contiguous else rows[pos:pos + take]
+            n = buf["n"]
+            buf["flux"][n:n + take] = flux[sel]
+            buf["ivar"][n:n + take] = ivar[sel]
+            buf["meta"].append(_from_stored_meta(np.asarray(meta[sel]), store.paths, index[sel]))
+            buf["index"].append(index[sel])
+            buf["n"] += take
+            pos += take
+            if buf["n"] == B:
+                yield emit()
