@@ -140,7 +140,13 @@ def _to_stored_meta(meta: np.ndarray) -> np.ndarray:
 def _from_stored_meta(stored: np.ndarray, paths: Sequence[str], index: np.ndarray) -> np.ndarray:
     out = np.zeros(len(stored), META_DTYPE)
     for n in STORED_META_DTYPE.names:
-        out[n] = np.char.decode(stored[n], "utf-8") if STORED_META_DTYPE[n].kind == "S" else stored[n]
+        if STORED_META_DTYPE[n].kind != "S":
+            out[n] = stored[n]
+            continue
+        try:
+            out[n] = stored[n].astype(META_DTYPE[n])  # ASCII (FITS header values): decoded in C
+        except UnicodeDecodeError:
+            out[n] = np.char.decode(stored[n], "utf-8")
     out["path"] = [paths[i] for i in index.tolist()]
     return out
 
