@@ -10,6 +10,10 @@ dispatch), so the device does not wait while the reader keeps up. Rows are writt
 merged catalogue equals that of an uninterrupted run. Several processes (``jax.distributed``) or
 ``--shard i/n`` jobs each read their share and write their own parts; one merge joins them.
 
+Input can also be a packed store (``jaxvac.store``, written once by ``jaxvac pack``): batches then
+come from memory-mapped shards of the window pixels, read ahead in a thread, and the device step
+runs on the packed Layout; the catalogue is the same as from the FITS files.
+
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
 NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one device.
 """
