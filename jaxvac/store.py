@@ -99,6 +99,11 @@ def _columns(ranges) -> np.ndarray:
     return np.concatenate([np.arange(a, b) for a, b in ranges])
 
 
+def _gather(a: np.ndarray, rows, ranges) -> np.ndarray:
+    """a[rows] restricted to the pixel ranges, laid end to end: (n, sum of b - a), a new array."""
+    return np.concatenate([a[rows, lo:hi] for lo, hi in ranges], axis=1)
+
+
 def _geometry(layout) -> dict:
     return {"npix_global": layout.npix_in, "log_step": layout.log_step, "windows": [list(w) for w in layout.windows],
             "margin": layout.margin, "width": layout.width, "max_abs_rv_kms": layout.max_abs_rv,
@@ -270,10 +275,12 @@ def pack(inputs, out: str | Path, *, shard_size: int = 4096, workers: int | None
                 bucket(i // shard_size)["rejects"].append((i, r.reason))
             v = batch.valid
             if v.any():
-                good = batch.good[v][:, cols]
-                flux = np.where(good, batch.flux[v][:, cols], np.float32(0))
-                ivar = np.where(good, batch.ivar[v][:, cols], np.float32(0))
-                meta, index = _to_stored_meta(batch.meta[v]), batch.index[v]
+                rows = slice(None) if v.all() else np.flatnonzero(v)
+                good = _gather(batch.good, rows, ranges)
+                flux, ivar = _gather(batch.flux, rows, ranges), _gather(batch.ivar, rows, ranges)
+                np.copyto(flux, 0, where=~good)
+                np.copyto(ivar, 0, where=~good)
+                meta, index = _to_stored_meta(batch.meta[rows]), batch.index[rows]
                 shard = index // shard_size
                 for k in np.unique(shard).tolist():
                     s = shard == k

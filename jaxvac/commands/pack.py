@@ -29,12 +29,13 @@ def command(inputs, out, shard_size, workers, no_progress):
       jaxvac pack --input dr8/spectra --out dr8.store
       jaxvac run --model RUN/checkpoint --input dr8.store --out catalogue.fits
     """
+    from jaxvac.io.stream import StreamError
     from jaxvac.store import pack
 
     try:
         summary = pack(list(inputs), out, shard_size=shard_size, workers=workers,
                        progress=False if no_progress else None)
-    except (ValueError, FileNotFoundError) as e:  # InputError and StoreError are ValueErrors
+    except (ValueError, FileNotFoundError, StreamError) as e:  # InputError and StoreError are ValueErrors
         click.echo(f"jaxvac pack: {e}", err=True)
         sys.exit(1)
     for line in summary.lines():
