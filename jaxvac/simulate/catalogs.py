@@ -105,6 +105,18 @@ def _pick(rng, pool, weight, size):
     return np.sort(rng.choice(idx, size, replace=False, p=p))
 
 
+def selections(teff, feh, dist, ebv, snr) -> dict[str, np.ndarray]:
+    """Which stars each training set draws from (bool arrays): the one definition of the pools.
+
+    PASTEL-like: snr >= 10. APOGEE-like: snr >= 20, 3800 < Teff < 6500 K, [Fe/H] > -2.5.
+    LGMWAS-like: snr >= 30, distance < 2 kpc, E(B-V) < 0.1. A fair test of a network uses
+    held-out stars from its own set's pool, as the paper's test sets did.
+    """
+    return {"pastel": snr >= 10.0,
+            "apogee": (snr >= 20.0) & (teff > 3800.0) & (teff < 6500.0) & (feh > -2.5),
+            "lgmwas": (snr >= 30.0) & (dist < 2.0) & (ebv < 0.1)}
+
+
 def write_all(out: Path, rng, stars, recs, train_scale: float) -> dict:
     """Write truth.fits, crossmatch.fits and catalogs/*.fits; return {file: rows}."""
     truth = true_labels(stars)
@@ -116,14 +128,15 @@ def write_all(out: Path, rng, stars, recs, train_scale: float) -> dict:
     teff, logg, feh = stars["teff"], stars["logg"], stars["feh"]
 
     w = 1.0 + 6.0 * (feh < -1.0) + 10.0 * (feh < -2.0) + 3.0 * (teff > 7000.0) + 2.0 * (teff < 4000.0)
-    pick = _pick(rng, avail & (snr >= 10.0), w, int(round(PAPER_SIZES["pastel"] * train_scale)))
+    sel = selections(teff, feh, stars["dist"], stars["ebv"], snr)
+    pick = _pick(rng, avail & sel["pastel"], w, int(round(PAPER_SIZES["pastel"] * train_scale)))
     sizes["catalogs/train_pastel.fits"] = _write_train(out / "catalogs/train_pastel.fits", rng, "pastel", pick, best,
                                                        recs, stars, truth)
-    pool = avail & (snr >= 20.0) & (teff > 3800.0) & (teff < 6500.0) & (feh > -2.5)
+    pool = avail & sel["apogee"]
     pick = _pick(rng, pool, 1.0 + (logg < 3.8), int(round(PAPER_SIZES["apogee"] * train_scale)))
     sizes["catalogs/train_apogee.fits"] = _write_train(out / "catalogs/train_apogee.fits", rng, "apogee", pick, best,
                                                        recs, stars, truth)
-    pool = avail & (snr >= 30.0) & (stars["dist"] < 2.0) & (stars["ebv"] < 0.1)
+    pool = avail & sel["lgmwas"]
     pick = _pick(rng, pool, np.maximum(snr, 1.0), int(round(PAPER_SIZES["lgmwas"] * train_scale)))
     sizes["catalogs/train_lgmwas.fits"] = _write_train(out / "catalogs/train_lgmwas.fits", rng, "lgmwas", pick, best,
                                                        recs, stars, truth)
