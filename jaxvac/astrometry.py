@@ -12,6 +12,7 @@ References:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import astropy.units as u
 import numpy as np
@@ -41,17 +42,38 @@ class AstrometryConfig:
         )
 
 
+def _unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """ICRS unit vectors (N, 3) from ra, dec in deg."""
+    a, d = np.radians(ra), np.radians(dec)
+    return np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)], axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _affine(frame_key: tuple | None) -> tuple[np.ndarray, np.ndarray]:
+    """(A (3, 3), t (3,)) with r_frame = A @ r_icrs + t, read off astropy once per frame.
+
+    Both ICRS -> Galactic (a rotation, t = 0) and ICRS -> Galactocentric (a rotation and a
+    translation) are exactly affine in position, so every row then costs one small matmul; the
+    tests compare with astropy row by row.
+    """
+    basis = np.vstack([np.zeros(3), np.eye(3)]) * u.kpc
+    icrs = SkyCoord(x=basis[:, 0], y=basis[:, 1], z=basis[:, 2], representation_type="cartesian", frame="icrs")
+    if frame_key is None:
+        out = icrs.galactic.cartesian.xyz.to_value(u.kpc).T
+    else:
+        out = icrs.transform_to(AstrometryConfig(*frame_key).frame()).cartesian.xyz.to_value(u.kpc).T
+    t = out[0]
+    return (out[1:] - t).T, t
+
+
 def galactic(ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ICRS (ra, dec) in deg -> Galactic (l, b) in deg, each (N,) float64."""
+    """ICRS (ra, dec) in deg -> Galactic (l, b) in deg, each (N,) float64; NaN in, NaN out."""
     ra = np.asarray(ra, dtype=np.float64)
     dec = np.asarray(dec, dtype=np.float64)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    gl = np.full(ra.shape, np.nan)
-    gb = np.full(ra.shape, np.nan)
-    if ok.any():
-        g = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg, frame="icrs").galactic
-        gl[ok] = g.l.deg
-        gb[ok] = g.b.deg
+    a, _ = _affine(None)
+    v = _unit_vectors(ra, dec) @ a.T
+    gl = np.degrees(np.arctan2(v[..., 1], v[..., 0])) % 360.0
+    gb = np.degrees(np.arcsin(np.clip(v[..., 2], -1.0, 1.0)))
     return gl, gb
 
 
@@ -97,24 +119,12 @@ def galactocentric(
     Galactic pole. The position is affine in the distance along the line of sight,
     r(d) = r(0) + d * u, so the only uncertain input, d, propagates exactly: sigma_XYZ = |u| sigma_d.
     """
-    ra = np.asarray(ra, dtype=np.float64)
-    dec = np.asarray(dec, dtype=np.float64)
     d = np.asarray(d_kpc, dtype=np.float64)
     e_d = np.asarray(e_d_kpc, dtype=np.float64)
-    xyz = np.full(ra.shape + (3,), np.nan)
-    err = np.full(ra.shape + (3,), np.nan)
-    ok = np.isfinite(ra) & np.isfinite(dec) & np.isfinite(d)
-    if ok.any():
-        frame = config.frame()
-
-        def at(dist):
-            c = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg, distance=dist * u.kpc, frame="icrs")
-            return c.transform_to(frame).cartesian.xyz.to_value(u.kpc).T
-
-        xyz[ok] = at(d[ok])
-        los = at(np.full(ok.sum(), 2.0)) - at(np.full(ok.sum(), 1.0))  # unit line-of-sight vector
-        err[ok] = np.abs(los) * e_d[ok, None]
-    return xyz, err
+    a, t = _affine(dataclasses.astuple(config))
+    los = _unit_vectors(np.asarray(ra, np.float64), np.asarray(dec, np.float64)) @ a.T  # unit line of sight
+    xyz = t + d[..., None] * los
+    return xyz, np.abs(los) * e_d[..., None]
 
 
 def unique_flag(star_id: np.ndarray, snrg: np.ndarray, obsid: np.ndarray) -> np.ndarray:
