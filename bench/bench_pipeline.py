@@ -9,7 +9,7 @@ interleaved, --repeat times; the fastest of each is kept.
 - "pipeline": run_catalog (set-up, i.e. checkpoint load and input listing, excluded) with every stage (normalise, 23 nets + VMP, errors, flags, astrometry,
   parts, merge, FITS catalogue). min_snrg = 0 and all classes, so every spectrum goes through the
   networks. The first call (compilation) is a warm-up and is not timed.
-- "pipeline_demo_nets": the same with the demo's smaller networks (16x fewer FLOPs): on a 2-core
+- "pipeline_demo_nets": the same with the networks of configs/demo.toml (~9x fewer FLOPs): on a 2-core
   CPU the paper's networks (53 MFLOP per spectrum, ~0.5 ms of one core) cost as much CPU as
   reading a file, and reader and networks share the same two cores.
 
@@ -136,6 +136,10 @@ def main() -> None:
         return
     n = args.files or (1500 if args.quick else 6000)
     repeat = args.repeat or (1 if args.quick else 2)
+    from jaxvac.config import load_config, section
+    from jaxvac.train import ModelConfig
+
+    demo_model = section(load_config("demo.toml"), "model", ModelConfig)
     import jax
 
     with tempfile.TemporaryDirectory(prefix="jaxvac-bench-pipe-") as tmp:
@@ -145,7 +149,7 @@ def main() -> None:
         lst = tmp / "inputs.txt"
         lst.write_text("\n".join(paths) + "\n")
         models = {"pipeline": make_checkpoint(tmp / "ckpt_paper"),
-                  "pipeline_demo_nets": make_checkpoint(tmp / "ckpt_demo", (128, 64, 32), (64, 32))}
+                  "pipeline_demo_nets": make_checkpoint(tmp / "ckpt_demo", demo_model.hidden, demo_model.vmp_hidden)}
         warm = tmp / "warm.txt"
         warm.write_text("\n".join(paths[: args.batch]) + "\n")
         bench_pack(warm, tmp / "warm_store", args.workers)
@@ -169,7 +173,8 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {jax.devices()[0].platform}, " \
               f"Python {platform.python_version()}, jax {jax.__version__}"
     base = best["reader_only"]
-    paper, demo = "23 x 1974-512-256-64-1 (paper)", "23 x 1974-128-64-32-1 (configs/demo.toml)"
+    paper = "23 x 1974-512-256-64-1 (paper)"
+    demo = f"23 x 1974-{'-'.join(map(str, demo_model.hidden))}-1 (configs/demo.toml)"
     nets = {"reader_only": "-", "store_reader_only": "-", "pack": "- (one-off: FITS -> store)", "pipeline": paper, "pipeline_demo_nets": demo,
             "packed": paper, "packed_demo_nets": demo}
     fits_of = {"packed": "pipeline", "packed_demo_nets": "pipeline_demo_nets", "store_reader_only": "reader_only"}
