@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ from jaxvac import preprocess as pp  # noqa: E402
 from jaxvac.constants import C_KMS, NPIX_GLOBAL, global_wavelength  # noqa: E402
 from kernels import normalize as kernel_normalize  # noqa: E402
 from kernels.medfilt import selection_network  # noqa: E402
+from _machine import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 LAYOUT = pp.LAYOUT
 PEAK_GBS = {"H100": 3350.0, "H200": 4800.0, "A100": 2039.0}  # GB/s, vendor HBM figures
@@ -51,14 +51,7 @@ BYTES_PER_SPECTRUM = 9 * (LAYOUT.npix_out + 2 * len(LAYOUT.windows) * LAYOUT.mar
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     dev = jax.devices()[0]
     return f"{cpu}, {os.cpu_count()} cores; jax {jax.__version__} on {dev.platform}:{dev.device_kind}"
 

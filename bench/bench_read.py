@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 LAMOST = REPO.parent / "shared" / "lamost"
@@ -176,14 +177,7 @@ def machine() -> str:
         zng = f"zlib-ng {zlib_ng.ZLIBNG_VERSION}"
     except ImportError:
         zng = "no zlib-ng"
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
             f"numpy {np.__version__}, fitsio {fitsio.__version__}, {zng}")
 

@@ -459,13 +459,13 @@ class PackedStream:
             pending.clear()
             return batch
 
-        def todo(positions):
+        def wanted(positions):
             keep = (positions >= self.start) & (positions < self.stop)
             return keep & ~np.isin(positions, self.skip) if len(self.skip) else keep
 
         entries = [e for e in store.manifest["shards"]
                    if max(e["first"], self.start) < min(e["stop"], self.stop)
-                   and todo(np.arange(max(e["first"], self.start), min(e["stop"], self.stop))).any()]
+                   and wanted(np.arange(max(e["first"], self.start), min(e["stop"], self.stop))).any()]
         # Checksums of the next few shards are computed in threads (hashlib releases the GIL),
         # ahead of their use: the files are then in the page cache when they are memory-mapped.
         ahead = max(2, min(8, os.cpu_count() or 1))
@@ -476,11 +476,11 @@ class PackedStream:
                     checks.append(pool.submit(self._verify, entries[k + ahead]))
                 if self._halt.is_set():
                     return
-                yield from self._shard_batches(entry, checks[k].result(), todo, buf, pending, emit)
+                yield from self._shard_batches(entry, checks[k].result(), wanted, buf, pending, emit)
         if buf["n"] or pending:
             yield emit()
 
-    def _shard_batches(self, entry, problem, todo, buf, pending, emit):
+    def _shard_batches(self, entry, problem, wanted, buf, pending, emit):
         """Rows and rejects of one shard into the batch buffer; yields every batch filled."""
         store, B = self.store, self.batch_size
         lo, hi = max(entry["first"], self.start), min(entry["stop"], self.stop)
@@ -492,15 +492,15 @@ class PackedStream:
                                  f"--on-bad-shard skip to report its inputs as rejects.")
             self.bad_shards.append(str(path))
             positions = np.arange(lo, hi)
-            for i in positions[todo(positions)].tolist():
+            for i in positions[wanted(positions)].tolist():
                 pending.append((i, Reject(store.paths[i], f"{BAD_SHARD} ({path})")))
             return
         d = store.dir / entry["name"]
         for i, reason in json.loads((d / "rejects.json").read_text()):
-            if todo(np.array([i]))[0]:
+            if wanted(np.array([i]))[0]:
                 pending.append((i, Reject(store.paths[i], reason)))
         index = np.load(d / "index.npy")
-        rows = np.flatnonzero(todo(index))
+        rows = np.flatnonzero(wanted(index))
         if not len(rows):
             return
         flux, ivar = np.load(d / "flux.npy", mmap_mode="r"), np.load(d / "ivar.npy", mmap_mode="r")
