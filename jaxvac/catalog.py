@@ -133,7 +133,21 @@ def _arrow_col(a: np.ndarray):
 
 
 def read_catalog(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read (rows, rejects) from a FITS catalogue written by write_catalog."""
+    """Read (rows, rejects) from a catalogue written by write_catalog (FITS or .parquet)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        def table(p, dtype):
+            t = pq.read_table(p)
+            out = np.zeros(t.num_rows, dtype=dtype)
+            for name in dtype.names:
+                col = t.column(name).to_numpy(zero_copy_only=False)
+                out[name] = np.char.encode(col.astype(str), "utf-8") if dtype[name].kind == "S" else col
+            return out
+
+        rej = path.with_name(path.stem + ".rejects.parquet")
+        return table(path, CATALOG_DTYPE), table(rej, REJECT_DTYPE) if rej.is_file() else np.zeros(0, REJECT_DTYPE)
     import fitsio
 
     with fitsio.FITS(str(path)) as f:

@@ -49,6 +49,10 @@ def test_parquet_round_trip(tmp_path):
     np.testing.assert_array_equal(t.column("obsid").to_numpy(), [10, 11, 12, 13])
     assert "'Teff_PASTEL': 'K'" in t.schema.metadata[b"units"].decode()
     assert pq.read_table(tmp_path / "cat.rejects.parquet").column("reason").to_pylist() == ["zero bytes"]
+    rows, rej = read_catalog(p)  # and back, as `jaxvac report` reads it
+    for name in ("obsid", "Teff_PASTEL", "designation", "flag_a_gg"):
+        np.testing.assert_array_equal(rows[name], _rows()[name])
+    assert rej["reason"].tolist() == [b"zero bytes"]
 
 
 def test_wrong_dtype_refused(tmp_path):
