@@ -552,7 +552,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, units, notes, progress):
     from jaxvac import evaluate
     from jaxvac.dataset import catalog_paths, load_spectra, read_catalog
-    from jaxvac.labels import LABEL_NAMES, VMP
+    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import predict_standardized
     from jaxvac.preprocess import standardize
 
@@ -564,7 +564,14 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
         notes.append(f"test spectra left out: {int((~usable).sum())} of {len(paths)} (unreadable or failed pre-processing)")
     x = np.asarray(standardize(spec.norm[usable], spec.good[usable], x_mean, x_std), np.float32)
     names = list(LABEL_NAMES) + [VMP.name]
-    truth = np.stack([np.asarray(cat[n], float) if n in cat else np.full(len(paths), np.nan) for n in names], 1)[usable]
+    truth = np.stack([np.asarray(cat[n], float) if n in cat else np.full(len(paths), np.nan) for n in names], 1)
+    # A test catalogue may say which training set's pool each star belongs to (in_pastel, ...):
+    # each label is then scored on its own set's kind of star, as the paper's test sets were.
+    sets = [lab.training_set.lower() for lab in LABELS] + [VMP.training_set.lower()]
+    for k, s in enumerate(sets):
+        if f"in_{s}" in cat:
+            truth[~np.asarray(cat[f"in_{s}"], bool), k] = np.nan
+    truth = truth[usable]
     snr = np.asarray(cat["snrg"], float)[usable] if "snrg" in cat else spec.snrg[usable].astype(float)
     preds, vmps = [], []
     b = tcfg.eval_batch

@@ -206,6 +206,10 @@ def test_training_catalogues(sim, truth):
     assert rows["test"].all()
     np.testing.assert_array_equal(test["feh_VMP"], rows["feh_PASTEL"])
     np.testing.assert_array_equal(test["a_ks"], rows["a_ks"])
+    lg = test["in_lgmwas"].astype(bool)  # the LGMWAS-like pool: near, little reddening
+    assert lg.any() and np.all(rows["dist"][lg] < 2.0) and np.all(rows["EBV"][lg] < 0.1)
+    ap = test["in_apogee"].astype(bool)
+    assert ap.any() and np.all((rows["Teff_PASTEL"][ap] > 3800) & (rows["Teff_PASTEL"][ap] < 6500))
 
 
 def test_crossmatch_gives_distances_back(sim, truth):

@@ -140,7 +140,7 @@ def write_all(out: Path, rng, stars, recs, train_scale: float) -> dict:
     pick = _pick(rng, pool, np.maximum(snr, 1.0), int(round(PAPER_SIZES["lgmwas"] * train_scale)))
     sizes["catalogs/train_lgmwas.fits"] = _write_train(out / "catalogs/train_lgmwas.fits", rng, "lgmwas", pick, best,
                                                        recs, stars, truth)
-    sizes["catalogs/test.fits"] = _write_test(out, stars, recs, truth)
+    sizes["catalogs/test.fits"] = _write_test(out, stars, recs, truth, sel)
     return sizes
 
 
@@ -192,12 +192,15 @@ def _write_train(path, rng, name, pick, best, recs, stars, truth) -> int:
     return n
 
 
-def _write_test(out, stars, recs, truth) -> int:
+def _write_test(out, stars, recs, truth, pools) -> int:
+    """Held-out stars with every true label, and in_<set>: the star lies in that training set's
+    pool (``selections``), so a label can be scored on its own set's kind of star."""
     sel = np.nonzero((recs["cls"] == "STAR") & (recs["corrupt"] == ""))[0]
     sel = sel[stars["test"][recs["star"][sel]]]
     s = recs["star"][sel]
     cols = {"obsid": recs["obsid"][sel], "path": recs["path"][sel], "star_id": s,
             "snrg": recs["snr"][sel, 1].astype(np.float64), "sentinel": recs["sentinel"][sel]}
+    cols.update({f"in_{name}": pool[s] for name, pool in pools.items()})
     cols.update({name: v[s] for name, v in truth.items()})
     write_table(out / "catalogs/test.fits", cols, {l.name: l.unit for l in LABELS} | {"feh_VMP": "dex"})
     return sel.size
