@@ -43,7 +43,7 @@ from jaxvac import preprocess as pp  # noqa: E402
 from jaxvac.constants import C_KMS, NPIX_GLOBAL, global_wavelength  # noqa: E402
 from kernels import normalize as kernel_normalize  # noqa: E402
 from kernels.medfilt import selection_network  # noqa: E402
-from _machine import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 LAYOUT = pp.LAYOUT
 PEAK_GBS = {"H100": 3350.0, "H200": 4800.0, "A100": 2039.0}  # GB/s, vendor HBM figures

@@ -32,11 +32,12 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 LAMOST = REPO.parent / "shared" / "lamost"
@@ -64,19 +65,6 @@ def make_checkpoint(directory: Path, hidden=(512, 256, 64), vmp_hidden=(256, 64)
                                 "vmp_mean": params["vmp_mean"], "vmp_std": params["vmp_std"]},
             "config": {}, "metrics": {"note": "random weights for benchmarking"}}
     return checkpoint.save(directory, params, meta).parent
-
-
-def copies(n_files: int, out: Path) -> list[str]:
-    from jaxvac.io.inputs import resolve_inputs
-
-    real = resolve_inputs(LAMOST)
-    paths = []
-    for k in range(n_files):
-        src = real[k % len(real)]
-        dst = out / f"{k:06d}_{os.path.basename(src)}"
-        shutil.copyfile(src, dst)
-        paths.append(str(dst))
-    return paths
 
 
 def bench_reader(paths, workers, batch) -> float:
@@ -145,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jaxvac-bench-pipe-") as tmp:
         tmp = Path(tmp)
         (tmp / "files").mkdir()
-        paths = copies(n, tmp / "files")
+        paths = real_file_copies(n, tmp / "files")
         lst = tmp / "inputs.txt"
         lst.write_text("\n".join(paths) + "\n")
         models = {"pipeline": make_checkpoint(tmp / "ckpt_paper"),

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _machine import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))

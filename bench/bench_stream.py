@@ -21,26 +21,14 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from _common import real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
+
 REPO = Path(__file__).resolve().parents[1]
 LAMOST = REPO.parent / "shared" / "lamost"
-
-
-def _copies(n_files: int, out: Path) -> list[str]:
-    from jaxvac.io.inputs import resolve_inputs
-
-    real = resolve_inputs(LAMOST)
-    paths = []
-    for k in range(n_files):
-        src = real[k % len(real)]
-        name = out / f"{k:06d}_{os.path.basename(src)}"
-        shutil.copyfile(src, name)
-        paths.append(str(name))
-    return paths
 
 
 def _bench_reader(paths: list[str]) -> dict:
@@ -91,7 +79,7 @@ def main() -> None:
         raise SystemExit(f"real LAMOST files not found at {LAMOST}; this benchmark reads copies of them.")
     n_files = args.files or (600 if args.quick else 3000)
     with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
-        paths = _copies(n_files, Path(tmp))
+        paths = real_file_copies(n_files, Path(tmp))
         configs = [(int(x), False) for x in args.workers.split(",")]
         configs += [(w, True) for w, _ in configs if w == max(w for w, _ in configs) and w > 0]
         runs = [[] for _ in range(1 + len(configs))]

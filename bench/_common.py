@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts (bench/ is on sys.path when a script here runs)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from pathlib import Path
+
+LAMOST = Path(__file__).resolve().parents[2] / "shared" / "lamost"  # ../shared/lamost
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def real_file_copies(n_files: int, out: Path) -> list[str]:
+    """n_files copies of the real spectra of ../shared/lamost in out (cycled), in a stable order."""
+    from jaxvac.io.inputs import resolve_inputs
+
+    real = resolve_inputs(LAMOST)
+    paths = []
+    for k in range(n_files):
+        src = real[k % len(real)]
+        dst = out / f"{k:06d}_{os.path.basename(src)}"
+        shutil.copyfile(src, dst)
+        paths.append(str(dst))
+    return paths
