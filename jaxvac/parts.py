@@ -112,21 +112,29 @@ class PartStore:
         return path
 
     def collect(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All parts merged in input order: (rows, rejects, skipped).
+        """All parts of this run merged in input order; see :func:`collect_parts`."""
+        return collect_parts(self.dir)
 
-        Raises if two parts cover the same input (it would mean a duplicated row).
-        """
-        rows, ri, rej, ji, sk, si = [], [], [], [], [], []
-        for m in self._parts():
-            with np.load(self.dir / m.group(0)) as z:
-                rows.append(z["rows"]); ri.append(z["row_index"])
-                rej.append(z["rejects"]); ji.append(z["reject_index"])
-                sk.append(z["skipped"]); si.append(z["skip_index"])
-        cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-        rows, ri = cat(rows, CATALOG_DTYPE), cat(ri, np.int64)
-        rej, ji = cat(rej, REJECT_DTYPE), cat(ji, np.int64)
-        sk, si = cat(sk, SKIP_DTYPE), cat(si, np.int64)
-        allidx = np.concatenate([ri, ji, si])
-        if len(np.unique(allidx)) != len(allidx):
-            raise RuntimeError(f"{self.dir}: an input appears in two parts; rerun with --fresh.")
-        return rows[np.argsort(ri, kind="stable")], rej[np.argsort(ji, kind="stable")], sk[np.argsort(si, kind="stable")]
+
+def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The complete parts in ``directory`` merged in input order: (rows, rejects, skipped).
+
+    Reads only; raises if two parts cover the same input (it would mean a duplicated row).
+    """
+    directory = Path(directory)
+    rows, ri, rej, ji, sk, si = [], [], [], [], [], []
+    for p in sorted(directory.iterdir()):
+        if not _PART_RE.match(p.name):
+            continue
+        with np.load(p) as z:
+            rows.append(z["rows"]); ri.append(z["row_index"])
+            rej.append(z["rejects"]); ji.append(z["reject_index"])
+            sk.append(z["skipped"]); si.append(z["skip_index"])
+    cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+    rows, ri = cat(rows, CATALOG_DTYPE), cat(ri, np.int64)
+    rej, ji = cat(rej, REJECT_DTYPE), cat(ji, np.int64)
+    sk, si = cat(sk, SKIP_DTYPE), cat(si, np.int64)
+    allidx = np.concatenate([ri, ji, si])
+    if len(np.unique(allidx)) != len(allidx):
+        raise RuntimeError(f"{directory}: an input appears in two parts; rerun with --fresh.")
+    return rows[np.argsort(ri, kind="stable")], rej[np.argsort(ji, kind="stable")], sk[np.argsort(si, kind="stable")]

@@ -39,7 +39,7 @@ from jaxvac.catalog import CATALOG_DTYPE, PARAMETERS, REJECT_DTYPE, empty_catalo
 from jaxvac.config import load_config, section
 from jaxvac.errors import ErrorModel, label_errors, range_flags, vmp_error
 from jaxvac.labels import LABEL_NAMES
-from jaxvac.parts import SKIP_DTYPE, PartStore, inputs_digest
+from jaxvac.parts import SKIP_DTYPE, PartStore, collect_parts, inputs_digest
 
 PARALLEL_MODES = ("sharding", "pmap", "none")
 
@@ -291,8 +291,7 @@ def merge(out: str | Path, fmt: str | None = None, header: dict | None = None) -
     if not manifest.is_file():
         raise FileNotFoundError(f"no parts to merge: {pdir} has no manifest.json; run `jaxvac run` first.")
     ident = json.loads(manifest.read_text())
-    store = PartStore(pdir, ident, worker=10**6)  # a reader of the parts, writes nothing
-    rows, rejects, _ = store.collect()
+    rows, rejects, _ = collect_parts(pdir)
     rows = finalize(rows)
     hdr = {"JAXVAC": jaxvac.__version__, "MODEL": ident.get("model", ""), "INPUTS": ident.get("inputs", "")[:16],
            **(header or {})}
@@ -397,7 +396,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
         cls = np.char.strip(m["class"].astype(str))
         snr = m["snrg"].astype(np.float64)
         reason = np.full(len(m), "", dtype=object)
-        reason[~np.isin(cls, classes)] = [f"class {c or 'missing'}" for c in cls[~np.isin(cls, classes)]]
+        other = ~np.isin(cls, classes)
+        reason[other] = [f"class {c or 'missing'}" for c in cls[other]]
         low = (reason == "") & ~(snr > min_snrg) if min_snrg > 0 else np.zeros(len(m), bool)
         reason[low] = [f"snrg <= {min_snrg:g}" if np.isfinite(s) else "snrg missing" for s in snr[low]]
         failed = np.array([_reject_reason(int(s), bits) for s in status], dtype=object)
@@ -408,8 +408,7 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
         if unusable.any():
             rej = rejects_table([(p, f) for p, f in zip(m["path"][unusable], failed[unusable])])
             pending_rej.append((rej, batch.index[unusable]))
-            for f in failed[unusable]:
-                summary.rejects["normalisation failed"] += 1
+            summary.rejects["normalisation failed"] += int(unusable.sum())
         if skip.any():
             sk = np.zeros(int(skip.sum()), SKIP_DTYPE)
             sk["path"] = np.char.encode(m["path"][skip].astype(str), "utf-8")
