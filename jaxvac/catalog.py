@@ -101,20 +101,16 @@ def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict |
         raise ValueError(f"catalogue rows must have CATALOG_DTYPE; got fields {rows.dtype.names[:5]}...")
     rej = rejects if isinstance(rejects, np.ndarray) else rejects_table(list(rejects))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
     if fmt == "fits":
-        import fitsio
+        from jaxvac.io.fitstable import write_tables
 
-        units = [UNITS[n] for n in CATALOG_DTYPE.names]
-        cards = [{"name": k[:8].upper(), "value": v} for k, v in (header or {}).items()]
-        with fitsio.FITS(str(tmp), "rw", clobber=True) as f:
-            f.write(rows, units=units, extname="CATALOG", header=cards)
-            f.write(rej if len(rej) else np.zeros(0, REJECT_DTYPE), extname="REJECTS")
-        os.replace(tmp, path)
+        cards = {k[:8].upper(): v for k, v in (header or {}).items()}
+        write_tables(path, [("CATALOG", rows, UNITS, cards), ("REJECTS", rej.astype(REJECT_DTYPE), None, None)])
     elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        tmp = _tmp_name(path)
         meta = {"units": repr(UNITS), **{str(k): str(v) for k, v in (header or {}).items()}}
         table = pa.table({n: _arrow_col(rows[n]) for n in CATALOG_DTYPE.names}).replace_schema_metadata(meta)
         pq.write_table(table, tmp)

@@ -223,7 +223,10 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
     n = len(meta)
     rows = empty_catalog(n)
     rows["obsid"] = meta["obsid"]
-    rows["designation"] = np.char.encode(meta["designation"].astype(str), "ascii", "replace")
+    try:  # LAMOST designations are ASCII; the slow per-element encoding only for odd ones
+        rows["designation"] = meta["designation"].astype(CATALOG_DTYPE["designation"])
+    except UnicodeEncodeError:
+        rows["designation"] = np.char.encode(meta["designation"], "ascii", "replace")
     rows["ra_obs"], rows["dec_obs"] = meta["ra_obs"], meta["dec_obs"]
     ra = np.where(np.isfinite(meta["ra"]), meta["ra"], meta["ra_obs"])
     dec = np.where(np.isfinite(meta["dec"]), meta["dec"], meta["dec_obs"])
@@ -259,10 +262,33 @@ def finalize(rows: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _reject_reason(status: int, bits: dict[str, int]) -> str | None:
-    """A reject reason when normalisation left the spectrum unusable (a window not fitted)."""
-    bad = [name for name, bit in bits.items() if "window" in name and status & bit]
-    return f"normalisation failed: {', '.join(bad)}" if bad else None
+def _skip_reasons(cls: np.ndarray, snrg: np.ndarray, classes: tuple[str, ...], min_snrg: float) -> np.ndarray:
+    """Why each spectrum is skipped ("" when it is processed): its CLASS is not in ``classes``,
+    or snrg <= min_snrg (or missing) when min_snrg > 0. Work is per distinct value, not per row."""
+    out = np.full(len(cls), "", dtype="U64")
+    names, inv = np.unique(cls, return_inverse=True)
+    for k, c in enumerate(names):
+        c = str(c).strip()
+        if c not in classes:
+            out[inv == k] = f"class {c or 'missing'}"
+    if min_snrg > 0:
+        snrg = np.asarray(snrg, np.float64)
+        low = (out == "") & ~(snrg > min_snrg)
+        out[low & np.isfinite(snrg)] = f"snrg <= {min_snrg:g}"
+        out[low & ~np.isfinite(snrg)] = "snrg missing"
+    return out
+
+
+def _reject_reasons(status: np.ndarray, bits: dict[str, int]) -> np.ndarray:
+    """A reject reason per spectrum when normalisation left it unusable (a window not fitted),
+    else "". status: int (N,) OR of the kernel's status bits."""
+    window = {name: bit for name, bit in bits.items() if "window" in name}
+    mask = functools.reduce(lambda a, b: a | b, window.values(), 0)
+    out = np.full(len(status), "", dtype="U200")
+    hit = np.asarray(status) & mask
+    for s in np.unique(hit[hit != 0]):
+        out[hit == s] = "normalisation failed: " + ", ".join(name for name, bit in window.items() if s & bit)
+    return out
 
 
 def _file_digest(path: str | Path | None) -> str | None:
@@ -393,16 +419,10 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                 summary.rejects[r.reason.split(":", 1)[0]] += 1
         v = batch.valid
         m = batch.meta
-        cls = np.char.strip(m["class"].astype(str))
-        snr = m["snrg"].astype(np.float64)
-        reason = np.full(len(m), "", dtype=object)
-        other = ~np.isin(cls, classes)
-        reason[other] = [f"class {c or 'missing'}" for c in cls[other]]
-        low = (reason == "") & ~(snr > min_snrg) if min_snrg > 0 else np.zeros(len(m), bool)
-        reason[low] = [f"snrg <= {min_snrg:g}" if np.isfinite(s) else "snrg missing" for s in snr[low]]
-        failed = np.array([_reject_reason(int(s), bits) for s in status], dtype=object)
-        keep = v & (reason == "") & (failed == None)  # noqa: E711
-        unusable = v & (reason == "") & (failed != None)  # noqa: E711
+        reason = _skip_reasons(m["class"], m["snrg"], classes, min_snrg)
+        failed = _reject_reasons(status, bits)
+        keep = v & (reason == "") & (failed == "")
+        unusable = v & (reason == "") & (failed != "")
         skip = v & (reason != "")
         summary.spectra_read += int(v.sum())
         if unusable.any():
@@ -411,11 +431,11 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
             summary.rejects["normalisation failed"] += int(unusable.sum())
         if skip.any():
             sk = np.zeros(int(skip.sum()), SKIP_DTYPE)
-            sk["path"] = np.char.encode(m["path"][skip].astype(str), "utf-8")
-            sk["reason"] = np.char.encode(reason[skip].astype(str), "utf-8")
+            sk["path"] = np.char.encode(m["path"][skip], "utf-8")
+            sk["reason"] = reason[skip].astype(SKIP_DTYPE["reason"])
             pending_skip.append((sk, batch.index[skip]))
-            for r in reason[skip]:
-                summary.skipped[r] += 1
+            for r, c in zip(*np.unique(reason[skip], return_counts=True)):
+                summary.skipped[str(r)] += int(c)
         if keep.any():
             rows = assemble_rows(m[keep], y[keep], vmp[keep], ranges=ranges, vmp_range=vmp_range, errors=errors,
                                  crossmatch=xm, astrometry=astro)

@@ -1,0 +1,125 @@
+"""A fast FITS writer for binary tables of fixed-size columns (the catalogue, the rejects).
+
+cfitsio (through fitsio) and astropy convert a table column by column and element by element
+and wrote the 334-byte catalogue rows at ~30 MB/s here (about two minutes for the 11.2 M rows
+of DR8). A FITS binary table is the rows themselves, big-endian, after an 80-character-card
+header (FITS Standard 4.0, Sect. 7.3), so this module converts each column once with numpy into
+a big-endian copy of the row layout and writes it in large blocks: ~30x faster, and the data
+bytes are identical to cfitsio's (tests/test_fitstable.py compares them).
+
+Column types: float32 'E', float64 'D', int16 'I', int32 'J', int64 'K', uint8 'B', int8 'B'
+with TZERO = -128 (the standard's offset for signed bytes: stored byte = value + 128), bool 'L'
+('T'/'F'), bytes 'nA' (NUL-padded). Header cards are formatted by astropy.io.fits.Header (long
+strings continue on CONTINUE cards).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+BLOCK = 2880  # FITS logical record, bytes
+_ROWS_PER_WRITE = 8192  # rows converted at a time: the copy stays in cache (3x faster than 256 Ki rows)
+
+_TFORM = {"f4": "E", "f8": "D", "i2": "I", "i4": "J", "i8": "K", "u1": "B", "i1": "B", "b1": "L"}
+
+
+def _tform(dt: np.dtype) -> str:
+    if dt.kind == "S":
+        return f"{dt.itemsize}A"
+    key = f"{dt.kind}{dt.itemsize}"
+    if dt.subdtype is not None or key not in _TFORM:
+        raise TypeError(f"column type {dt} is not supported by the FITS table writer; use float32/64, "
+                        f"int8/16/32/64, uint8, bool or fixed-size bytes.")
+    return _TFORM[key]
+
+
+def _storage_dtype(dtype: np.dtype) -> np.dtype:
+    """The on-disk row layout: every field big-endian, int8/bool as one unsigned byte, packed."""
+    fields = []
+    for name in dtype.names:
+        dt = dtype[name]
+        if dt.kind == "S" or dt.itemsize == 1:
+            fields.append((name, dt if dt.kind == "S" else np.uint8))
+        else:
+            fields.append((name, dt.newbyteorder(">")))
+    return np.dtype(fields)
+
+
+def _to_storage(rows: np.ndarray, storage: np.dtype) -> np.ndarray:
+    out = np.empty(len(rows), storage)
+    for name in rows.dtype.names:
+        col = rows[name]
+        if col.dtype.kind == "i" and col.dtype.itemsize == 1:
+            out[name] = col.view(np.uint8) ^ np.uint8(0x80)  # value + 128 (mod 256): TZERO = -128
+        elif col.dtype.kind == "b":
+            out[name] = np.where(col, ord("T"), ord("F")).astype(np.uint8)
+        else:
+            out[name] = col
+    return out
+
+
+def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = None,
+                 cards: dict | None = None) -> bytes:
+    """The binary-table extension header of ``rows`` (structured array), padded to 2880 bytes."""
+    from astropy.io import fits
+
+    units = units or {}
+    h = fits.Header()
+    h["XTENSION"] = ("BINTABLE", "binary table extension")
+    h["BITPIX"] = (8, "8-bit bytes")
+    h["NAXIS"] = (2, "2-dimensional binary table")
+    h["NAXIS1"] = (rows.dtype.itemsize, "width of table in bytes")
+    h["NAXIS2"] = (len(rows), "number of rows in table")
+    h["PCOUNT"] = (0, "size of special data area")
+    h["GCOUNT"] = (1, "one data group (required keyword)")
+    h["TFIELDS"] = (len(rows.dtype.names), "number of fields in each row")
+    for i, name in enumerate(rows.dtype.names, 1):
+        dt = rows.dtype[name]
+        h[f"TTYPE{i}"] = (name, f"label for field {i}")
+        h[f"TFORM{i}"] = (_tform(dt), f"data format of field {i}")
+        if units.get(name):
+            h[f"TUNIT{i}"] = (units[name], "physical unit of field")
+        if dt.kind == "i" and dt.itemsize == 1:
+            h[f"TZERO{i}"] = (-128, "offset for signed bytes")
+            h[f"TSCAL{i}"] = (1, "data are not scaled")
+    h["EXTNAME"] = (extname, "name of this binary table extension")
+    for key, value in (cards or {}).items():
+        h[key] = value
+    return h.tostring(padding=True).encode("ascii")
+
+
+def primary_header() -> bytes:
+    """An empty primary HDU announcing extensions."""
+    from astropy.io import fits
+
+    h = fits.Header([("SIMPLE", True, "file does conform to FITS standard"), ("BITPIX", 8, "bits per data value"),
+                     ("NAXIS", 0, "no data in the primary HDU"), ("EXTEND", True, "FITS dataset may contain extensions")])
+    return h.tostring(padding=True).encode("ascii")
+
+
+def write_tables(path: str | Path, tables: list[tuple[str, np.ndarray, dict | None, dict | None]]) -> None:
+    """Write a FITS file of binary-table extensions, atomically (temporary name, fsync, rename).
+
+    tables: [(extname, rows, units, cards), ...]; rows a structured array of fixed-size fields,
+    units {column: unit}, cards {KEYWORD: value or (value, comment)} added to that header.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(primary_header())
+            for extname, rows, units, cards in tables:
+                rows = np.asarray(rows)
+                f.write(table_header(rows, extname, units, cards))
+                storage = _storage_dtype(rows.dtype)
+                for a in range(0, len(rows), _ROWS_PER_WRITE):
+                    f.write(_to_storage(rows[a:a + _ROWS_PER_WRITE], storage).data)
+                f.write(b"\0" * (-(len(rows) * storage.itemsize) % BLOCK))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
