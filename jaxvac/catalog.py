@@ -61,16 +61,25 @@ UNITS = {n: unit for n, _, unit, _ in COLUMNS}
 REJECT_DTYPE = np.dtype([("path", "S512"), ("reason", "S256")])
 
 
-def empty_catalog(n: int) -> np.ndarray:
-    """n rows holding every column's missing value."""
-    rows = np.zeros(n, dtype=CATALOG_DTYPE)
+def _missing_row() -> np.ndarray:
+    row = np.zeros((), dtype=CATALOG_DTYPE)
     for name, t, _, _ in COLUMNS:
         if t.startswith("f"):
-            rows[name] = np.nan
+            row[name] = np.nan
         elif name in ("gaiaid", "obsid"):
-            rows[name] = -1
+            row[name] = -1
         elif name.startswith("flag_"):
-            rows[name] = 1
+            row[name] = 1
+    return row
+
+
+_MISSING_ROW = _missing_row()
+
+
+def empty_catalog(n: int) -> np.ndarray:
+    """n rows holding every column's missing value: NaN, -1 for the ids, flag 1."""
+    rows = np.empty(n, dtype=CATALOG_DTYPE)
+    rows[...] = _MISSING_ROW  # one row broadcast: a copy per row, not a pass per column
     return rows
 
 

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,8 @@ class ManifestMismatch(RuntimeError):
 
 def inputs_digest(paths: list[str]) -> str:
     """SHA-256 of the ordered input list, to recognise the same run."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(os.fsencode(p) + b"\0")
-    return h.hexdigest()
+    text = "".join(os.fspath(p) + "\0" for p in paths)  # = each os.fsencode(p) + b"\0", in one encode
+    return hashlib.sha256(text.encode(sys.getfilesystemencoding(), "surrogateescape")).hexdigest()
 
 
 def _atomic_write_bytes(path: Path, write) -> None:

@@ -62,32 +62,28 @@ def _to_storage(rows: np.ndarray, storage: np.dtype) -> np.ndarray:
 
 
 def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = None,
-                 cards: dict | None = None) -> bytes:
-    """The binary-table extension header of ``rows`` (structured array), padded to 2880 bytes."""
+                 extra: dict | None = None) -> bytes:
+    """The binary-table extension header of ``rows`` (structured array), padded to 2880 bytes.
+
+    units: {column: unit} (TUNITn); extra: {KEYWORD: value or (value, comment)} appended."""
     from astropy.io import fits
 
     units = units or {}
-    h = fits.Header()
-    h["XTENSION"] = ("BINTABLE", "binary table extension")
-    h["BITPIX"] = (8, "8-bit bytes")
-    h["NAXIS"] = (2, "2-dimensional binary table")
-    h["NAXIS1"] = (rows.dtype.itemsize, "width of table in bytes")
-    h["NAXIS2"] = (len(rows), "number of rows in table")
-    h["PCOUNT"] = (0, "size of special data area")
-    h["GCOUNT"] = (1, "one data group (required keyword)")
-    h["TFIELDS"] = (len(rows.dtype.names), "number of fields in each row")
+    cards = [("XTENSION", "BINTABLE", "binary table extension"), ("BITPIX", 8, "8-bit bytes"),
+             ("NAXIS", 2, "2-dimensional binary table"), ("NAXIS1", rows.dtype.itemsize, "width of table in bytes"),
+             ("NAXIS2", len(rows), "number of rows in table"), ("PCOUNT", 0, "size of special data area"),
+             ("GCOUNT", 1, "one data group (required keyword)"),
+             ("TFIELDS", len(rows.dtype.names), "number of fields in each row")]
     for i, name in enumerate(rows.dtype.names, 1):
         dt = rows.dtype[name]
-        h[f"TTYPE{i}"] = (name, f"label for field {i}")
-        h[f"TFORM{i}"] = (_tform(dt), f"data format of field {i}")
+        cards += [(f"TTYPE{i}", name, f"label for field {i}"), (f"TFORM{i}", _tform(dt), f"data format of field {i}")]
         if units.get(name):
-            h[f"TUNIT{i}"] = (units[name], "physical unit of field")
+            cards.append((f"TUNIT{i}", units[name], "physical unit of field"))
         if dt.kind == "i" and dt.itemsize == 1:
-            h[f"TZERO{i}"] = (-128, "offset for signed bytes")
-            h[f"TSCAL{i}"] = (1, "data are not scaled")
-    h["EXTNAME"] = (extname, "name of this binary table extension")
-    for key, value in (cards or {}).items():
-        h[key] = value
+            cards += [(f"TZERO{i}", -128, "offset for signed bytes"), (f"TSCAL{i}", 1, "data are not scaled")]
+    cards.append(("EXTNAME", extname, "name of this binary table extension"))
+    cards += [(key, *v) if isinstance(v, tuple) else (key, v) for key, v in (extra or {}).items()]
+    h = fits.Header(cards)  # built at once: item by item is quadratic in the number of cards
     return h.tostring(padding=True).encode("ascii")
 
 
