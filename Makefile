@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test bench bench-quick clean
+.PHONY: venv demo test bench bench-quick gpu-bundle clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+# What bench/gpu.sh needs on a lent GPU machine that its image lacks (see bench/gpu.sh).
+WHEEL_PLATFORMS := $(foreach p,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(p)_x86_64)
+gpu-bundle: $(STAMP)
+	rm -rf .whl .lamost && mkdir -p .whl
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(WHEEL_PLATFORMS) --platform any -d .whl \
+		$$($(BIN)/python -m pip list --format=freeze 2>/dev/null | grep -i -E '^(astropy|astropy-iers-data|pyerfa|fitsio|speclite|zlib-ng)==')
+	cp -r ../shared/lamost .lamost
+	@du -sh .whl .lamost
 
 clean:
 	rm -rf $(VENV) build *.egg-info

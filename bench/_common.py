@@ -7,7 +7,9 @@ import platform
 import shutil
 from pathlib import Path
 
-LAMOST = Path(__file__).resolve().parents[2] / "shared" / "lamost"  # ../shared/lamost
+#: The real spectra: ../shared/lamost beside the checkout, or $JAXVAC_LAMOST (a copy carried to a
+#: machine where ../shared is absent, such as a lent GPU machine: bench/gpu.sh).
+LAMOST = Path(os.environ.get("JAXVAC_LAMOST") or Path(__file__).resolve().parents[2] / "shared" / "lamost")
 
 
 def cpu_name() -> str:

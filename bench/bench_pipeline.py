@@ -57,10 +57,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_name, real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import LAMOST, cpu_name, real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
-LAMOST = REPO.parent / "shared" / "lamost"
 
 
 def make_checkpoint(directory: Path, hidden=(512, 256, 64), vmp_hidden=(256, 64)) -> Path:

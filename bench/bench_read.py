@@ -29,10 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import LAMOST, cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
-LAMOST = REPO.parent / "shared" / "lamost"
 sys.path.insert(0, str(REPO))
 
 CHUNK = 50  # files per method turn
