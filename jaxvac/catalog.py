@@ -100,7 +100,8 @@ def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict |
                   fmt: str | None = None) -> Path:
     """Write the catalogue atomically (temporary name, then rename) and return its path.
 
-    FITS: HDU 1 ``CATALOG`` (TUNIT per column, ``header`` cards: model, config, version...),
+    header: {KEYWORD: value or (value, comment)}, the provenance cards (model, config, version...).
+    FITS: HDU 1 ``CATALOG`` (TUNIT per column, the ``header`` cards),
     HDU 2 ``REJECTS`` (path, reason). Parquet (``fmt="parquet"`` or a .parquet suffix): the
     catalogue with units in the schema metadata, rejects in ``<name>.rejects.parquet``.
     """
@@ -120,7 +121,8 @@ def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict |
         import pyarrow.parquet as pq
 
         tmp = _tmp_name(path)
-        meta = {"units": repr(UNITS), **{str(k): str(v) for k, v in (header or {}).items()}}
+        value = lambda v: str(v[0] if isinstance(v, tuple) else v)  # noqa: E731  (drop the FITS comment)
+        meta = {"units": repr(UNITS), **{str(k): value(v) for k, v in (header or {}).items()}}
         table = pa.table({n: _arrow_col(rows[n]) for n in CATALOG_DTYPE.names}).replace_schema_metadata(meta)
         pq.write_table(table, tmp)
         os.replace(tmp, path)

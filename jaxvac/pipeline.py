@@ -319,7 +319,17 @@ def merge(out: str | Path, fmt: str | None = None, header: dict | None = None) -
     ident = json.loads(manifest.read_text())
     rows, rejects, _ = collect_parts(pdir)
     rows = finalize(rows)
-    hdr = {"JAXVAC": jaxvac.__version__, "MODEL": ident.get("model", ""), "INPUTS": ident.get("inputs", "")[:16],
+    short = lambda d: (d or "none")[:16]  # noqa: E731
+    hdr = {"JAXVAC": (jaxvac.__version__, "jaxvac version that made the catalogue"),
+           "MODEL": (ident.get("model", ""), "checkpoint directory"),
+           "MODELSHA": (short(ident.get("model_metadata")), "sha256 of the checkpoint metadata (first 16)"),
+           "CONFIG": (",".join(ident.get("config_files", [])), "config files, base first"),
+           "CONFSHA": (",".join(short(d) for d in ident.get("config", [])), "their sha256 (first 16)"),
+           "INPUTS": (short(ident.get("inputs")), "sha256 of the ordered input list (first 16)"),
+           "NINPUTS": (ident.get("n_inputs", -1), "input files"),
+           "XMATCH": (short(ident.get("crossmatch")), "sha256 of the cross-match table (first 16)"),
+           "CLASSES": (",".join(ident.get("classes", [])), "CLASS values processed"),
+           **({"MINSNRG": (ident["min_snrg"], "spectra with snrg <= this were skipped")} if "min_snrg" in ident else {}),
            **(header or {})}
     path = write_catalog(out, rows, rejects, header=hdr, fmt=fmt)
     return path, len(rows), len(rejects)
@@ -374,7 +384,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     identity = {
         "inputs": inputs_digest(paths), "n_inputs": len(paths), "model": str(Path(model).resolve()),
         "model_metadata": hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest(),
-        "config": [_file_digest(p) for p in cfg["_source"]], "crossmatch": _file_digest(crossmatch),
+        "config": [_file_digest(p) for p in cfg["_source"]], "config_files": [Path(p).name for p in cfg["_source"]],
+        "crossmatch": _file_digest(crossmatch),
         "min_snrg": min_snrg, "classes": list(classes), "jaxvac": jaxvac.__version__,
     }
     pid, nproc = process

@@ -6,6 +6,7 @@ device counts or processes are subprocesses of the real CLI (``python -m jaxvac.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import fitsio
 import numpy as np
 import pytest
 
+import jaxvac
 from jaxvac.catalog import CATALOG_DTYPE, COLUMNS, read_catalog
 from jaxvac.config import load_config
 from jaxvac.labels import LABEL_NAMES
@@ -107,7 +109,11 @@ def test_columns_units_dtypes_and_counts(setup, baseline):
     for name, _, unit, _ in COLUMNS:
         assert units[name] == unit, name
     assert h["MODEL"] == str(setup["model"].resolve())
-    truth = fitsio.read(setup["survey"] / "truth.fits")
+    assert h["CONFIG"] == "dr8.toml,tiny.toml" and h["JAXVAC"] == jaxvac.__version__ and h["CLASSES"] == "STAR"
+    assert h["MINSNRG"] == 10.0 and h["NINPUTS"] == len(truth_all := fitsio.read(setup["survey"] / "truth.fits"))
+    sha = [hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in (CONFIGS / "dr8.toml", setup["config"])]
+    assert h["CONFSHA"] == ",".join(sha)
+    truth = truth_all
     ok = ~truth["corrupt"] & (np.char.strip(truth["class"]) == "STAR") & (truth["snrg"] > 10)
     assert len(rows) == ok.sum()
     assert "rows out: %d" % ok.sum() in baseline["log"]
