@@ -231,7 +231,7 @@ def main() -> None:
     n = args.files or (1500 if args.quick else 6000) * (5 if accel else 1)
     repeat = args.repeat or (1 if args.quick else 2)
     from jaxvac.config import load_config, section
-    from jaxvac.train import ModelConfig
+    from jaxvac.train_job import ModelConfig
 
     demo_model = section(load_config("demo.toml"), "model", ModelConfig)
 

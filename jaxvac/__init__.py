@@ -20,7 +20,7 @@ _PUBLIC = {
     "resolve_inputs": "jaxvac.io.inputs",
     "stream_batches": "jaxvac.io.stream",
     "simulate_survey": "jaxvac.simulate",
-    "train_from_config": "jaxvac.train",
+    "train_from_config": "jaxvac.train_job",
     "load_checkpoint": ("jaxvac.checkpoint", "load"),
     "ErrorModel": "jaxvac.errors",
     "run_catalog": "jaxvac.pipeline",

@@ -70,7 +70,7 @@ def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: st
     from jaxvac.pipeline import run_catalog
     from jaxvac.report import write_report
     from jaxvac.simulate import simulate_survey
-    from jaxvac.train import train_from_config
+    from jaxvac.train_job import train_from_config
 
     out = Path(out).resolve()
     survey, run_dir, cat = out / "survey", out / "run", out / "catalogue.fits"

@@ -52,7 +52,7 @@ workers = 0
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from jaxvac.simulate import simulate_survey
-    from jaxvac.train import train_from_config
+    from jaxvac.train_job import train_from_config
 
     tmp = tmp_path_factory.mktemp("pipe")
     survey = tmp / "survey"

@@ -81,7 +81,7 @@ def command(config_path, data_dir, out_dir, progress):
     from jaxvac.io.progress import progress_wanted
     from jaxvac.io.stream import StreamError
     from jaxvac.labels import LABEL_NAMES
-    from jaxvac.train import train_from_config
+    from jaxvac.train_job import train_from_config
 
     try:
         cfg = load_config(config_path)
