@@ -1,13 +1,13 @@
 """End-to-end `jaxvac run` spectra/s against the reader-only stream with the same workers.
 
-Input: copies of the real LAMOST files of ../shared/lamost in a temporary directory (page cache,
-not disk). Networks: the paper's sizes (1974-512-256-64-1 x 23 + the VMP net), random weights in
+Input: copies of the real LAMOST files of ../shared/lamost (or $JAXVAC_LAMOST) in a temporary
+directory (page cache, not disk). Networks: the paper's sizes (1974-512-256-64-1 x 23 + the VMP net), random weights in
 a real orbax checkpoint (speed does not depend on the weights). Both methods run in this process,
 interleaved, --repeat times; the fastest of each is kept.
 
 - "reader_only" (baseline): stream_batches over the files, batches consumed and dropped.
-- "pipeline": run_catalog (set-up, i.e. checkpoint load and input listing, excluded) with every stage (normalise, 23 nets + VMP, errors, flags, astrometry,
-  parts, merge, FITS catalogue). min_snrg = 0 and all classes, so every spectrum goes through the
+- "pipeline": run_catalog (set-up, i.e. checkpoint load and input listing, excluded) with every
+  stage (normalise, 23 nets + VMP, errors, flags, astrometry, parts, merge, FITS catalogue). min_snrg = 0 and all classes, so every spectrum goes through the
   networks. The first call (compilation) is a warm-up and is not timed.
 - "pipeline_demo_nets": the same with the networks of configs/demo.toml (~9x fewer FLOPs): on a 2-core
   CPU the paper's networks (53 MFLOP per spectrum, ~0.5 ms of one core) cost as much CPU as
@@ -226,7 +226,7 @@ def main() -> None:
     accel = jax.default_backend() != "cpu"
     args.batch = args.batch or (4096 if accel else 512)
     if not (LAMOST / "MANIFEST.tsv").is_file():
-        print(f"bench_pipeline: skipped, the real spectra are not at {LAMOST} (../shared is absent)")
+        print(f"bench_pipeline: skipped, the real spectra are not at {LAMOST} (../shared is absent; set JAXVAC_LAMOST to a copy)")
         return
     n = args.files or (1500 if args.quick else 6000) * (5 if accel else 1)
     repeat = args.repeat or (1 if args.quick else 2)
