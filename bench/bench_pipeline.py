@@ -7,10 +7,11 @@ interleaved, --repeat times; the fastest of each is kept.
 
 - "reader_only" (baseline): stream_batches over the files, batches consumed and dropped.
 - "pipeline": run_catalog (set-up, i.e. checkpoint load and input listing, excluded) with every
-  stage (normalise, 23 nets + VMP, errors, flags, astrometry, parts, merge, FITS catalogue). min_snrg = 0 and all classes, so every spectrum goes through the
-  networks. The first call (compilation) is a warm-up and is not timed.
-- "pipeline_demo_nets": the same with the networks of configs/demo.toml (~9x fewer FLOPs): on a 2-core
-  CPU the paper's networks (53 MFLOP per spectrum, ~0.5 ms of one core) cost as much CPU as
+  stage (normalise, 23 nets + VMP, errors, flags, astrometry, parts, merge, FITS catalogue).
+  min_snrg = 0 and all classes, so every spectrum goes through the networks. The first call
+  (compilation) is a warm-up and is not timed.
+- "pipeline_demo_nets": the same with the networks of configs/demo.toml (~9x fewer FLOPs): on a
+  2-core CPU the paper's networks (53 MFLOP per spectrum, ~0.5 ms of one core) cost as much CPU as
   reading a file, and reader and networks share the same two cores.
 
 - "store_reader_only": the store's batch stream alone (the packed counterpart of reader_only).
