@@ -34,7 +34,7 @@ class ManifestMismatch(RuntimeError):
 
 def inputs_digest(paths: list[str]) -> str:
     """SHA-256 of the ordered input list, to recognise the same run."""
-    text = "".join(os.fspath(p) + "\0" for p in paths)  # = each os.fsencode(p) + b"\0", in one encode
+    text = "\0".join(map(os.fspath, paths)) + "\0" if len(paths) else ""  # = each os.fsencode(p) + b"\0"
     return hashlib.sha256(text.encode(sys.getfilesystemencoding(), "surrogateescape")).hexdigest()
 
 

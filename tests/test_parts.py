@@ -55,3 +55,16 @@ def test_workers_of_one_run_keep_out_of_each_other(tmp_path):
     assert other_tmp.exists()  # worker 1 left worker 0's temporary alone
     assert b.done_indices() == {0, 1, 2}  # and its --fresh cleared only its own parts
     np.testing.assert_array_equal(b.collect()[0]["obsid"], [0, 10, 20])
+
+
+def test_inputs_digest_is_sha256_of_nul_terminated_fs_paths():
+    """The digest recorded by existing parts and stores: sha256 of each os.fsencode(path) + NUL."""
+    import hashlib
+    import os
+
+    for paths in ([], ["a"], ["/x/spec-1.fits.gz", "rel/ü é.fits", "odd/\udcff.fits"]):
+        h = hashlib.sha256()
+        for p in paths:
+            h.update(os.fsencode(p) + b"\0")
+        assert inputs_digest(paths) == h.hexdigest()
+    assert inputs_digest(["ab", "c"]) != inputs_digest(["a", "bc"])

@@ -82,9 +82,18 @@ def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = 
         if dt.kind == "i" and dt.itemsize == 1:
             cards += [(f"TZERO{i}", -128, "offset for signed bytes"), (f"TSCAL{i}", 1, "data are not scaled")]
     cards.append(("EXTNAME", extname, "name of this binary table extension"))
-    cards += [(key, *v) if isinstance(v, tuple) else (key, v) for key, v in (extra or {}).items()]
+    cards += [_fitting(key, *v) if isinstance(v, tuple) else (key, v) for key, v in (extra or {}).items()]
     h = fits.Header(cards)  # built at once: item by item is quadratic in the number of cards
     return h.tostring(padding=True).encode("ascii")
+
+
+def _fitting(key: str, value, comment: str) -> tuple:
+    """The card (key, value, comment), without the comment when it would not fit in 80 characters
+    (astropy would truncate it with a warning)."""
+    shown = f"'{value}'" if isinstance(value, str) else str(value)
+    if isinstance(value, str) and len(value) > 68 or 10 + max(20, len(shown)) + 3 + len(comment) > 80:
+        return key, value
+    return key, value, comment
 
 
 def primary_header() -> bytes:
