@@ -78,3 +78,16 @@ def test_unsupported_column_leaves_nothing(tmp_path):
     with pytest.raises(TypeError, match="not supported"):
         write_tables(tmp_path / "x.fits", [("T", bad, None, None)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_padded_dtype_is_written_packed(tmp_path):
+    """An aligned dtype (padding between fields) is stored packed, as FITS rows are."""
+    dt = np.dtype([("a", "i1"), ("b", "f8"), ("c", "i2")], align=True)
+    assert dt.itemsize == 24
+    rows = np.zeros(3, dt)
+    rows["a"], rows["b"], rows["c"] = [-1, 0, 1], [0.5, np.nan, -2.0], [7, -8, 9]
+    write_tables(tmp_path / "p.fits", [("T", rows, None, None)])
+    back = fitsio.read(str(tmp_path / "p.fits"), ext="T")
+    assert fitsio.read_header(str(tmp_path / "p.fits"), "T")["NAXIS1"] == 11
+    for name in dt.names:
+        np.testing.assert_array_equal(back[name], rows[name])

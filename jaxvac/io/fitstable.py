@@ -70,7 +70,7 @@ def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = 
 
     units = units or {}
     cards = [("XTENSION", "BINTABLE", "binary table extension"), ("BITPIX", 8, "8-bit bytes"),
-             ("NAXIS", 2, "2-dimensional binary table"), ("NAXIS1", rows.dtype.itemsize, "width of table in bytes"),
+             ("NAXIS", 2, "2-dimensional binary table"), ("NAXIS1", _storage_dtype(rows.dtype).itemsize, "width of table in bytes"),
              ("NAXIS2", len(rows), "number of rows in table"), ("PCOUNT", 0, "size of special data area"),
              ("GCOUNT", 1, "one data group (required keyword)"),
              ("TFIELDS", len(rows.dtype.names), "number of fields in each row")]
