@@ -212,12 +212,12 @@ def _visible_shards_are_complete(store: Path) -> int:
     """Every shard directory that can be seen has all its files, matching their checksums."""
     import json
 
-    from jaxvac.store import SHARD_FILES, _sha256
+    from jaxvac.store import SHARD_FILES, _checksum
 
     shards = sorted(p for p in (store / "shards").glob("0*")) if (store / "shards").is_dir() else []
     for d in shards:
-        sums = json.loads((d / "shard.json").read_text())["sha256"]
-        assert {n: _sha256(d / n) for n in SHARD_FILES} == sums, d
+        sums = json.loads((d / "shard.json").read_text())["crc32"]
+        assert {n: _checksum(d / n) for n in SHARD_FILES} == sums, d
     return len(shards)
 
 
@@ -305,3 +305,12 @@ def test_store_split_across_two_jax_distributed_processes(setup, fits_run):
     rows, rejects = read_catalog(out)
     _close(rows, fits_run[0])
     _same(rejects, fits_run[1])
+
+
+def test_checksum_is_the_standard_crc32(tmp_path):
+    """CRC-32 (ISO-HDLC, as zlib): the catalogued check value of b"123456789" is 0xcbf43926."""
+    from jaxvac.store import _checksum
+
+    (tmp_path / "a").write_bytes(b"123456789")
+    (tmp_path / "e").write_bytes(b"")
+    assert _checksum(tmp_path / "a") == "cbf43926" and _checksum(tmp_path / "e") == "00000000"
