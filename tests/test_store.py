@@ -314,3 +314,19 @@ def test_checksum_is_the_standard_crc32(tmp_path):
     (tmp_path / "a").write_bytes(b"123456789")
     (tmp_path / "e").write_bytes(b"")
     assert _checksum(tmp_path / "a") == "cbf43926" and _checksum(tmp_path / "e") == "00000000"
+
+
+def test_store_of_another_format_is_refused_with_what_to_do(setup, tmp_path):
+    """A store written by another store format (e.g. format 1, SHA-256 checksums) is not read."""
+    import json
+    import shutil
+
+    from jaxvac.store import FORMAT, Store, StoreError
+
+    old = tmp_path / "old"
+    shutil.copytree(setup["store"], old)
+    man = json.loads((old / "manifest.json").read_text())
+    man["format"] = "jaxvac-store/1"
+    (old / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(StoreError, match=r"format 'jaxvac-store/1'.*reads '%s'.*Re-pack" % FORMAT):
+        Store(old)
