@@ -103,7 +103,7 @@ def bench_store_reader(store, batch) -> float:
 
     t = time.perf_counter()
     st = Store(store)
-    with st.batches(batch_size=batch) as stream:
+    with st.batches(batch_size=batch, progress=False) as stream:
         n = sum(b.n_valid for b in stream)
     return n / (time.perf_counter() - t)
 
@@ -125,7 +125,7 @@ def first_batch(source, batch):
 
     store = open_store(str(source))
     if store is not None:
-        with store.batches(batch_size=batch) as stream:
+        with store.batches(batch_size=batch, progress=False) as stream:
             return next(iter(stream)), store.layout
     paths = Path(source).read_text().split()
     with stream_batches(paths[:batch], batch_size=batch, workers=0, progress=False) as stream:

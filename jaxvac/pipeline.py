@@ -460,7 +460,7 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     n_batches = 0
     if packed:
         source = packed.batches(batch_size=device.batch_size, shard=(worker, n_workers), skip=done,
-                                on_bad_shard=on_bad_shard)
+                                on_bad_shard=on_bad_shard, progress=progress)
     else:
         source = stream_batches(paths, batch_size=device.batch_size, workers=workers, shard=(worker, n_workers),
                                 skip=done, progress=progress)

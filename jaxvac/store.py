@@ -358,10 +358,10 @@ class Store:
         self.shard_size = self.manifest["shard_size"]
 
     def batches(self, *, batch_size: int, shard: tuple[int, int] = (0, 1), skip=(), on_bad_shard: str = "stop",
-                prefetch: int = 2) -> PackedStream:
+                prefetch: int = 2, progress: bool | None = None) -> PackedStream:
         """Fixed-size batches of the packed spectra in input order; see :class:`PackedStream`."""
         return PackedStream(self, batch_size=batch_size, shard=shard, skip=skip, on_bad_shard=on_bad_shard,
-                            prefetch=prefetch)
+                            prefetch=prefetch, progress=progress)
 
 
 class PackedStream:
@@ -373,9 +373,10 @@ class PackedStream:
     shard (i, n) and skip have the meaning of ``jaxvac.io.stream.stream_batches``.
     on_bad_shard: "stop" raises StoreError naming the shard whose checksum fails; "skip" turns
     its inputs into rejects with reason "bad shard: checksum mismatch (...)".
+    progress: a bar with spectra/s, rejects and ETA on stderr (None: when it is a terminal).
     """
 
-    def __init__(self, store: Store, *, batch_size, shard, skip, on_bad_shard, prefetch):
+    def __init__(self, store: Store, *, batch_size, shard, skip, on_bad_shard, prefetch, progress=None):
         from jaxvac.io.stream import shard_bounds
 
         if on_bad_shard not in ("stop", "skip"):
@@ -384,6 +385,7 @@ class PackedStream:
         self.start, self.stop = shard_bounds(len(store.paths), shard)
         self.skip = np.sort(np.fromiter((int(i) for i in skip), np.int64))
         self.bad_shards: list[str] = []
+        self.progress = progress
         self._queue: queue.Queue = queue.Queue(maxsize=prefetch)
         self._halt = threading.Event()
         self._thread = None
@@ -405,17 +407,28 @@ class PackedStream:
                     pass
             self._thread.join()
 
+    @property
+    def n_selected(self) -> int:
+        """Inputs this stream covers: its share of the store, less those skipped."""
+        skipped = np.count_nonzero((self.skip >= self.start) & (self.skip < self.stop))
+        return self.stop - self.start - int(skipped)
+
     def __iter__(self) -> Iterator:
+        from jaxvac.io.progress import FileProgress, progress_wanted
+
         self._thread = threading.Thread(target=self._produce, name="jaxvac-store-prefetch", daemon=True)
         self._thread.start()
-        while True:
-            kind, item = self._queue.get()
-            if kind == "batch":
-                yield item
-            elif kind == "error":
-                raise item
-            else:
-                return
+        with FileProgress(self.n_selected, enabled=progress_wanted(self.progress), description="packed",
+                          unit="spectra") as bar:
+            while True:
+                kind, item = self._queue.get()
+                if kind == "batch":
+                    bar.advance(item.n_valid + len(item.rejects), len(item.rejects))
+                    yield item
+                elif kind == "error":
+                    raise item
+                else:
+                    return
 
     def _put(self, item) -> bool:
         while not self._halt.is_set():

@@ -330,3 +330,25 @@ def test_store_of_another_format_is_refused_with_what_to_do(setup, tmp_path):
     (old / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(StoreError, match=r"format 'jaxvac-store/1'.*reads '%s'.*Re-pack" % FORMAT):
         Store(old)
+
+
+def test_packed_stream_progress_counts_every_selected_input(setup, monkeypatch):
+    """The bar of a packed run advances over every input of its share, rejects included."""
+    import jaxvac.io.progress as progress
+    from jaxvac.store import Store
+
+    bars = []
+
+    class Recording(progress.FileProgress):
+        def __init__(self, total, *, enabled, description="reading", unit="files"):
+            super().__init__(total, enabled=False, description=description, unit=unit)  # count, draw nothing
+            self.wanted = enabled
+            bars.append(self)
+
+    monkeypatch.setattr(progress, "FileProgress", Recording)
+    monkeypatch.setattr(progress, "progress_wanted", lambda wanted, stream=None: wanted is not False)
+    for wanted in (True, False):
+        with Store(setup["store"]).batches(batch_size=8, skip=[0, 1, 2], progress=wanted) as stream:
+            n = sum(b.n_valid for b in stream)
+        bar = bars[-1]
+        assert (bar.wanted, bar.total, bar.done, bar.rejects, n) == (wanted, 48, 48, 1, 47)

@@ -1,4 +1,4 @@
-"""A progress bar for reading many files: files/s, rejects and ETA on stderr, quiet off a terminal."""
+"""A progress bar for reading many files or spectra: rate, rejects and ETA on stderr, quiet off a terminal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class FileProgress:
     Use as a context manager; ``advance(files, rejects)`` after each chunk of files.
     """
 
-    def __init__(self, total: int, *, enabled: bool, description: str = "reading"):
+    def __init__(self, total: int, *, enabled: bool, description: str = "reading", unit: str = "files"):
         self.total = total
         self.done = 0
         self.rejects = 0
@@ -41,7 +41,7 @@ class FileProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                _RateColumn(),
+                _RateColumn(unit),
                 TextColumn("{task.fields[rejects]} rejects"),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -72,8 +72,12 @@ class FileProgress:
 
 
 class _RateColumn(ProgressColumn):
-    """Files per second, as rich estimates it over its recent window."""
+    """Items (files, spectra) per second, as rich estimates it over its recent window."""
+
+    def __init__(self, unit: str = "files"):
+        super().__init__()
+        self.unit = unit
 
     def render(self, task):
         speed = task.finished_speed or task.speed
-        return Text("-- files/s" if speed is None else f"{speed:,.0f} files/s")
+        return Text(f"-- {self.unit}/s" if speed is None else f"{speed:,.0f} {self.unit}/s")
