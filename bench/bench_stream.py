@@ -62,6 +62,7 @@ def _bench_stream(paths: list[str], workers: int, batch: int, chunk: int, pickle
     s = st.summary
     steady = (len(paths) - n_first) / (t_end - t_first) if t_end > t_first else float("nan")
     return {"method": f"stream_batches workers={workers} ({s.transport})", "workers": workers, "batch": batch,
+            "chunk": st.chunk_size,
             "files": len(paths), "spectra": s.read, "spectra_per_s": len(paths) / (t_end - t0), "steady_per_s": steady,
             "startup_s": t_first - t0, "main_cpu_us_per_file": (c_end - c0) / len(paths) * 1e6}
 
@@ -72,7 +73,7 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=None, help="files to read (default 3000, quick 600)")
     ap.add_argument("--workers", default="0,1,2", help="comma-separated worker counts")
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--chunk", type=int, default=32)
+    ap.add_argument("--chunk", type=int, default=None, help="files per chunk (default: the stream's own choice)")
     ap.add_argument("--repeat", type=int, default=2, help="runs of each method, interleaved; the fastest is kept")
     args = ap.parse_args()
     if not (LAMOST / "MANIFEST.tsv").is_file():

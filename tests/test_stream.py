@@ -346,3 +346,13 @@ def test_real_reader_on_real_and_corrupt_files(lamost_dir, tmp_path_factory):
         assert out["meta"][r]["npix"] == int(row[4])
     s = st.summary
     assert (s.read, s.rejected, s.inputs) == (len(real) + 1, 5, len(paths))
+
+
+def test_auto_chunk_size_known_answers():
+    from jaxvac.io.stream import auto_chunk_size
+
+    assert auto_chunk_size(11_200_000, 15) == 128  # a DR8 pass: the cap
+    assert auto_chunk_size(100, 2) == 13  # ceil(100 / 8): four chunks per worker
+    assert auto_chunk_size(10, 4) == 8 and auto_chunk_size(0, 0) == 8  # the floor
+    st = stream_batches(_paths(1000), batch_size=8, workers=2, reader=fake_reader)
+    assert st.chunk_size == 125 and st.n_chunks == 8
