@@ -2,7 +2,7 @@
 
 Methods, all float32 on the real sizes (23 x 1974-512-256-64-1, 53.3 MFLOP per spectrum):
 
-- ``fused``: kernels.ensemble.ensemble_forward, ONE jitted call (layer 1 one wide matmul);
+- ``fused``: jaxvac.kernels.ensemble.ensemble_forward, ONE jitted call (layer 1 one wide matmul);
 - ``fused+vmp``: jaxvac.model.predict_standardized, the 23 nets plus the VMP net, de-standardised
   labels and the VMP rule, in one jitted call (what the catalogue run calls);
 - ``loop``: 23 separately jitted single networks called one after the other (the baseline: what
@@ -37,7 +37,7 @@ import numpy as np
 
 from jaxvac.labels import LABEL_NAMES
 from jaxvac.model import HIDDEN, N_INPUT, N_VMP_INPUT, VMP_HIDDEN, init_stack, predict_standardized
-from kernels.ensemble import ensemble_forward
+from jaxvac.kernels.ensemble import ensemble_forward
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_infer.json"
 

@@ -41,8 +41,8 @@ import jax  # noqa: E402
 
 from jaxvac import preprocess as pp  # noqa: E402
 from jaxvac.constants import C_KMS, NPIX_GLOBAL, global_wavelength  # noqa: E402
-from kernels import normalize as kernel_normalize  # noqa: E402
-from kernels.medfilt import selection_network  # noqa: E402
+from jaxvac.kernels import normalize as kernel_normalize  # noqa: E402
+from jaxvac.kernels.medfilt import selection_network  # noqa: E402
 from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 LAYOUT = pp.LAYOUT

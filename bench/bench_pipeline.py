@@ -67,7 +67,7 @@ def make_checkpoint(directory: Path, hidden=(512, 256, 64), vmp_hidden=(256, 64)
     """A checkpoint of the paper's shapes with random weights (for timing only)."""
     import numpy as np
 
-    from jaxvac import checkpoint
+    from jaxvac.train import checkpoint
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
 
@@ -99,7 +99,7 @@ def bench_reader(paths, workers, batch) -> float:
 
 def bench_store_reader(store, batch) -> float:
     """Spectra/s of the store's batch stream alone (checksums, memory-mapped reads, metadata), batches dropped."""
-    from jaxvac.store import Store
+    from jaxvac.io.store import Store
 
     t = time.perf_counter()
     st = Store(store)
@@ -110,7 +110,7 @@ def bench_store_reader(store, batch) -> float:
 
 def bench_pack(list_file, store, workers) -> float:
     """Files/s of one pack of the files into a store (one-off cost)."""
-    from jaxvac.store import pack
+    from jaxvac.io.store import pack
 
     t = time.perf_counter()
     s = pack(str(list_file), store, workers=workers, progress=False)
@@ -121,7 +121,7 @@ def first_batch(source, batch):
     """One full batch of real spectra from a FITS list or a store, and the layout it is on."""
     from jaxvac.io.stream import stream_batches
     from jaxvac.preprocess import LAYOUT
-    from jaxvac.store import open_store
+    from jaxvac.io.store import open_store
 
     store = open_store(str(source))
     if store is not None:
@@ -135,8 +135,8 @@ def first_batch(source, batch):
 def bench_compute(model, batch_and_layout, size, repeat=5) -> float:
     """Spectra/s of the device step alone (normalise, standardise, 23 nets + VMP) on a batch held
     in memory: the rate of the pipeline with free reading. Same _Device as run_catalog."""
-    from jaxvac.checkpoint import load
-    from jaxvac.pipeline import _Device
+    from jaxvac.train.checkpoint import load
+    from jaxvac.run.loop import _Device
 
     b, layout = batch_and_layout
     dev = _Device(load(model), "sharding", size, layout)
@@ -174,9 +174,9 @@ def bench_host_only(model, store, out, batch) -> tuple[float, dict]:
     bound of a packed run once the device is fast (a GPU)."""
     import numpy as np
 
-    from jaxvac import pipeline
+    from jaxvac.run import loop as pipeline
 
-    class NoDevice(pipeline._Device):
+    class NoDevice(pipeline.Device):
         def dispatch(self, flux, ivar, good, rv):
             n = flux.shape[0]
             return np.zeros((n, 23), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)
@@ -184,11 +184,11 @@ def bench_host_only(model, store, out, batch) -> tuple[float, dict]:
         def fetch(self, out):
             return out
 
-    real, pipeline._Device = pipeline._Device, NoDevice
+    real, pipeline.Device = pipeline.Device, NoDevice
     try:
         return bench_pipeline(model, store, out, 0, batch)
     finally:
-        pipeline._Device = real
+        pipeline.Device = real
 
 
 def ceiling(read_rate: float, compute_rate: float) -> float:
@@ -204,7 +204,7 @@ def bench_pipeline(model, source, out, workers, batch) -> tuple[float, dict]:
 
     source: the text list of FITS files, or a packed store directory.
     """
-    from jaxvac.pipeline import run_catalog
+    from jaxvac.run.loop import run_catalog
 
     t = time.perf_counter()
     s = run_catalog(model, str(source), out, workers=workers, batch_size=batch, fresh=True, progress=False,
@@ -232,7 +232,7 @@ def main() -> None:
     n = args.files or (1500 if args.quick else 6000) * (5 if accel else 1)
     repeat = args.repeat or (1 if args.quick else 2)
     from jaxvac.config import load_config, section
-    from jaxvac.train_job import ModelConfig
+    from jaxvac.train.job import ModelConfig
 
     demo_model = section(load_config("demo.toml"), "model", ModelConfig)
 

@@ -40,9 +40,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from jaxvac.config import load_config
-    from jaxvac.evaluate import PAPER_MAG_STD, PAPER_STD
+    from jaxvac.train.evaluate import PAPER_MAG_STD, PAPER_STD
     from jaxvac.labels import LABEL_NAMES, VMP
-    from jaxvac.train_job import train_from_config
+    from jaxvac.train.job import train_from_config
 
     cfg = load_config(args.config)
     n = 1500 if args.quick else args.n

@@ -20,12 +20,12 @@ _PUBLIC = {
     "resolve_inputs": "jaxvac.io.inputs",
     "stream_batches": "jaxvac.io.stream",
     "simulate_survey": "jaxvac.simulate",
-    "train_from_config": "jaxvac.train_job",
-    "load_checkpoint": ("jaxvac.checkpoint", "load"),
-    "ErrorModel": "jaxvac.errors",
-    "run_catalog": "jaxvac.pipeline",
-    "merge": "jaxvac.pipeline",
-    "write_report": "jaxvac.report",
+    "train_from_config": "jaxvac.train.job",
+    "load_checkpoint": ("jaxvac.train.checkpoint", "load"),
+    "ErrorModel": "jaxvac.run.uncertainties",
+    "run_catalog": "jaxvac.run.loop",
+    "merge": "jaxvac.run.merge",
+    "write_report": "jaxvac.display.report",
     "load_config": "jaxvac.config",
 }
 

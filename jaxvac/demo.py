@@ -38,8 +38,8 @@ def truth_accuracy(catalogue: str | Path, truth: str | Path) -> tuple[list[dict]
     """
     import fitsio
 
-    from jaxvac.catalog import UNITS, read_catalog
-    from jaxvac.evaluate import markdown_table, residual_stats
+    from jaxvac.run.catalog import UNITS, read_catalog
+    from jaxvac.train.evaluate import markdown_table, residual_stats
     from jaxvac.labels import LABELS, VMP
     from jaxvac.simulate.catalogs import selections
 
@@ -65,12 +65,12 @@ def truth_accuracy(catalogue: str | Path, truth: str | Path) -> tuple[list[dict]
 def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: str = "demo.toml",
              workers: int | None = None, progress: bool | None = None, echo=print) -> DemoResult:
     """Run the demo into ``out``; ``echo`` receives one line per step."""
-    from jaxvac.catalog import read_catalog
+    from jaxvac.run.catalog import read_catalog
     from jaxvac.config import load_config
-    from jaxvac.pipeline import run_catalog
-    from jaxvac.report import write_report
+    from jaxvac.run.loop import run_catalog
+    from jaxvac.display.report import write_report
     from jaxvac.simulate import simulate_survey
-    from jaxvac.train_job import train_from_config
+    from jaxvac.train.job import train_from_config
 
     out = Path(out).resolve()
     survey, run_dir, cat = out / "survey", out / "run", out / "catalogue.fits"

@@ -3,7 +3,7 @@
 Wang et al. (2022) train one fully connected network per label: input the 1974 standardised
 normalised-flux pixels, hidden layers 512, 256, 64 with ReLU, one output (SPEC.md "Networks").
 jaxvac keeps the 23 networks as ONE stacked parameter tree with a member axis
-(:class:`StackedMLP`) whose forward pass is the fused kernel :func:`kernels.ensemble.ensemble_forward`;
+(:class:`StackedMLP`) whose forward pass is the fused kernel :func:`jaxvac.kernels.ensemble.ensemble_forward`;
 :class:`MLP` is the same network as a plain single-member NNX module (``nnx.Linear`` layers), used to
 check the stack and by the "loop" benchmark. The VMP network (hidden 256, 64; input 3900-4400 A, the
 first 524 inputs) is a one-member stack.
@@ -24,7 +24,7 @@ import numpy as np
 from flax import nnx
 
 from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
-from kernels.ensemble import ensemble_forward, vmp_forward
+from jaxvac.kernels.ensemble import ensemble_forward, vmp_forward
 
 N_INPUT = 1974  # network inputs: global pixels 229..1952 and 3587..3836 (jaxvac.constants)
 N_VMP_INPUT = 524  # VMP network inputs: the first 524 (3900-4400 A)
@@ -36,7 +36,7 @@ _FEH = LABEL_NAMES.index("feh_PASTEL")
 
 
 def init_stack(seed: int, n_in: int, hidden: tuple[int, ...], n_members: int) -> dict:
-    """Initial float32 parameters of M networks n_in-hidden...-1 in the layout of kernels.ensemble.
+    """Initial float32 parameters of M networks n_in-hidden...-1 in the layout of jaxvac.kernels.ensemble.
 
     He-normal weights (std sqrt(2/fan_in)) for the ReLU layers, LeCun-normal (sqrt(1/fan_in))
     for the linear output, zero biases. Member m's weights come from NumPy's generator seeded
@@ -62,7 +62,7 @@ def init_stack(seed: int, n_in: int, hidden: tuple[int, ...], n_members: int) ->
 class StackedMLP(nnx.Module):
     """M ReLU networks n_in-hidden-1 with per-member weights and a shared input.
 
-    Parameters are ``nnx.Param`` arrays with a member axis (see kernels.ensemble for the
+    Parameters are ``nnx.Param`` arrays with a member axis (see jaxvac.kernels.ensemble for the
     layout); ``__call__(x (B, n_in)) -> (B, M)`` is the fused kernel.
     """
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import kernels
+from jaxvac import kernels
 from jaxvac.constants import C_KMS, LOG_STEP, MEDFILT_WIDTH, NPIX_GLOBAL, POLY_ORDER, WINDOWS, window_pixels
 
 #: The DR8 geometry: global pixels [229, 1953) and [3587, 3837) -> 1724 + 250 = 1974 outputs.
@@ -43,7 +43,7 @@ NPIX = LAYOUT.npix_out  # 1974 network inputs
 @functools.lru_cache(maxsize=None)
 def default_chunk() -> int:
     """Spectra per pass inside one call: 128 on CPU (cache-sized; 1.5x faster than one pass at
-    B = 4096), 0 (one fused pass over the whole batch) on accelerators. See ``kernels.normalize``."""
+    B = 4096), 0 (one fused pass over the whole batch) on accelerators. See ``jaxvac.kernels.normalize``."""
     return 128 if jax.default_backend() == "cpu" else 0
 
 

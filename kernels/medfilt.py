@@ -72,7 +72,7 @@ def masked_median_filter(
     Output pixel i covers input pixels i .. i + width - 1, so it sits at the centre of its
     window, input pixel i + width // 2. Callers that need a filtered value at every pixel of a
     region pass the region widened by width // 2 real pixels on each side (see
-    ``kernels.normalize``). Non-finite values count as bad.
+    ``jaxvac.kernels.normalize``). Non-finite values count as bad.
 
     Args:
         values: float32 (..., N).

@@ -31,11 +31,11 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from kernels.continuum import fit_continuum
-from kernels.layout import Layout
-from kernels.medfilt import masked_median_filter
-from kernels.restframe import resample_restframe
-from kernels.standardize import bad_fraction, standardize
+from .continuum import fit_continuum
+from .layout import Layout
+from .medfilt import masked_median_filter
+from .restframe import resample_restframe
+from .standardize import bad_fraction, standardize
 
 STATUS_RV_INVALID = 1  # rv not finite or |rv| > layout.max_abs_rv: resampled at rv = 0
 STATUS_CONTINUUM_LOW = 2  # continuum <= continuum_floor * window mean at some good pixel (made bad)
@@ -143,7 +143,7 @@ def preprocess(
     flux: Array, ivar: Array, good: Array, rv: Array, mean: Array, std: Array, *, layout: Layout,
     method: str = "network", chunk: int = 0,
 ) -> tuple[Array, Array, Array]:
-    """Network input of a batch: :func:`normalize` then :func:`~kernels.standardize.standardize`.
+    """Network input of a batch: :func:`normalize` then :func:`~jaxvac.kernels.standardize.standardize`.
 
     Args:
         flux, ivar, good, rv, layout, method, chunk: as :func:`normalize`.

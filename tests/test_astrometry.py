@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from astropy.coordinates import Galactocentric, SkyCoord
 
-from jaxvac.astrometry import AstrometryConfig, galactic, galactocentric, photometric_distance, unique_flag
+from jaxvac.run.astrometry import AstrometryConfig, galactic, galactocentric, photometric_distance, unique_flag
 
 rng = np.random.default_rng(7)
 N = 12

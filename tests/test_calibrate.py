@@ -10,10 +10,10 @@ from astropy.table import MaskedColumn, Table
 from click.testing import CliRunner
 from scipy.optimize import curve_fit
 
-from jaxvac.calibrate import B_MAX, bin_scatter, calibrate, fit_power_law, pair_repeats, read_repeats
+from jaxvac.train.calibrate import B_MAX, bin_scatter, calibrate, fit_power_law, pair_repeats, read_repeats
 from jaxvac.cli import main
 from jaxvac.config import load_config
-from jaxvac.errors import ErrorModel, ErrorsConfig
+from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
 
 
 def _model(snr, a, b, c):

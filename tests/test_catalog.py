@@ -2,7 +2,7 @@ import fitsio
 import numpy as np
 import pytest
 
-from jaxvac.catalog import CATALOG_DTYPE, COLUMNS, PARAMETERS, empty_catalog, read_catalog, write_catalog
+from jaxvac.run.catalog import CATALOG_DTYPE, COLUMNS, PARAMETERS, empty_catalog, read_catalog, write_catalog
 from jaxvac.io.records import Reject
 from jaxvac.labels import LABEL_NAMES
 

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxvac import checkpoint
-from jaxvac.checkpoint import CheckpointError
+from jaxvac.train import checkpoint
+from jaxvac.train.checkpoint import CheckpointError
 from jaxvac.labels import LABEL_NAMES, LABELS
 from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
 
@@ -94,8 +94,8 @@ def test_other_grid_or_version_is_refused_with_the_difference(tmp_path):
 
 FOUR_DEVICES = textwrap.dedent("""
     import sys, numpy as np, jax
-    from jaxvac import checkpoint
-    from jaxvac.train import TrainConfig, fit
+    from jaxvac.train import checkpoint
+    from jaxvac.train.fit import TrainConfig, fit
     assert len(jax.devices()) == 4, jax.devices()
     p = checkpoint.load(sys.argv[1], step=0)
     assert len(p.params["ensemble"]["w"][0].sharding.device_set) == 4

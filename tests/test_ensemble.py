@@ -13,8 +13,8 @@ import pytest
 
 from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
 from jaxvac.model import HIDDEN, MLP, N_INPUT, N_VMP_INPUT, VMP_HIDDEN, StackedMLP, init_stack, predict_standardized
-from jaxvac.train import clip_by_member_norm
-from kernels.ensemble import ensemble_forward, member_axes, per_member_sq_norm, select_members, vmp_forward
+from jaxvac.train.fit import clip_by_member_norm
+from jaxvac.kernels.ensemble import ensemble_forward, member_axes, per_member_sq_norm, select_members, vmp_forward
 
 REPO = Path(__file__).resolve().parents[1]
 

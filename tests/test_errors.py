@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from jaxvac.config import ConfigError, load_config
-from jaxvac.errors import ErrorModel, default_ranges, label_errors, range_flags, vmp_error
+from jaxvac.run.uncertainties import ErrorModel, default_ranges, label_errors, range_flags, vmp_error
 from jaxvac.labels import LABEL_NAMES, LABELS
 
 # SPEC.md "Uncertainties", row by row: (a, b, c, sigma_m); Teff residuals were fitted / 100.

@@ -3,7 +3,7 @@
 import jax
 import numpy as np
 
-from kernels.continuum import cholesky_factor, cholesky_substitute, fit_continuum
+from jaxvac.kernels.continuum import cholesky_factor, cholesky_substitute, fit_continuum
 
 SEGMENTS = ((0, 120), (140, 60))  # two fitted ranges of a 210-pixel row; 120..139 and 200.. unused
 NPIX = 210

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from kernels.medfilt import masked_median_filter, selection_network
+from jaxvac.kernels.medfilt import masked_median_filter, selection_network
 
 WIDTH = 21
 SHAPE = (3, 64)  # one compilation per method for every test of this module

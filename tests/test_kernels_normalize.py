@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kernels
+from jaxvac import kernels
 from jaxvac import preprocess as pp
 from jaxvac.constants import NPIX_GLOBAL, global_wavelength
 from reference_normalize import normalize_reference

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from kernels.restframe import resample_restframe, restframe_shift
+from jaxvac.kernels.restframe import resample_restframe, restframe_shift
 from reference_normalize import resample
 
 NPIX, B = 3909, 8

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from jaxvac.catalog import empty_catalog, rejects_table
-from jaxvac.parts import SKIP_DTYPE, ManifestMismatch, PartStore, inputs_digest
+from jaxvac.run.catalog import empty_catalog, rejects_table
+from jaxvac.run.parts import SKIP_DTYPE, ManifestMismatch, PartStore, inputs_digest
 
 
 def _part(store, idx_rows, idx_rej=(), idx_skip=()):

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import jaxvac
-from jaxvac.catalog import CATALOG_DTYPE, COLUMNS, read_catalog
+from jaxvac.run.catalog import CATALOG_DTYPE, COLUMNS, read_catalog
 from jaxvac.config import load_config
 from jaxvac.labels import LABEL_NAMES
 
@@ -52,7 +52,7 @@ workers = 0
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from jaxvac.simulate import simulate_survey
-    from jaxvac.train_job import train_from_config
+    from jaxvac.train.job import train_from_config
 
     tmp = tmp_path_factory.mktemp("pipe")
     survey = tmp / "survey"
@@ -131,7 +131,7 @@ def test_rejects_hold_every_corrupt_input_and_nothing_else(setup, baseline):
 
 def test_labels_follow_truth_and_rows_match_direct_prediction(setup, baseline):
     """Rows equal an independent path (reader -> preprocess -> Predictor); labels track truth."""
-    from jaxvac.checkpoint import load
+    from jaxvac.train.checkpoint import load
     from jaxvac.io.lamost import read_spectrum
     from jaxvac.preprocess import preprocess
 

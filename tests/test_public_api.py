@@ -5,9 +5,9 @@ import jaxvac
 
 
 def test_every_public_name_resolves_to_its_module_object():
-    from jaxvac.checkpoint import load
+    from jaxvac.train.checkpoint import load
     from jaxvac.io.lamost import read_spectrum
-    from jaxvac.pipeline import run_catalog
+    from jaxvac.run.loop import run_catalog
 
     assert jaxvac.read_spectrum is read_spectrum
     assert jaxvac.load_checkpoint is load

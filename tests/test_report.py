@@ -1,7 +1,7 @@
 import numpy as np
 
-from jaxvac.catalog import empty_catalog
-from jaxvac.report import flag_fractions, label_summary, write_report
+from jaxvac.run.catalog import empty_catalog
+from jaxvac.display.report import flag_fractions, label_summary, write_report
 
 
 def _cat(n=200, seed=1):

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxvac.catalog import read_catalog
+from jaxvac.run.catalog import read_catalog
 
 SHARD = 4  # files per shard in these tests
 
 
 def _checkpoint(directory: Path) -> Path:
-    from jaxvac import checkpoint
+    from jaxvac.train import checkpoint
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
 
@@ -61,7 +61,7 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def setup(lamost_dir, tmp_path_factory):
     from jaxvac.io.inputs import resolve_inputs
-    from jaxvac.store import pack
+    from jaxvac.io.store import pack
 
     tmp = tmp_path_factory.mktemp("store")
     bad = tmp / "broken.fits.gz"
@@ -78,7 +78,7 @@ def setup(lamost_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fits_run(setup):
-    from jaxvac.pipeline import run_catalog
+    from jaxvac.run.loop import run_catalog
 
     out = setup["tmp"] / "fits.fits"
     run_catalog(setup["model"], str(setup["list"]), out, batch_size=8, workers=0, progress=False)
@@ -101,7 +101,7 @@ def test_reader_zeroes_bad_pixels_so_ivar_gives_the_mask(lamost_dir):
 
 def test_packed_layout_known_geometry():
     from jaxvac.preprocess import LAYOUT
-    from jaxvac.store import pack_ranges, packed_layout
+    from jaxvac.io.store import pack_ranges, packed_layout
 
     # S = ceil(log10(1 + 4000/c) / 1e-4) + 1 = ceil(57.56) + 1 = 59 pixels of rv room.
     assert pack_ranges(LAYOUT) == ((229 - 10 - 59, 1953 + 10 + 59), (3587 - 10 - 59, 3837 + 10 + 59))
@@ -116,8 +116,8 @@ def test_packed_layout_normalises_bit_for_bit_like_the_global_grid(lamost_dir):
     from jaxvac.io.inputs import resolve_inputs
     from jaxvac.io.lamost import read_spectrum
     from jaxvac.preprocess import LAYOUT
-    from jaxvac.store import _columns, pack_ranges, packed_layout
-    from kernels.normalize import normalize
+    from jaxvac.io.store import _columns, pack_ranges, packed_layout
+    from jaxvac.kernels.normalize import normalize
 
     spectra = [read_spectrum(p) for p in resolve_inputs(lamost_dir)]
     flux = np.stack([s.flux for s in spectra] * 2)
@@ -148,7 +148,7 @@ def test_pack_records_rejects_checksums_and_size(setup):
 
 
 def test_run_on_store_equals_run_on_fits(setup, fits_run):
-    from jaxvac.pipeline import run_catalog
+    from jaxvac.run.loop import run_catalog
 
     out = setup["tmp"] / "packed.fits"
     summary = run_catalog(setup["model"], str(setup["store"]), out, batch_size=8, progress=False)
@@ -161,7 +161,7 @@ def test_run_on_store_equals_run_on_fits(setup, fits_run):
 
 def test_store_read_in_shares_by_other_process_counts(setup, fits_run):
     """Two --shard jobs (as two processes would) over a store packed by one process, then merge."""
-    from jaxvac.pipeline import merge, run_catalog
+    from jaxvac.run.loop import merge, run_catalog
 
     out = setup["tmp"] / "shares.fits"
     for i in range(2):
@@ -173,8 +173,8 @@ def test_store_read_in_shares_by_other_process_counts(setup, fits_run):
 
 
 def test_corrupt_shard_is_detected(setup, fits_run):
-    from jaxvac.pipeline import run_catalog
-    from jaxvac.store import StoreError
+    from jaxvac.run.loop import run_catalog
+    from jaxvac.io.store import StoreError
 
     store = setup["tmp"] / "damaged"
     shutil.copytree(setup["store"], store)
@@ -212,7 +212,7 @@ def _visible_shards_are_complete(store: Path) -> int:
     """Every shard directory that can be seen has all its files, matching their checksums."""
     import json
 
-    from jaxvac.store import SHARD_FILES, _checksum
+    from jaxvac.io.store import SHARD_FILES, _checksum
 
     shards = sorted(p for p in (store / "shards").glob("0*")) if (store / "shards").is_dir() else []
     for d in shards:
@@ -253,7 +253,7 @@ def test_pack_killed_at_random_moments_then_resumed_equals_uninterrupted(setup):
 
 def test_pack_is_the_same_for_any_reader_count(setup, tmp_path):
     """In-process (0), one and two reader processes: identical stores, byte for byte."""
-    from jaxvac.store import pack
+    from jaxvac.io.store import pack
 
     for workers in (1, 2):
         pack(str(setup["list"]), tmp_path / f"w{workers}", shard_size=SHARD, workers=workers, progress=False)
@@ -309,7 +309,7 @@ def test_store_split_across_two_jax_distributed_processes(setup, fits_run):
 
 def test_checksum_is_the_standard_crc32(tmp_path):
     """CRC-32 (ISO-HDLC, as zlib): the catalogued check value of b"123456789" is 0xcbf43926."""
-    from jaxvac.store import _checksum
+    from jaxvac.io.store import _checksum
 
     (tmp_path / "a").write_bytes(b"123456789")
     (tmp_path / "e").write_bytes(b"")
@@ -321,7 +321,7 @@ def test_store_of_another_format_is_refused_with_what_to_do(setup, tmp_path):
     import json
     import shutil
 
-    from jaxvac.store import FORMAT, Store, StoreError
+    from jaxvac.io.store import FORMAT, Store, StoreError
 
     old = tmp_path / "old"
     shutil.copytree(setup["store"], old)
@@ -334,8 +334,8 @@ def test_store_of_another_format_is_refused_with_what_to_do(setup, tmp_path):
 
 def test_packed_stream_progress_counts_every_selected_input(setup, monkeypatch):
     """The bar of a packed run advances over every input of its share, rejects included."""
-    import jaxvac.io.progress as progress
-    from jaxvac.store import Store
+    import jaxvac.display.progress as progress
+    from jaxvac.io.store import Store
 
     bars = []
 

@@ -16,7 +16,7 @@ import pytest
 from jaxvac.constants import NPIX_GLOBAL
 from jaxvac.io.inputs import resolve_inputs
 from jaxvac.io.lamost import read_spectrum
-from jaxvac.io.progress import progress_wanted
+from jaxvac.display.progress import progress_wanted
 from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
 import jaxvac.io.stream as stream_mod
 from jaxvac.io.stream import WORKER_DIED, StreamError, shard_bounds, stream_batches

@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from jaxvac import checkpoint, dataset
+from jaxvac.train import checkpoint, dataset
 from jaxvac.config import load_config
-from jaxvac.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, read_catalog
-from jaxvac.evaluate import markdown_table, residual_stats, snr_bin_names
+from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, read_catalog
+from jaxvac.train.evaluate import markdown_table, residual_stats, snr_bin_names
 from jaxvac.labels import LABEL_NAMES, VMP
-from jaxvac.train import TrainConfig, fit
-from jaxvac.train_job import train_from_config
+from jaxvac.train.fit import TrainConfig, fit
+from jaxvac.train.job import train_from_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -30,7 +30,7 @@ def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi):
     from rich.console import Console
     from rich.table import Table
 
-    from jaxvac.calibrate import run_calibration
+    from jaxvac.train.calibrate import run_calibration
     from jaxvac.config import ConfigError
 
     wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None

@@ -22,7 +22,7 @@ def command(out, fmt):
       for i in 0 1 2 3; do jaxvac run ... --shard $i/4 --out cat.fits & done; wait
       jaxvac merge cat.fits
     """
-    from jaxvac.pipeline import merge
+    from jaxvac.run.loop import merge
 
     try:
         path, n_rows, n_rej = merge(out, fmt=fmt)

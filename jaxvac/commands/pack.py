@@ -1,4 +1,4 @@
-"""`jaxvac pack`: convert spectra once into a packed store (thin wrapper of jaxvac.store.pack)."""
+"""`jaxvac pack`: convert spectra once into a packed store (thin wrapper of jaxvac.io.store.pack)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def command(inputs, out, shard_size, workers, no_progress):
       jaxvac run --model RUN/checkpoint --input dr8.store --out catalogue.fits
     """
     from jaxvac.io.stream import StreamError
-    from jaxvac.store import pack
+    from jaxvac.io.store import pack
 
     try:
         summary = pack(list(inputs), out, shard_size=shard_size, workers=workers,

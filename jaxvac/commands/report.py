@@ -20,8 +20,8 @@ def command(catalogue, out_dir):
     """
     from pathlib import Path
 
-    from jaxvac.catalog import read_catalog
-    from jaxvac.report import write_report
+    from jaxvac.run.catalog import read_catalog
+    from jaxvac.display.report import write_report
 
     rows, rejects = read_catalog(catalogue)
     out = Path(out_dir) if out_dir else Path(catalogue).with_name(Path(catalogue).stem + "_report")

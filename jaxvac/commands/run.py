@@ -1,4 +1,4 @@
-"""`jaxvac run`: the value-added catalogue from spectra (thin wrapper of jaxvac.pipeline.run_catalog)."""
+"""`jaxvac run`: the value-added catalogue from spectra (thin wrapper of jaxvac.run.loop.run_catalog)."""
 
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def command(model, inputs, on_bad_shard, crossmatch, out, config, batch_size, wo
       jaxvac run ... --shard 3/16          # job 3 of a 16-job array; then: jaxvac merge OUT
       srun -n 8 jaxvac run ...             # jax.distributed, detected from SLURM
     """
-    from jaxvac.distributed import initialize
+    from jaxvac.run.distributed import initialize
 
     pid, nproc, barrier = initialize(coordinator, num_processes, process_id)
-    from jaxvac.pipeline import run_catalog
+    from jaxvac.run.loop import run_catalog
 
     try:
         summary = run_catalog(

@@ -77,11 +77,11 @@ def command(config_path, data_dir, out_dir, progress):
     """Train the 23 label networks and the very-metal-poor network, evaluate them on the test
     catalogue and save an orbax checkpoint (see docs/training.md)."""
     from jaxvac.config import ConfigError, load_config
-    from jaxvac.dataset import DatasetError
-    from jaxvac.io.progress import progress_wanted
+    from jaxvac.train.dataset import DatasetError
+    from jaxvac.display.progress import progress_wanted
     from jaxvac.io.stream import StreamError
     from jaxvac.labels import LABEL_NAMES
-    from jaxvac.train_job import train_from_config
+    from jaxvac.train.job import train_from_config
 
     try:
         cfg = load_config(config_path)

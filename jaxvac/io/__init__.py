@@ -1,0 +1,11 @@
+"""Stage 1, reading: LAMOST FITS files and tables in, arrays and metadata out.
+
+    lamost       the LAMOST LRS reader (image and table layouts, .gz, DR1, rejects)
+    _fastfits    the FITS header parser and byte-level helpers the reader uses
+    inputs       which files a run reads (directory, glob, list, table)
+    records      the Spectrum / Reject records and the batch metadata dtype
+    stream       worker processes -> ordered fixed-size batches (shards, skip/resume, progress)
+    crossmatch   the user's photometry table (obsid -> Gaia id, Ks, E(B-V))
+    store        the packed spectra store: pack writer and memory-mapped reader
+    fitstable    the catalogue FITS table writer
+"""

@@ -239,7 +239,7 @@ class BatchStream:
 
     # -- assembly -------------------------------------------------------------------------
     def _batches(self) -> Iterator[Batch]:
-        from jaxvac.io.progress import FileProgress, progress_wanted
+        from jaxvac.display.progress import FileProgress, progress_wanted
 
         B = self.batch_size
         s = self.summary

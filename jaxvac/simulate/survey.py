@@ -153,7 +153,7 @@ def simulate_survey(out_dir, n: int, seed: int = 0, *, progress: bool | None = N
 
 
 def _render_all(out, seed, recs, plans, workers, progress):
-    from jaxvac.io.progress import FileProgress, progress_wanted
+    from jaxvac.display.progress import FileProgress, progress_wanted
 
     tasks = chunk_tasks(out, seed, recs, plans)
     if workers is None:

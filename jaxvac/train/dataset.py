@@ -127,8 +127,8 @@ class SpectraMatrix:
 
 
 # Modules whose code decides the cached values: a change to any of them invalidates the cache.
-_PREPROCESS_MODULES = ("jaxvac.io.lamost", "jaxvac.preprocess", "kernels.normalize", "kernels.medfilt",
-                       "kernels.continuum", "kernels.restframe", "kernels.layout", "kernels.standardize")
+_PREPROCESS_MODULES = ("jaxvac.io.lamost", "jaxvac.preprocess", "jaxvac.kernels.normalize", "jaxvac.kernels.medfilt",
+                       "jaxvac.kernels.continuum", "jaxvac.kernels.restframe", "jaxvac.kernels.layout", "jaxvac.kernels.standardize")
 
 
 def _code_fingerprint() -> str:

@@ -33,7 +33,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxvac.model import init_stack
-from kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members
+from jaxvac.kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +99,7 @@ class EpochInfo:
 class FitResult:
     """The best weights per member and how they were found.
 
-    params: stacked parameters (kernels.ensemble layout), each member at its best epoch.
+    params: stacked parameters (jaxvac.kernels.ensemble layout), each member at its best epoch.
     y_mean, y_std: (M,) label standardisation of the training stars.
     val_mask: (N,) bool, the stars held out for validation.
     history: (epochs, M) validation loss per epoch (standardised squared label units).

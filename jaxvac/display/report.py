@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxvac.catalog import PARAMETERS, UNITS
+from jaxvac.run.catalog import PARAMETERS, UNITS
 from jaxvac.labels import LABEL_NAMES
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxvac.catalog import CATALOG_DTYPE, REJECT_DTYPE
+from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE
 
 SKIP_DTYPE = np.dtype([("path", "S512"), ("reason", "S64")])
 _PART_RE = re.compile(r"^part-p(\d+)-(\d+)\.npz$")
@@ -137,3 +137,9 @@ def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
     if len(np.unique(allidx)) != len(allidx):
         raise RuntimeError(f"{directory}: an input appears in two parts; rerun with --fresh.")
     return rows[np.argsort(ri, kind="stable")], rej[np.argsort(ji, kind="stable")], sk[np.argsort(si, kind="stable")]
+
+
+def parts_dir(out: str | Path) -> Path:
+    """Where the resumable parts of catalogue ``out`` live: ``<out>.parts/``."""
+    out = Path(out).resolve()
+    return out.with_name(out.name + ".parts")

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvac.train import EpochInfo, TrainConfig, fit, predict_stack, split_validation
+from jaxvac.train.fit import EpochInfo, TrainConfig, fit, predict_stack, split_validation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,7 @@ class RunResult:
 
 def _splice(params: dict, sub: dict, members: np.ndarray) -> dict:
     """params with the members ``members`` replaced by the stack ``sub`` (same order)."""
-    from kernels.ensemble import member_axes
+    from jaxvac.kernels.ensemble import member_axes
 
     def f(a, b, ax):
         a = np.array(a)
@@ -71,9 +71,9 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     "vmp"); on_epoch: after every epoch of every stage. progress: reader progress bar.
     Writes <out>/checkpoint/<step>/, <out>/report.md, <out>/residuals.png, <out>/metrics.json.
     """
-    from jaxvac import checkpoint
+    from jaxvac.train import checkpoint
     from jaxvac.config import section
-    from jaxvac.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra, read_catalog
+    from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra, read_catalog
     from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS, VMP, VMP_TRAIN_FEH_MAX
     from jaxvac.model import N_VMP_INPUT
     from jaxvac.preprocess import standardization_stats, standardize
@@ -214,8 +214,8 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 
 
 def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, units, notes, progress):
-    from jaxvac import evaluate
-    from jaxvac.dataset import catalog_paths, load_spectra, read_catalog
+    from jaxvac.train import evaluate
+    from jaxvac.train.dataset import catalog_paths, load_spectra, read_catalog
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import predict_standardized
     from jaxvac.preprocess import standardize

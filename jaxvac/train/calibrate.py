@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from jaxvac.errors import ErrorModel, ErrorsConfig
+from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
 
 __all__ = [
     "PowerLawFit",

@@ -60,5 +60,5 @@ def barrier(name: str) -> None:
 
     client = _dist.global_state.client
     if client is None:
-        raise RuntimeError("jaxvac.distributed.barrier needs jax.distributed to be initialised first.")
+        raise RuntimeError("jaxvac.run.distributed.barrier needs jax.distributed to be initialised first.")
     client.wait_at_barrier(name, timeout_in_ms=BARRIER_TIMEOUT_MS)

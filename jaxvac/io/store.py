@@ -24,7 +24,7 @@ Layout of a store directory::
 
 Bad pixels: flux and ivar are stored as 0 where the reader's ``good`` is False, and the reader
 of the store uses ``good = ivar > 0``. The kernels use a pixel only when it is good, finite and
-has ivar > 0 (``kernels.restframe``), and read values only at such pixels, so this encoding gives
+has ivar > 0 (``jaxvac.kernels.restframe``), and read values only at such pixels, so this encoding gives
 the kernels exactly the information of (flux, ivar, good).
 
 Crash safety: a shard is written to ``shards/.tmp-*`` and renamed (atomic), so after a SIGKILL a
@@ -227,7 +227,7 @@ def pack(inputs, out: str | Path, *, shard_size: int = 4096, workers: int | None
     """
     from jaxvac.io.inputs import resolve_inputs
     from jaxvac.io.stream import stream_batches
-    from jaxvac.parts import inputs_digest
+    from jaxvac.run.parts import inputs_digest
 
     t0 = time.perf_counter()
     if not (isinstance(shard_size, int) and shard_size >= 1):
@@ -414,7 +414,7 @@ class PackedStream:
         return self.stop - self.start - int(skipped)
 
     def __iter__(self) -> Iterator:
-        from jaxvac.io.progress import FileProgress, progress_wanted
+        from jaxvac.display.progress import FileProgress, progress_wanted
 
         self._thread = threading.Thread(target=self._produce, name="jaxvac-store-prefetch", daemon=True)
         self._thread.start()

@@ -1,0 +1,1 @@
+"""The built-in configs (dr8.toml: the paper's recipe; demo.toml: the demo), installed as jaxvac.configs."""

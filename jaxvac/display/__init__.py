@@ -1,0 +1,1 @@
+"""What a person sees: progress bars and lines, the catalogue report and its plots."""

@@ -1,0 +1,61 @@
+"""The cross-match table: photometry and a Gaia source id per LAMOST OBSID (SPEC.md "Distances").
+
+The user supplies it (FITS, CSV or Parquet) with obsid, a Gaia source id, Ks and its error,
+E(B-V) and its error; column names are matched case-insensitively against common aliases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+_XM_ALIASES = {
+    "obsid": ("obsid",),
+    "gaiaid": ("gaia_source_id", "gaiaid", "source_id", "gaia_id"),
+    "ks": ("ks", "kmag", "k", "ks_mag"),
+    "e_ks": ("e_ks", "ks_err", "e_kmag", "err_ks"),
+    "ebv": ("ebv", "e_bv", "e(b-v)"),
+    "e_ebv": ("e_ebv", "ebv_err", "err_ebv"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossMatch:
+    """Photometry per OBSID, sorted by obsid for vectorised look-up."""
+
+    obsid: np.ndarray
+    gaiaid: np.ndarray
+    ks: np.ndarray
+    e_ks: np.ndarray
+    ebv: np.ndarray
+    e_ebv: np.ndarray
+
+    @classmethod
+    def read(cls, path: str | Path) -> CrossMatch:
+        """Read a FITS or CSV table with obsid, a Gaia source id, Ks, e_Ks, E(B-V) (and e_E(B-V))."""
+        from jaxvac.train.dataset import read_catalog
+
+        cat = {k.lower(): v for k, v in read_catalog(path).items()}
+        cols = {}
+        for key, names in _XM_ALIASES.items():
+            hit = next((n for n in names if n in cat), None)
+            if hit is None and key in ("obsid", "ks"):
+                raise ValueError(f"cross-match table {str(path)!r} has no {key} column (looked for {names}); "
+                                 f"it has {sorted(cat)}.")
+            cols[key] = cat[hit] if hit is not None else None
+        n = len(cols["obsid"])
+        f = lambda k: np.asarray(cols[k], np.float64) if cols[k] is not None else np.full(n, np.nan)  # noqa: E731
+        gaia = np.asarray(cols["gaiaid"], np.int64) if cols["gaiaid"] is not None else np.full(n, -1, np.int64)
+        obsid = np.asarray(cols["obsid"], np.int64)
+        order = np.argsort(obsid, kind="stable")
+        return cls(obsid[order], gaia[order], f("ks")[order], f("e_ks")[order], f("ebv")[order], f("e_ebv")[order])
+
+    def lookup(self, obsid: np.ndarray) -> dict[str, np.ndarray]:
+        """Columns for each obsid (missing: NaN, gaiaid -1)."""
+        i = np.clip(np.searchsorted(self.obsid, obsid), 0, max(len(self.obsid) - 1, 0))
+        hit = (len(self.obsid) > 0) & (self.obsid[i] == obsid) if len(self.obsid) else np.zeros(len(obsid), bool)
+        pick = lambda a, fill: np.where(hit, a[i], fill) if len(a) else np.full(len(obsid), fill)  # noqa: E731
+        return {"gaiaid": pick(self.gaiaid, -1), "ks": pick(self.ks, np.nan), "e_ks": pick(self.e_ks, np.nan),
+                "ebv": pick(self.ebv, np.nan), "e_ebv": pick(self.e_ebv, np.nan)}
