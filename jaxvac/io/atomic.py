@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from jaxvac.io.lifetime import pid_alive
+
 TMP_MARK = ".tmp-"  # in every temporary name, after the target's name
 
 
@@ -69,21 +71,10 @@ def sweep(directory: str | os.PathLike) -> int:
     n = 0
     for p in Path(directory).glob(f".*{TMP_MARK}*"):
         pid = p.name.split(TMP_MARK, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             p.unlink()
             n += 1
     return n
 
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

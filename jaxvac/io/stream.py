@@ -43,6 +43,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from jaxvac.constants import NPIX_GLOBAL
+from jaxvac.io.lifetime import exit_with, shm_name, sweep_shared_memory
 from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
 
 __all__ = ["Batch", "BatchStream", "StreamError", "StreamSummary", "auto_chunk_size", "stream_batches", "shard_bounds"]
@@ -393,7 +394,8 @@ class BatchStream:
         else:
             method = "spawn"
             ctx = multiprocessing.get_context(method)
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                                   initargs=(os.getpid(),))
         if check:
             try:
                 pool.submit(_ping, self.reader).result()
@@ -466,7 +468,8 @@ class _Slots:
                 return None
         except OSError:
             pass  # no /dev/shm (not Linux): let SharedMemory decide
-        prefix = f"jaxvac-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        sweep_shared_memory()  # segments of earlier runs that were killed before reclaiming them
+        prefix = shm_name(uuid.uuid4().hex[:8])
         blocks = []
         try:
             for k in range(n):
@@ -527,10 +530,12 @@ def _read_chunk_into(reader: Callable, paths: list[str], index: np.ndarray, slot
     return dataclasses.replace(c, flux=c.flux[:0], ivar=c.ivar[:0], good=c.good[:0], meta=c.meta[:0])
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     """Workers ignore Ctrl-C: the main process gets it and stops them (a worker interrupted
-    inside the pool's queues can leave the pool's shutdown waiting forever)."""
+    inside the pool's queues can leave the pool's shutdown waiting forever). They exit as soon
+    as the main process ``parent`` is gone, however it ended (``jaxvac.io.lifetime``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with(parent)
 
 
 def _ping(reader: Callable) -> bool:

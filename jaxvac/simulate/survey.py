@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxvac.constants import C_KMS, NPIX_GLOBAL
+from jaxvac.io.atomic import atomic_write
+from jaxvac.io.lifetime import exit_with
 from jaxvac.simulate import catalogs, photometry, population, render, spectra
 
 RECORD_DTYPE = np.dtype([
@@ -146,9 +148,7 @@ def simulate_survey(out_dir, n: int, seed: int = 0, *, progress: bool | None = N
     meta = dict(seed=int(seed), n=n, options=dataclasses.asdict(opts) | {"workers": None},
                 jaxvac_version=__version__, counts=counts, catalog_sizes=sizes,
                 note="workers is not recorded: the output does not depend on it")
-    tmp = out / "survey.json.part"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    tmp.replace(out / "survey.json")
+    atomic_write(out / "survey.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return SurveyInfo(out, int(seed), opts, counts, sizes, time.perf_counter() - t0)
 
 
@@ -166,7 +166,9 @@ def _render_all(out, seed, recs, plans, workers, progress):
             # fork is fastest (workers inherit the template bank) but unsafe once JAX has started
             # its threads in this process (tests, notebooks): then spawn.
             method = "spawn" if "jax" in sys.modules else "fork"
-            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as ex:
+            # Workers exit with this process, however it ends (jaxvac.io.lifetime).
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method),
+                                     initializer=exit_with, initargs=(os.getpid(),)) as ex:
                 for done in ex.map(render.render_chunk, tasks):
                     bar.advance(done, 0)
 
