@@ -110,7 +110,7 @@ def bench_store_reader(store, batch) -> float:
 
 def bench_pack(list_file, store, workers) -> float:
     """Files/s of one pack of the files into a store (one-off cost)."""
-    from jaxvac.io.store import pack
+    from jaxvac.io.pack import pack
 
     t = time.perf_counter()
     s = pack(str(list_file), store, workers=workers, progress=False)
@@ -333,11 +333,11 @@ def main() -> None:
         if spare:
             print(f"  with {spare} reader worker(s), a core left to the device step: pipeline "
                   f"{best[f'{fits_key}_w{spare}'] / best[f'reader_only_w{spare}']:.2f}x reader_only_w{spare}")
+    from jaxvac.io.atomic import atomic_write
+
     out = REPO / "bench" / "results" / "bench_pipeline.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"machine": machine, "results": results}, indent=1))
-    os.replace(tmp_out, out)
+    atomic_write(out, json.dumps({"machine": machine, "results": results}, indent=1))
     print(f"wrote {out}")
 
 

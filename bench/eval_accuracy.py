@@ -40,6 +40,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from jaxvac.config import load_config
+    from jaxvac.io.atomic import atomic_write
     from jaxvac.train.evaluate import PAPER_MAG_STD, PAPER_STD
     from jaxvac.labels import LABEL_NAMES, VMP
     from jaxvac.train.job import train_from_config
@@ -88,12 +89,10 @@ def main(argv=None):
     print(f"\nsurvey: {survey} ({'simulated here' if args.survey is None else 'given'}, {t1 - t0:.0f} s); "
           f"training + evaluation {t2 - t1:.0f} s; run: {args.run_dir or '(temporary)'}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmpf = OUT.with_suffix(".json.tmp")
-    tmpf.write_text(json.dumps({
+    atomic_write(OUT, json.dumps({
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
         "survey": str(survey), "n_spectra": None if args.survey else n, "quick": args.quick,
         "train_seconds": t2 - t1, "notes": res.notes, "results": out_rows}, indent=1, default=float))
-    os.replace(tmpf, OUT)
     print(f"wrote {OUT}")
 
 

@@ -10,7 +10,8 @@ from astropy.table import MaskedColumn, Table
 from click.testing import CliRunner
 from scipy.optimize import curve_fit
 
-from jaxvac.train.calibrate import B_MAX, bin_scatter, calibrate, fit_power_law, pair_repeats, read_repeats
+from jaxvac.train.calibrate import B_MAX, bin_scatter, calibrate, fit_power_law, pair_repeats
+from jaxvac.train.calibrate_job import read_repeats
 from jaxvac.cli import main
 from jaxvac.config import load_config
 from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig

@@ -76,6 +76,21 @@ def test_csv_table_path_column(tree):
         resolve_inputs(bad)
 
 
+def test_csv_gz_and_parquet_path_tables(tree):
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tree / "cat.csv.gz").write_bytes(gzip.compress(b"obsid,path\n7,a/x.fits\n8,/abs/y.fits.gz\n"))
+    assert resolve_inputs(tree / "cat.csv.gz") == _abs(tree, "a/x.fits") + ["/abs/y.fits.gz"]
+    pq.write_table(pa.table({"PATH": ["top.fits", "a/b/z.fit"], "obsid": [1, 2]}), tree / "cat.parquet")
+    assert resolve_inputs(tree / "cat.parquet") == _abs(tree, "top.fits", "a/b/z.fit")
+    pq.write_table(pa.table({"path": ["top.fits", None]}), tree / "gap.parquet")
+    with pytest.raises(InputError, match=r"gap.parquet', row 2: the 'path' cell is empty"):
+        resolve_inputs(tree / "gap.parquet")
+
+
 def test_fits_table_path_column(tree):
     t = tree / "cat.fits"
     rows = np.zeros(3, dtype=[("obsid", "i8"), ("path", "S40")])

@@ -12,7 +12,8 @@ import click
 @click.option("--out", "out_dir", default="calibrate_errors", show_default=True, type=click.Path(file_okay=False),
               help="Folder for coefficients.{fits,csv,md}, bins.csv, errors.toml and calibrate_errors.png.")
 @click.option("--config", default="dr8.toml", show_default=True,
-              help="Config whose [errors] table gives the pairing/binning settings and the reference coefficients.")
+              help="Config whose [errors] table gives the pairing/binning settings and the reference coefficients: "
+                   "a built-in name (dr8, demo) or a path to a TOML file.")
 @click.option("--star-column", default=None,
               help="Column identifying a star (default: the first of star_id, gaiaid, gaia_source_id, source_id, designation, desig).")
 @click.option("--snr-column", default="snrg", show_default=True, help="Column with the g-band SNR.")
@@ -21,7 +22,7 @@ import click
 def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi):
     """Fit the random-error coefficients a, b, c of every label from repeat observations.
 
-    CATALOGUE is a FITS or CSV table with one row per spectrum: a star id, snrg and label
+    CATALOGUE is a FITS, CSV or Parquet table with one row per spectrum: a star id, snrg and label
     columns (names of jaxvac/labels.py). Spectra of one star whose SNR differ by < 10% are
     paired; (x1 - x2) / sqrt(2) is binned by SNR and sigma = a + c / SNR**b fitted per label
     (Wang et al. 2022, Table 2 and Fig. 5). See docs/errors.md.
@@ -30,7 +31,7 @@ def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi):
     from rich.console import Console
     from rich.table import Table
 
-    from jaxvac.train.calibrate import run_calibration
+    from jaxvac.train.calibrate_job import run_calibration
     from jaxvac.config import ConfigError
 
     wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None

@@ -11,6 +11,16 @@ def _fraction(ctx, param, value):
     return value
 
 
+class _SurveyOption(click.Option):
+    """An option whose default is the same-named field of SurveyOptions (jaxvac/simulate/survey.py),
+    the defaults' one home. Read only when needed (parsing, --help): `jaxvac --help` stays fast."""
+
+    def get_default(self, ctx, call=True):
+        from jaxvac.simulate.survey import SurveyOptions
+
+        return getattr(SurveyOptions(), self.name)
+
+
 @click.command(name="simulate")
 @click.option("--n", "n", type=click.IntRange(min=1), required=True,
               help="Number of spectra to write (repeats, non-stars and corrupt files included).")
@@ -18,29 +28,29 @@ def _fraction(ctx, param, value):
               help="Output directory; created, and refused if it exists and is not empty.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed. The same seed, N and options give the same bytes.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", cls=_SurveyOption, type=click.IntRange(min=1),
               help="Processes rendering files (default: one per core from 1,024 spectra up, else 1). "
                    "The output does not depend on it.")
-@click.option("--repeat-fraction", type=float, default=0.10, show_default=True, callback=_fraction,
+@click.option("--repeat-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of star spectra that re-observe a star at another S/N (duplicates for "
                    "the error model).")
-@click.option("--nonstar-fraction", type=float, default=0.03, show_default=True, callback=_fraction,
+@click.option("--nonstar-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of GALAXY / QSO / Unknown spectra (45/25/30 per cent).")
-@click.option("--sentinel-fraction", type=float, default=0.01, show_default=True, callback=_fraction,
+@click.option("--sentinel-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of star spectra whose Z and Z_ERR are the failed-pipeline -9999.")
-@click.option("--corrupt-fraction", type=float, default=0.0, show_default=True, callback=_fraction,
+@click.option("--corrupt-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of files damaged on purpose (truncated, garbage, broken gzip, no END, "
                    "empty, wrong shape): a reader must reject each with a reason.")
-@click.option("--table-fraction", type=float, default=0.3, show_default=True, callback=_fraction,
+@click.option("--table-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of files in the DR9+ table layout (the rest: DR5-DR8 image layout).")
-@click.option("--gzip-fraction", type=float, default=0.5, show_default=True, callback=_fraction,
+@click.option("--gzip-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of files written as .fits.gz.")
-@click.option("--test-fraction", type=float, default=0.2, show_default=True, callback=_fraction,
+@click.option("--test-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of stars held out in catalogs/test.fits (never in a training set).")
-@click.option("--train-scale", type=click.FloatRange(min=0.0, min_open=True), default=1.0, show_default=True,
+@click.option("--train-scale", cls=_SurveyOption, type=click.FloatRange(min=0.0, min_open=True), show_default=True,
               help="Training-set sizes as a multiple of the paper's (1,281 PASTEL, 8,753 APOGEE, "
                    "6,000 LGMWAS stars), capped by the stars that qualify.")
-@click.option("--halo-fraction", type=float, default=0.10, show_default=True, callback=_fraction,
+@click.option("--halo-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Mean share of halo stars (more means more very metal-poor stars).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with rate and ETA (default: when stderr is a terminal).")

@@ -7,13 +7,14 @@ parameter. Only rows with uqflag = 1 (one per star) and finite values enter the 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from jaxvac.run.catalog import PARAMETERS, UNITS
+from jaxvac.display.plots import save_figure
+from jaxvac.io.atomic import atomic_write
 from jaxvac.labels import LABEL_NAMES
+from jaxvac.run.catalog import PARAMETERS, UNITS
 
 
 def flag_fractions(rows: np.ndarray) -> dict[str, float]:
@@ -38,9 +39,7 @@ def label_summary(rows: np.ndarray) -> list[tuple[str, int, float, float, float,
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac catalogue", n_rejects: int = 0) -> list[Path]:
@@ -119,8 +118,5 @@ def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac cat
         fl = frac.get(name, float("nan"))
         lines.append(f"| {name} [{UNITS[name]}] | {n} | {med:.4g} | {lo:.4g} | {hi:.4g} | {err:.3g} | {fl:.3f} |")
     lines += ["", "Plots: " + ", ".join(f"[{p.stem}]({p.name})" for p in written), ""]
-    md = out / "summary.md"
-    tmp = md.with_name(f".summary.md.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, md)
+    md = atomic_write(out / "summary.md", "\n".join(lines))
     return written + [md]

@@ -1,8 +1,9 @@
 """Stage 1, reading: LAMOST FITS files and tables in, arrays and metadata out.
 
     lamost       the LAMOST LRS reader (image and table layouts, .gz, DR1, rejects)
-    _fastfits    the FITS header parser and byte-level helpers the reader uses
+    fitsheader   the FITS header parser, BLOCK/CARD, and the byte-level helpers the reader uses
     inputs       which files a run reads (directory, glob, list, table)
+    tables       the one table reader: FITS, CSV[.gz], Parquet -> columns
     records      the Spectrum / Reject records and the batch metadata dtype
     stream       worker processes -> ordered fixed-size batches (shards, skip/resume, progress)
     crossmatch   the user's photometry table (obsid -> Gaia id, Ks, E(B-V))

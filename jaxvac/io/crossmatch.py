@@ -1,7 +1,8 @@
 """The cross-match table: photometry and a Gaia source id per LAMOST OBSID (SPEC.md "Distances").
 
-The user supplies it (FITS, CSV or Parquet) with obsid, a Gaia source id, Ks and its error,
-E(B-V) and its error; column names are matched case-insensitively against common aliases.
+The user supplies it (FITS, CSV or Parquet, read by :func:`jaxvac.io.tables.read_table`) with
+obsid, a Gaia source id, Ks and its error, E(B-V) and its error; column names are matched
+case-insensitively against common aliases. A missing id becomes -1, a missing value NaN.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+
+from jaxvac.io.tables import column_names, read_table
 
 _XM_ALIASES = {
     "obsid": ("obsid",),
@@ -34,21 +37,22 @@ class CrossMatch:
 
     @classmethod
     def read(cls, path: str | Path) -> CrossMatch:
-        """Read a FITS or CSV table with obsid, a Gaia source id, Ks, e_Ks, E(B-V) (and e_E(B-V))."""
-        from jaxvac.train.dataset import read_catalog
-
-        cat = {k.lower(): v for k, v in read_catalog(path).items()}
-        cols = {}
+        """Read a FITS, CSV or Parquet table with obsid, a Gaia source id, Ks, e_Ks, E(B-V) (and e_E(B-V))."""
+        hint = "check the cross-match path (--crossmatch)"
+        present = {n.lower(): n for n in reversed(column_names(path, hint=hint))}
+        picked = {}
         for key, names in _XM_ALIASES.items():
-            hit = next((n for n in names if n in cat), None)
+            hit = next((present[n] for n in names if n in present), None)
             if hit is None and key in ("obsid", "ks"):
                 raise ValueError(f"cross-match table {str(path)!r} has no {key} column (looked for {names}); "
-                                 f"it has {sorted(cat)}.")
-            cols[key] = cat[hit] if hit is not None else None
+                                 f"it has {sorted(present)}.")
+            picked[key] = hit
+        table = read_table(path, [n for n in picked.values() if n is not None], hint=hint)
+        cols = {key: table[n] if n is not None else None for key, n in picked.items()}
         n = len(cols["obsid"])
         f = lambda k: np.asarray(cols[k], np.float64) if cols[k] is not None else np.full(n, np.nan)  # noqa: E731
-        gaia = np.asarray(cols["gaiaid"], np.int64) if cols["gaiaid"] is not None else np.full(n, -1, np.int64)
-        obsid = np.asarray(cols["obsid"], np.int64)
+        gaia = _ids(cols["gaiaid"]) if cols["gaiaid"] is not None else np.full(n, -1, np.int64)
+        obsid = _ids(cols["obsid"])
         order = np.argsort(obsid, kind="stable")
         return cls(obsid[order], gaia[order], f("ks")[order], f("e_ks")[order], f("ebv")[order], f("e_ebv")[order])
 
@@ -59,3 +63,12 @@ class CrossMatch:
         pick = lambda a, fill: np.where(hit, a[i], fill) if len(a) else np.full(len(obsid), fill)  # noqa: E731
         return {"gaiaid": pick(self.gaiaid, -1), "ks": pick(self.ks, np.nan), "e_ks": pick(self.e_ks, np.nan),
                 "ebv": pick(self.ebv, np.nan), "e_ebv": pick(self.e_ebv, np.nan)}
+
+
+def _ids(a: np.ndarray) -> np.ndarray:
+    """An id column as int64, -1 where missing (masked, or NaN in a float column)."""
+    if isinstance(a, np.ma.MaskedArray):
+        return a.filled(-1).astype(np.int64)
+    if a.dtype.kind == "f":
+        return np.where(np.isfinite(a), a, -1).astype(np.int64)
+    return np.asarray(a, np.int64)

@@ -16,12 +16,12 @@ strings continue on CONTINUE cards).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-BLOCK = 2880  # FITS logical record, bytes
+from jaxvac.io.atomic import atomic_write
+from jaxvac.io.fitsheader import BLOCK
 _ROWS_PER_WRITE = 8192  # rows converted at a time: the copy stays in cache (3x faster than 256 Ki rows)
 
 _TFORM = {"f4": "E", "f8": "D", "i2": "I", "i4": "J", "i8": "K", "u1": "B", "i1": "B", "b1": "L"}
@@ -107,25 +107,20 @@ def primary_header() -> bytes:
 
 
 def write_tables(path: str | Path, tables: list[tuple[str, np.ndarray, dict | None, dict | None]]) -> None:
-    """Write a FITS file of binary-table extensions, atomically (temporary name, fsync, rename).
+    """Write a FITS file of binary-table extensions, atomically (jaxvac.io.atomic, with fsync).
 
     tables: [(extname, rows, units, cards), ...]; rows a structured array of fixed-size fields,
     units {column: unit}, cards {KEYWORD: value or (value, comment)} added to that header.
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(primary_header())
-            for extname, rows, units, cards in tables:
-                rows = np.asarray(rows)
-                f.write(table_header(rows, extname, units, cards))
-                storage = _storage_dtype(rows.dtype)
-                for a in range(0, len(rows), _ROWS_PER_WRITE):
-                    f.write(_to_storage(rows[a:a + _ROWS_PER_WRITE], storage).data)
-                f.write(b"\0" * (-(len(rows) * storage.itemsize) % BLOCK))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def write(f) -> None:
+        f.write(primary_header())
+        for extname, rows, units, cards in tables:
+            rows = np.asarray(rows)
+            f.write(table_header(rows, extname, units, cards))
+            storage = _storage_dtype(rows.dtype)
+            for a in range(0, len(rows), _ROWS_PER_WRITE):
+                f.write(_to_storage(rows[a:a + _ROWS_PER_WRITE], storage).data)
+            f.write(b"\0" * (-(len(rows) * storage.itemsize) % BLOCK))
+
+    atomic_write(Path(path), write, fsync=True)

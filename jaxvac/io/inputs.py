@@ -6,18 +6,21 @@
   regard to case), sorted by path;
 - a glob pattern (``*``, ``?``, ``[``; ``**`` matches any depth): the matches, sorted; a matched
   directory is expanded as above, matched files that are not FITS-named are ignored;
-- a CSV table (``*.csv``): the column ``path`` (or ``column``), in row order;
+- a CSV or Parquet table (``*.csv``, ``*.csv.gz``, ``*.parquet``): the column ``path`` (or
+  ``column``), in row order;
 - a FITS table (``*.fits[.gz]``, ``*.fit[.gz]`` whose first extension is a table with that column), in row order;
 - any other FITS-named file: a spectrum, taken as is;
 - any other file: a text list, one path per line; blank lines and lines starting with ``#`` are
   skipped.
 
-Relative paths inside a CSV, FITS or text list are taken relative to the list's own directory, so
-a list travels with its data. Entries of lists and tables are not checked on disk here (that would
-cost one ``stat`` per file of an 11-million-file survey): a missing one becomes a reject when read.
-Inputs named directly must exist. Every path is returned absolute and normalised (symbolic links
-are kept, not resolved), so the same input gives the same strings from any working directory and
-resumption can match paths of an earlier run. Duplicates are kept: the caller asked for them.
+Tables are read by :func:`jaxvac.io.tables.read_table`, FITS headers sniffed with
+:mod:`jaxvac.io.fitsheader`. Relative paths inside a table or text list are taken relative to the
+list's own directory, so a list travels with its data. Entries of lists and tables are not
+checked on disk here (that would cost one ``stat`` per file of an 11-million-file survey): a
+missing one becomes a reject when read. Inputs named directly must exist. Every path is returned
+absolute and normalised (symbolic links are kept, not resolved), so the same input gives the same
+strings from any working directory and resumption can match paths of an earlier run. Duplicates
+are kept: the caller asked for them.
 """
 
 from __future__ import annotations
@@ -26,15 +29,16 @@ import csv
 import glob
 import gzip
 import os
+import zlib
 
+from jaxvac.io import fitsheader
 from jaxvac.io.lamost import SUFFIXES
+from jaxvac.io.tables import CSV_SUFFIXES, PARQUET_SUFFIXES, TableError, read_table, table_format
 
 __all__ = ["InputError", "resolve_inputs", "is_spectrum_name"]
 
 SPECTRUM_SUFFIXES = SUFFIXES  # the reader's: .fits, .fits.gz, .fit, .fit.gz, in any case
 _GLOB_CHARS = set("*?[")
-_CARD = 80  # bytes per FITS header card
-_BLOCK = 2880  # bytes per FITS block
 
 
 class InputError(ValueError):
@@ -92,13 +96,12 @@ def _resolve_one(item: str, column: str) -> list[str]:
             raise InputError(f"Directory {item!r} holds no *.fits, *.fits.gz, *.fit or *.fit.gz file at any depth; point to the directory of the spectra.")
         return found
     if os.path.isfile(item):
-        low = item.lower()
-        if low.endswith(".csv"):
-            paths = _read_csv(item, column)
+        if item.lower().endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
+            paths = _read_path_column(item, column)
         elif is_spectrum_name(item):
             if not _is_path_table(item, column):
                 return [_abs(item)]
-            paths = _read_fits_table(item, column)
+            paths = _read_path_column(item, column)
         else:
             paths = _read_text_list(item)
         if not paths:
@@ -142,67 +145,67 @@ def _read_text_list(path: str) -> list[str]:
             lines = [line.strip() for line in f]
     except UnicodeDecodeError as e:
         raise InputError(
-            f"Input {path!r} is neither a FITS (*.fits[.gz], *.fit[.gz]) nor a CSV (*.csv) file, and it is not a "
-            f"UTF-8 text list of paths ({e.reason} at byte {e.start}); rename it or give one of those."
+            f"Input {path!r} is neither a FITS (*.fits[.gz], *.fit[.gz]) nor a CSV (*.csv[.gz]) or Parquet file, "
+            f"and it is not a UTF-8 text list of paths ({e.reason} at byte {e.start}); rename it or give one of those."
         ) from None
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def _read_csv(path: str, column: str) -> list[str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise InputError(f"CSV table {path!r} is empty; it needs a header row with a {column!r} column.")
-        names = [h.strip().lower() for h in header]
-        if column.lower() not in names:
-            raise InputError(f"CSV table {path!r} has no {column!r} column (columns: {header}); name the path column with column=.")
-        k = names.index(column.lower())
-        out = []
-        for row_number, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue  # a blank line
-            value = row[k].strip() if k < len(row) else ""
-            if not value:
-                raise InputError(f"CSV table {path!r}, line {row_number}: the {column!r} cell is empty; every row needs a path.")
-            out.append(value)
-    return out
-
-
-def _read_fits_table(path: str, column: str) -> list[str]:
-    import fitsio
-
-    with fitsio.FITS(path) as f:
-        names = f[1].get_colnames()
-        name = next(n for n in names if n.lower() == column.lower())
-        values = f[1].read(columns=[name])[name]
+def _read_path_column(path: str, column: str) -> list[str]:
+    """The ``column`` of a CSV, Parquet or FITS table (io.tables), stripped; an empty cell is an error."""
+    try:
+        values = next(iter(read_table(path, [column]).values()))
+    except TableError as e:
+        raise InputError(f"{e} The path column is named by column= (default 'path').") from None
     out = []
-    for row_number, v in enumerate(values, start=1):
-        s = (v.decode("utf-8") if isinstance(v, bytes) else str(v)).strip()
+    for row, v in enumerate(values.tolist()):
+        s = "" if v != v else str(v).strip()  # NaN: a column with no path at all
         if not s:
-            raise InputError(f"FITS table {path!r}, row {row_number}: the {column!r} value is empty; every row needs a path.")
+            where = f"line {_csv_line(path, row)}" if table_format(path) == "csv" else f"row {row + 1}"
+            raise InputError(f"Table {path!r}, {where}: the {column!r} cell is empty; every row needs a path.")
         out.append(s)
     return out
+
+
+def _csv_line(path: str, row: int) -> int:
+    """The line number of data row ``row`` (0-based, blank lines skipped) of a CSV file."""
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        seen = -2  # the header row comes first
+        for cells in reader:
+            if "".join(cells).strip():  # blank rows are skipped, as read_table does
+                seen += 1
+                if seen == row:
+                    return reader.line_num
+    return -1
 
 
 def _is_path_table(path: str, column: str) -> bool:
     """Whether a FITS file's first extension is a table with ``column`` (a list, not a spectrum).
 
-    Reads only the headers, without fitsio: an image-layout spectrum is recognised from its first
-    cards, so sniffing costs far less than reading the file.
+    Parses only the first headers (io.fitsheader) from the first blocks of the file (more only
+    when a header is longer), so sniffing a spectrum costs far less than reading it.
     """
     opener = gzip.open if _is_gzip(path) else open
+    n = 8 * fitsheader.BLOCK
     try:
-        with opener(path, "rb") as f:
-            primary = _read_header(f, stop_at_shape=True)
-            if primary is None:
-                return False
-            if _data_bytes(primary):
-                return False  # the primary HDU holds an image: a spectrum
-            ext = _read_header(f)
-    except (OSError, EOFError, ValueError):
+        while True:
+            with opener(path, "rb") as f:
+                buf = f.read(n)
+            try:
+                primary, start = fitsheader.header(buf, 0, None)
+                if fitsheader.data_bytes(primary):
+                    return False  # the primary HDU holds an image: a spectrum
+                ext, _ = fitsheader.header(buf, start, None)
+                break
+            except fitsheader.FitsError:
+                if len(buf) < n:
+                    return False  # the whole file, and no complete header: leave it to the reader
+                n *= 4
+    except (OSError, EOFError, zlib.error):
         return False  # unreadable: leave it to the reader, which turns it into a reject
-    if ext is None or ext.get("XTENSION") not in ("BINTABLE", "TABLE"):
+    if ext.get("XTENSION") not in ("BINTABLE", "TABLE"):
         return False
     columns = {str(v).lower() for k, v in ext.items() if k.startswith("TTYPE")}
     return column.lower() in columns
@@ -211,57 +214,3 @@ def _is_path_table(path: str, column: str) -> bool:
 def _is_gzip(path: str) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == b"\x1f\x8b"
-
-
-def _read_header(f, stop_at_shape: bool = False) -> dict | None:
-    """The keyword -> value cards of the next header in a FITS stream, positioned after its data.
-
-    stop_at_shape: return as soon as the NAXISn cards show a non-empty data array (the stream is
-    then left inside the header).
-    """
-    cards: dict[str, object] = {}
-    while True:
-        block = f.read(_BLOCK)
-        if len(block) < _BLOCK:
-            return None
-        for i in range(0, _BLOCK, _CARD):
-            card = block[i : i + _CARD].decode("ascii", errors="replace")
-            key = card[:8].strip()
-            if key == "END":
-                size = _data_bytes(cards)
-                f.read(-(-size // _BLOCK) * _BLOCK)  # skip the data (padded to whole blocks)
-                return cards
-            if card[8:10] == "= ":
-                cards[key] = _card_value(card[10:])
-                if stop_at_shape and key.startswith("NAXIS") and _data_bytes(cards) > 0:
-                    naxis = cards.get("NAXIS")
-                    if isinstance(naxis, int) and all(f"NAXIS{k}" in cards for k in range(1, naxis + 1)):
-                        return cards
-        if len(cards) > 10000:
-            return None  # not a FITS header
-
-
-def _card_value(text: str):
-    text = text.strip()
-    if text.startswith("'"):
-        end = text.find("'", 1)
-        return text[1:end].rstrip() if end > 0 else text[1:]
-    text = text.split("/", 1)[0].strip()
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _data_bytes(h: dict) -> int:
-    naxis = h.get("NAXIS", 0)
-    if not isinstance(naxis, int) or naxis == 0:
-        return 0
-    n = 1
-    for k in range(1, naxis + 1):
-        v = h.get(f"NAXIS{k}", 0)
-        n *= v if isinstance(v, int) else 0
-    bitpix = h.get("BITPIX", 8)
-    pcount = h.get("PCOUNT", 0) if isinstance(h.get("PCOUNT", 0), int) else 0
-    gcount = h.get("GCOUNT", 1) if isinstance(h.get("GCOUNT", 1), int) else 1
-    return abs(bitpix if isinstance(bitpix, int) else 8) // 8 * gcount * (pcount + n)

@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxvac.constants import C_KMS, LOG_LAMBDA0, LOG_STEP, NPIX_GLOBAL, SENTINEL
-from jaxvac.io import _fastfits as ff
+from jaxvac.io import fitsheader as ff
 from jaxvac.io.records import META_DTYPE, Reject, Spectrum
 
 ENGINES = ("fast", "fitsio")
@@ -81,7 +81,7 @@ class _Raw(NamedTuple):
 def read_spectrum(path, *, engine: str = "fast") -> Spectrum | Reject:
     """Read one LAMOST LRS file onto the global grid.
 
-    path: a .fits or .fits.gz file. engine: "fast" (the minimal reader of jaxvac.io._fastfits,
+    path: a .fits or .fits.gz file. engine: "fast" (the minimal reader of jaxvac.io.fitsheader,
     falling back to fitsio for valid FITS it does not handle) or "fitsio" (fitsio only; the
     reference the fast reader is tested against, bit for bit).
     Returns a Spectrum (flux, ivar float32 (3909,), good bool (3909,), 0-d META_DTYPE meta) or a

@@ -7,11 +7,11 @@ Missing values: NaN for floats, -1 for integer ids, flags set to 1 where the val
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from jaxvac.io.atomic import atomic_path
 from jaxvac.labels import LABELS, VMP
 
 _BAND_LABELS = [l for l in LABELS if l.unit == "mag"]
@@ -92,13 +92,9 @@ def rejects_table(rejects) -> np.ndarray:
     return out
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict | None = None,
                   fmt: str | None = None) -> Path:
-    """Write the catalogue atomically (temporary name, then rename) and return its path.
+    """Write the catalogue atomically (jaxvac.io.atomic: temporary name, then rename); return its path.
 
     header: {KEYWORD: value or (value, comment)}, the provenance cards (model, config, version...).
     FITS: HDU 1 ``CATALOG`` (TUNIT per column, the ``header`` cards),
@@ -120,16 +116,13 @@ def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict |
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tmp = _tmp_name(path)
         value = lambda v: str(v[0] if isinstance(v, tuple) else v)  # noqa: E731  (drop the FITS comment)
         meta = {"units": repr(UNITS), **{str(k): value(v) for k, v in (header or {}).items()}}
         table = pa.table({n: _arrow_col(rows[n]) for n in CATALOG_DTYPE.names}).replace_schema_metadata(meta)
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-        rpath = path.with_name(path.stem + ".rejects.parquet")
-        rtmp = _tmp_name(rpath)
-        pq.write_table(pa.table({n: _arrow_col(rej[n]) for n in REJECT_DTYPE.names}), rtmp)
-        os.replace(rtmp, rpath)
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+        with atomic_path(path.with_name(path.stem + ".rejects.parquet")) as tmp:
+            pq.write_table(pa.table({n: _arrow_col(rej[n]) for n in REJECT_DTYPE.names}), tmp)
     else:
         raise ValueError(f"unknown catalogue format {fmt!r}; use 'fits' or 'parquet'.")
     return path

@@ -5,10 +5,11 @@ Layout of ``<catalogue>.parts/`` (next to the final catalogue):
     manifest.json              what the run is (inputs digest, model, config); refuses a mismatch
     part-p<proc>-<seq>.npz     rows, rejects and skipped inputs of consecutive batches
 
-A part is written to a temporary name and renamed, so after a SIGKILL at any moment a part is
-either complete or absent (temporaries are swept on restart). Every input index a part covers
-(row, reject or skip) is recorded in it, so a rerun skips exactly those inputs and the merged
-catalogue equals that of an uninterrupted run, with no row lost or duplicated.
+A part is written to a temporary name, flushed to disk and renamed (jaxvac.io.atomic), so after
+a SIGKILL at any moment a part is either complete or absent (temporaries are swept on restart).
+Every input index a part covers (row, reject or skip) is recorded in it, so a rerun skips exactly
+those inputs and the merged catalogue equals that of an uninterrupted run, with no row lost or
+duplicated.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvac.io.atomic import TMP_MARK, atomic_write
 from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE
 
 SKIP_DTYPE = np.dtype([("path", "S512"), ("reason", "S64")])
@@ -36,15 +38,6 @@ def inputs_digest(paths: list[str]) -> str:
     """SHA-256 of the ordered input list, to recognise the same run."""
     text = "\0".join(map(os.fspath, paths)) + "\0" if len(paths) else ""  # = each os.fsencode(p) + b"\0"
     return hashlib.sha256(text.encode(sys.getfilesystemencoding(), "surrogateescape")).hexdigest()
-
-
-def _atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class PartStore:
@@ -62,9 +55,8 @@ class PartStore:
         self.worker = worker
         self.dir.mkdir(parents=True, exist_ok=True)
         mine = f"part-p{worker:03d}-"
-        for tmp in self.dir.glob(".*.tmp-*"):  # only this worker's: others may be writing theirs
-            if tmp.name.startswith(f".{mine}"):
-                tmp.unlink(missing_ok=True)
+        for tmp in self.dir.glob(f".{mine}*{TMP_MARK}*"):  # only this worker's: others may be writing theirs
+            tmp.unlink(missing_ok=True)
         manifest = self.dir / "manifest.json"
         if fresh:  # a single worker owns everything; one of several clears only its own parts
             for p in self.dir.glob("part-*.npz"):
@@ -81,7 +73,7 @@ class PartStore:
                     f"Rerun with --fresh to start over, or choose another output name."
                 )
         else:
-            _atomic_write_bytes(manifest, lambda f: f.write(json.dumps(identity, indent=1, sort_keys=True).encode()))
+            atomic_write(manifest, json.dumps(identity, indent=1, sort_keys=True), fsync=True)
         self._seq = 1 + max((int(m.group(2)) for m in self._parts(worker)), default=-1)
 
     def _parts(self, worker: int | None = None):
@@ -107,7 +99,7 @@ class PartStore:
         arrays = dict(rows=rows.astype(CATALOG_DTYPE), row_index=row_index.astype(np.int64),
                       rejects=rejects.astype(REJECT_DTYPE), reject_index=reject_index.astype(np.int64),
                       skipped=skipped.astype(SKIP_DTYPE), skip_index=skip_index.astype(np.int64), indices=indices)
-        _atomic_write_bytes(path, lambda f: np.savez(f, **arrays))
+        atomic_write(path, lambda f: np.savez(f, **arrays), fsync=True)
         return path
 
     def collect(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -18,9 +18,10 @@ import zlib
 
 import numpy as np
 
+from jaxvac.io.fitsheader import BLOCK, CARD
+
 GZIP_LEVEL = 1  # speed over size: noisy float32 compresses ~1.9:1 at any level
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # magic, deflate, no flags, mtime 0, OS 255
-BLOCK = 2880
 
 # (key, format, comment). Formats: "L" bool, "I" int, "S" string, "%..f" float; None = COMMENT
 # or blank card (the comment is the card text). Transcribed from the real files named above.
@@ -135,9 +136,7 @@ def card(key: str, fmt: str, value, comment: str) -> bytes:
     s, is_str = _value(fmt, value)
     field = s.ljust(20) if is_str else s.rjust(20)
     text = f"{key:<8}= {field} / {comment}"
-    if len(text) > 80:
-        text = text[:80]
-    return text.ljust(80).encode("ascii")
+    return text[:CARD].ljust(CARD).encode("ascii")
 
 
 _CARD_CACHE: dict = {}  # most cards repeat from file to file (constants, plan values)
@@ -154,7 +153,7 @@ def _cached_card(key: str, fmt: str, value, comment: str) -> bytes:
 
 
 def _text_card(text: str) -> bytes:
-    return text.ljust(80)[:80].encode("ascii")
+    return text[:CARD].ljust(CARD).encode("ascii")
 
 
 def _pad(b: bytes, fill: bytes) -> bytes:

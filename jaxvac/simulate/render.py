@@ -7,17 +7,18 @@ seed and the plan only, not on how many workers ran.
 Per spectrum: model (stellar, galaxy, QSO or unknown) -> flux scale -> noise (``spectra.observe``)
 -> bad pixels (ivar = 0 runs, andmask/ormask values 1 and 4 as in real files, an occasional bad
 red end or dichroic region) -> the file's pixel range (COEFF0 offset, N) -> header -> bytes
--> optional deliberate corruption -> write to a temporary name, then rename.
+-> optional deliberate corruption -> write to a temporary name, then rename (jaxvac.io.atomic).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from jaxvac.constants import LOG_LAMBDA0, LOG_STEP, NPIX_GLOBAL, global_wavelength
+from jaxvac.io.atomic import atomic_write
+from jaxvac.io.fitsheader import BLOCK
 from jaxvac.simulate import fitswrite, objects, spectra
 
 CHUNK = 128  # spectra per task: fixed, so the random streams do not depend on the worker count
@@ -84,11 +85,11 @@ def _corrupt(kind: str, data: bytes, gz: bool, rng) -> bytes:
         return rng.integers(0, 256, len(data), dtype=np.uint8).tobytes()
     if kind == "bad_gzip":
         if not gz:  # a plain file gets its data scrambled behind a valid header
-            return data[:2880] + b"\x7f" * (len(data) - 2880)
+            return data[:BLOCK] + b"\x7f" * (len(data) - BLOCK)
         mid = len(data) // 2
         return data[:mid] + bytes((b ^ 0x5A) for b in data[mid: mid + 64]) + data[mid + 64:]
     if kind == "no_end":
-        return data[:2880]
+        return data[:BLOCK]
     if kind == "empty":
         return b""
     if kind == "bad_shape":  # NAXIS2 = 4 rows in an image, or a column one element short in a table
@@ -234,8 +235,5 @@ def render_chunk(task) -> int:
     out_dir = Path(task[0])
     files = chunk_contents(task)
     for rel, data, _, _ in files:
-        path = out_dir / rel
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(out_dir / rel, data)
     return len(files)

@@ -8,10 +8,11 @@ the appendix of Wang et al. (2022), beside the paper's precision (SPEC.md "Netwo
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from jaxvac.display.plots import save_figure
 
 # Std of test residuals reached by Wang et al. (2022), as restated in SPEC.md "Networks".
 # PASTEL numbers are for the SNR 20-50 test stars; magnitudes are quoted as a range.
@@ -110,8 +111,6 @@ def plot_residuals(truth: np.ndarray, pred: np.ndarray, names, units: dict[str, 
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
     return path

@@ -1,0 +1,205 @@
+"""``jaxvac calibrate-errors`` as a library call: a repeat catalogue in, tables and figure out.
+
+:func:`run_calibration` reads the catalogue (:func:`read_repeats`, through
+:func:`jaxvac.io.tables.read_table`), fits with :func:`jaxvac.train.calibrate.calibrate` and
+writes, each atomically (:mod:`jaxvac.io.atomic`), into one folder:
+
+    coefficients.fits   HDU COEFFS (one row per label: a, b, c, errors, chi2, pairs, reference)
+                        and HDU BINS (one row per label and SNR bin)
+    coefficients.csv    COEFFS as CSV;  coefficients.md  COEFFS as a Markdown table
+    bins.csv            BINS as CSV
+    errors.toml         an [errors.coefficients] table to merge into a config
+    calibrate_errors.png  the figure (:func:`jaxvac.display.plots.plot_calibration`)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jaxvac.display.plots import plot_calibration
+from jaxvac.io.atomic import atomic_path, atomic_write
+from jaxvac.io.tables import column_names, read_table
+from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
+from jaxvac.train.calibrate import Calibration, calibrate
+
+__all__ = ["STAR_COLUMNS", "Repeats", "read_repeats", "coefficient_table", "bin_table", "write_calibration",
+           "run_calibration"]
+
+STAR_COLUMNS = ("star_id", "gaiaid", "gaia_source_id", "source_id", "designation", "desig")
+
+
+@dataclasses.dataclass(frozen=True)
+class Repeats:
+    """Columns of a catalogue read for calibration: one row per spectrum."""
+
+    star_id: np.ndarray  # (N,) ints or strings, possibly masked
+    snrg: np.ndarray  # (N,) float64, NaN where missing
+    values: dict[str, np.ndarray]  # label -> (N,) float64, NaN where missing
+    star_column: str
+    source: str
+
+
+def read_repeats(
+    path,
+    star_column: str | None = None,
+    snr_column: str = "snrg",
+    labels: Sequence[str] | None = None,
+) -> Repeats:
+    """Read star id, snrg and label columns (any of the 23 names and feh_VMP, matched without
+    regard to case) from a FITS, CSV or Parquet catalogue (jaxvac.io.tables). The star column is
+    ``star_column`` or the first of STAR_COLUMNS present. Missing values become NaN (labels,
+    snrg) or masked / NaN / empty ids (calibrate drops those rows)."""
+    from jaxvac.labels import LABEL_NAMES, VMP
+
+    path = str(path)
+    hint = "give a FITS, CSV or Parquet file with one row per spectrum"
+    names = column_names(path, hint=hint)
+    by_lower = {c.lower(): c for c in reversed(names)}
+
+    def name(col, what):
+        if col.lower() not in by_lower:
+            raise ValueError(f"Catalogue {path!r} has no {what} column {col!r}; its columns are {names}.")
+        return by_lower[col.lower()]
+
+    if star_column is None:
+        star_column = next((c for c in STAR_COLUMNS if c in by_lower), None)
+        if star_column is None:
+            raise ValueError(
+                f"Catalogue {path!r} has none of the star id columns {list(STAR_COLUMNS)}; "
+                f"name the column that identifies a star with --star-column (columns: {names})."
+            )
+    wanted = labels if labels is not None else [n for n in LABEL_NAMES + (VMP.name,) if n.lower() in by_lower]
+    if not wanted:
+        raise ValueError(
+            f"Catalogue {path!r} has no label column; expected any of {list(LABEL_NAMES + (VMP.name,))} "
+            f"(columns: {names})."
+        )
+    star = name(star_column, "star id")
+    snr = name(snr_column, "SNR")
+    label_columns = {n: name(n, "label") for n in wanted}
+    cols = read_table(path, [star, snr, *label_columns.values()], hint=hint)
+
+    def numeric(col, what):
+        c = cols[col]
+        if c.dtype.kind not in "iuf":
+            raise ValueError(f"Catalogue {path!r}: column {col!r} ({what}) must be numeric, got dtype {c.dtype}.")
+        return np.ma.filled(np.ma.asarray(c, dtype=np.float64), np.nan)
+
+    values = {n: numeric(c, "label") for n, c in label_columns.items()}
+    return Repeats(star_id=cols[star], snrg=numeric(snr, "SNR"), values=values, star_column=star, source=path)
+
+
+def coefficient_table(cal: Calibration, reference: ErrorModel | None = None):
+    """astropy Table, one row per label: a, b, c with errors, chi2, pairs, status and, if given,
+    the reference (e.g. Table 2) coefficients a_ref, b_ref, c_ref."""
+    from astropy.table import Table
+
+    rows = []
+    for lc in cal.labels:
+        a, b, c = lc.abc
+        ea, eb, ec = lc.fit.errors if lc.fit else (math.nan,) * 3
+        ref = reference.row(lc.name) if reference is not None and lc.name in reference.names else None
+        rows.append({
+            "label": lc.name, "scale": lc.scale, "a": a, "a_err": ea, "b": b, "b_err": eb, "c": c, "c_err": ec,
+            "chi2": lc.fit.chi2 if lc.fit else math.nan, "dof": lc.fit.dof if lc.fit else 0,
+            "n_pairs": lc.n_pairs, "n_bins": int(lc.bins.n.size),
+            "a_ref": ref.a if ref else math.nan, "b_ref": ref.b if ref else math.nan, "c_ref": ref.c if ref else math.nan,
+            "status": lc.status,
+        })
+    names = list(rows[0]) if rows else ["label"]
+    return Table(rows=[[r[k] for k in names] for r in rows], names=names) if rows else Table(names=names, dtype=[str])
+
+
+def bin_table(cal: Calibration):
+    """astropy Table, one row per label and SNR bin: scatter and fitted sigma_r in label units."""
+    from astropy.table import Table
+
+    cols = {k: [] for k in ("label", "snr_lo", "snr_hi", "snr", "n_pairs", "scatter", "scatter_err", "fitted")}
+    for lc in cal.labels:
+        bs = lc.bins
+        fitted = lc.scale * lc.fit(bs.snr) if lc.fit else np.full(bs.snr.shape, np.nan)
+        for k in range(bs.n.size):
+            for key, v in zip(cols, (lc.name, bs.lo[k], bs.hi[k], bs.snr[k], int(bs.n[k]), bs.scatter[k], bs.scatter_err[k], fitted[k])):
+                cols[key].append(v)
+    dtypes = ["U24", "f8", "f8", "f8", "i8", "f8", "f8", "f8"]
+    return Table([np.asarray(v, dtype=d) for v, d in zip(cols.values(), dtypes)], names=list(cols))
+
+
+def _markdown(tab) -> str:
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, (float, np.floating)) else str(v)
+
+    head = "| " + " | ".join(tab.colnames) + " |\n|" + "---|" * len(tab.colnames) + "\n"
+    return head + "".join("| " + " | ".join(fmt(row[c]) for c in tab.colnames) + " |\n" for row in tab)
+
+
+def _toml(cal: Calibration, reference: ErrorModel | None, source: str) -> str:
+    lines = [
+        f"# Random-error coefficients fitted by `jaxvac calibrate-errors` from {source}",
+        "# (sigma_r = scale * (a + c / snrg**b)). sigma_m is not measured by repeats: it is copied",
+        "# from the reference config. Merge into a config that starts with base = \"dr8.toml\".",
+        "[errors.coefficients]",
+    ]
+    for lc in cal.labels:
+        if lc.fit is None:
+            lines.append(f"# {lc.name}: not fitted ({lc.status})")
+            continue
+        if reference is not None and lc.name in reference.names:
+            sm = reference.row(lc.name).sigma_m
+        else:
+            sm = reference.feh_vmp_sigma if reference is not None else 0.0
+        lines.append(
+            f"{lc.name} = {{ a = {lc.fit.a:.6g}, b = {lc.fit.b:.6g}, c = {lc.fit.c:.6g}, "
+            f"sigma_m = {sm:.6g}, scale = {lc.scale:g} }}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = None, source: str = "", dpi: int = 80) -> list[str]:
+    """Write coefficients.{fits,csv,md}, bins.csv, errors.toml and calibrate_errors.png into
+    out_dir (created), each atomically (module docstring). Returns the paths written."""
+    from astropy.io import fits
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    coef, bins = coefficient_table(cal, reference), bin_table(cal)
+    hdus = fits.HDUList([fits.PrimaryHDU(), fits.table_to_hdu(coef), fits.table_to_hdu(bins)])
+    hdus[1].name, hdus[2].name = "COEFFS", "BINS"
+    hdus[0].header["SOURCE"] = source  # the catalogue calibrated (long paths use CONTINUE cards)
+    for name, write in (("coefficients.fits", hdus.writeto),
+                        ("coefficients.csv", lambda tmp: coef.write(tmp, format="ascii.csv")),
+                        ("bins.csv", lambda tmp: bins.write(tmp, format="ascii.csv"))):
+        with atomic_path(out / name) as tmp:
+            write(tmp)
+    atomic_write(out / "coefficients.md", _markdown(coef))
+    atomic_write(out / "errors.toml", _toml(cal, reference, source))
+    plot_calibration(cal, out / "calibrate_errors.png", reference, dpi)
+    return [str(out / n) for n in ("coefficients.fits", "coefficients.csv", "coefficients.md", "bins.csv",
+                                   "errors.toml", "calibrate_errors.png")]
+
+
+def run_calibration(
+    catalogue,
+    out_dir,
+    config="dr8.toml",
+    star_column: str | None = None,
+    snr_column: str = "snrg",
+    labels: Sequence[str] | None = None,
+    dpi: int = 80,
+) -> tuple[Calibration, list[str]]:
+    """Read a catalogue, fit every label's a, b, c with the [errors] settings of ``config`` and
+    write the tables and figure into ``out_dir``; the config's coefficients are the reference
+    (and give each label's scale). Returns the calibration and the paths written."""
+    from jaxvac.config import load_config, section
+
+    cfg = load_config(config)
+    settings = section(cfg, "errors", ErrorsConfig)
+    reference = ErrorModel.from_config(cfg)
+    rep = read_repeats(catalogue, star_column, snr_column, labels)
+    cal = calibrate(rep.star_id, rep.snrg, rep.values, settings, reference)
+    return cal, write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi)
