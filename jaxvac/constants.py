@@ -1,8 +1,11 @@
 """Physical constants and the fixed numbers of the LAMOST LRS data and the DR8 VAC recipe.
 
 Every number carries its unit and source. The recipe's tunable numbers (error-model
-coefficients, training ranges, ...) live in ``configs/dr8.toml``; what is here is fixed by the
-data format or by physics.
+coefficients, network sizes, training settings, ...) live in ``configs/dr8.toml``; what is here
+is fixed by the data format, by physics, or by the pre-processing the networks are trained on:
+the numbers of ``jaxvac.preprocess.LAYOUT`` are here because a trained checkpoint and a packed
+store are bound to them (the checkpoint records the whole Layout and a run with another one is
+refused), so they are not per-run settings.
 """
 
 import numpy as np
@@ -20,6 +23,15 @@ WINDOWS = ((3900.0, 5800.0), (8450.0, 8950.0))
 VMP_WINDOW = (3900.0, 4400.0)  # the very-metal-poor network's input (SPEC.md "Networks")
 MEDFILT_WIDTH = 21  # pixels, pseudo-continuum median filter (SPEC.md step 2)
 POLY_ORDER = 6  # pseudo-continuum polynomial order per window (SPEC.md step 2)
+
+# Thresholds of the normalisation that SPEC.md leaves open: jaxvac's choices, argued in
+# docs/normalisation.md ("The rest-frame grid", "Continuum", "Normalise and standardise").
+MAX_ABS_RV = 4000.0  # km/s; a larger |rv| is no star's: resampled at rv = 0 and flagged (jaxvac)
+MIN_GOOD_FRACTION = 0.25  # a window with a smaller fraction of good pixels is not fitted (jaxvac)
+# A float32 fit of a window cut to < 3/4 of its span (cond > 1e6) drifts > 1e-4 from the float64
+# one; the pivot test flags such fits instead:
+PIVOT_TOL = 2e-2  # Cholesky pivot / its diagonal entry below which a window fit is ill-conditioned (jaxvac)
+CONTINUUM_FLOOR = 0.01  # a continuum below this fraction of its window's mean smoothed flux is bad (jaxvac)
 
 SENTINEL = -9999.0  # failed-pipeline value in LAMOST headers and arrays
 

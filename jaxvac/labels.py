@@ -58,8 +58,5 @@ VMP_FEH_MAX = -1.5  # dex, candidate rule on feh_PASTEL
 VMP_TEFF_MAX = 6500.0  # K, candidate rule on Teff_PASTEL
 VMP_TRAIN_FEH_MAX = -1.0  # dex, training stars of the VMP net
 
-# APOGEE-like training set's Teff range (SPEC.md Table): applies to the set, not a label.
-APOGEE_TEFF_RANGE = (3800.0, 6500.0)  # K
-
 if len(LABELS) != 23:  # pragma: no cover - guards edits of the table above
     raise RuntimeError(f"expected 23 labels, got {len(LABELS)}")

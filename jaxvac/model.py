@@ -1,12 +1,14 @@
 """The 23-network ensemble and the very-metal-poor (VMP) network as Flax NNX modules.
 
-Wang et al. (2022) train one fully connected network per label: input the 1974 standardised
-normalised-flux pixels, hidden layers 512, 256, 64 with ReLU, one output (SPEC.md "Networks").
-jaxvac keeps the 23 networks as ONE stacked parameter tree with a member axis
-(:class:`StackedMLP`) whose forward pass is the fused kernel :func:`jaxvac.kernels.ensemble.ensemble_forward`;
-:class:`MLP` is the same network as a plain single-member NNX module (``nnx.Linear`` layers), used to
-check the stack and by the "loop" benchmark. The VMP network (hidden 256, 64; input 3900-4400 A, the
-first 524 inputs) is a one-member stack.
+Wang et al. (2022) train one fully connected network per label: input the N_INPUT = 1974
+standardised normalised-flux pixels, ReLU hidden layers, one output (SPEC.md "Networks"; the
+hidden sizes are ``[model] hidden`` and ``vmp_hidden`` of configs/dr8.toml, passed in by the
+caller and recorded in the checkpoint). jaxvac keeps the 23 networks as ONE stacked parameter
+tree with a member axis (:class:`StackedMLP`) whose forward pass is the fused kernel
+:func:`jaxvac.kernels.ensemble.ensemble_forward`; :class:`MLP` is the same network as a plain
+single-member NNX module (``nnx.Linear`` layers), used to check the stack and by the "loop"
+benchmark. The VMP network (input 3900-4400 A, the first N_VMP_INPUT = 524 inputs) is a
+one-member stack.
 
 :class:`Predictor` bundles the trained parameters with their standardisation statistics and
 evaluates both networks in one jitted call (:func:`predict_standardized`), returning labels in
@@ -23,13 +25,17 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
+from jaxvac.constants import VMP_WINDOW, window_pixels
 from jaxvac.kernels.ensemble import ensemble_forward, vmp_forward
+from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
+from jaxvac.preprocess import LAYOUT
 
-N_INPUT = 1974  # network inputs: global pixels 229..1952 and 3587..3836 (jaxvac.constants)
-N_VMP_INPUT = 524  # VMP network inputs: the first 524 (3900-4400 A)
-HIDDEN = (512, 256, 64)  # SPEC.md "Networks"
-VMP_HIDDEN = (256, 64)  # SPEC.md "Networks", very-metal-poor re-estimate
+N_INPUT = LAYOUT.npix_out  # network inputs: the pixels of constants.WINDOWS (1974)
+_VMP_PIXELS = window_pixels(*VMP_WINDOW)
+N_VMP_INPUT = _VMP_PIXELS[1] - _VMP_PIXELS[0]  # VMP network inputs: the first ones, constants.VMP_WINDOW (524)
+if not LAYOUT.windows[0][0] == _VMP_PIXELS[0] < _VMP_PIXELS[1] <= LAYOUT.windows[0][1]:  # pragma: no cover
+    raise RuntimeError(f"constants.VMP_WINDOW must be the start of the first window: its pixels {_VMP_PIXELS} "
+                       f"must begin the window {LAYOUT.windows[0]}, as the VMP network reads the first inputs.")
 
 _TEFF = LABEL_NAMES.index("Teff_PASTEL")
 _FEH = LABEL_NAMES.index("feh_PASTEL")
@@ -144,7 +150,7 @@ class Predictor:
     metadata: dict
 
     def predict(self, x: jax.Array, precision=None) -> tuple[jax.Array, jax.Array]:
-        """(labels (B, 23), feh_vmp (B,)) from standardised flux x (B, 1974)."""
+        """(labels (B, 23), feh_vmp (B,)) from standardised flux x (B, N_INPUT)."""
         if x.ndim != 2 or x.shape[1] != N_INPUT:
             raise ValueError(f"x must be standardised flux of shape (batch, {N_INPUT}); got {tuple(x.shape)}.")
         return predict_standardized(self.params, x, precision=precision)

@@ -23,18 +23,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvac import kernels
-from jaxvac.constants import C_KMS, LOG_STEP, MEDFILT_WIDTH, NPIX_GLOBAL, POLY_ORDER, WINDOWS, window_pixels
+from jaxvac import constants, kernels
+from jaxvac.constants import NPIX_GLOBAL
 
-#: The DR8 geometry: global pixels [229, 1953) and [3587, 3837) -> 1724 + 250 = 1974 outputs.
+#: The DR8 normalisation, every number from ``jaxvac.constants``: global pixels [229, 1953) and
+#: [3587, 3837) -> 1724 + 250 = 1974 outputs. Recorded in every checkpoint (jaxvac.train.checkpoint).
 LAYOUT = kernels.Layout(
     npix_in=NPIX_GLOBAL,
-    log_step=LOG_STEP,
-    windows=tuple(window_pixels(lo, hi) for lo, hi in WINDOWS),
-    margin=MEDFILT_WIDTH // 2,
-    width=MEDFILT_WIDTH,
-    order=POLY_ORDER,
-    c_kms=C_KMS,
+    log_step=constants.LOG_STEP,
+    windows=tuple(constants.window_pixels(lo, hi) for lo, hi in constants.WINDOWS),
+    margin=constants.MEDFILT_WIDTH // 2,
+    width=constants.MEDFILT_WIDTH,
+    order=constants.POLY_ORDER,
+    min_good_fraction=constants.MIN_GOOD_FRACTION,
+    pivot_tol=constants.PIVOT_TOL,
+    continuum_floor=constants.CONTINUUM_FLOOR,
+    max_abs_rv=constants.MAX_ABS_RV,
+    c_kms=constants.C_KMS,
 )
 LAYOUT.check()
 NPIX = LAYOUT.npix_out  # 1974 network inputs

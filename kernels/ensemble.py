@@ -72,12 +72,6 @@ def vmp_forward(params: dict, x_vmp: Array, precision=None) -> Array:
     return ensemble_forward(params, x_vmp, precision=precision)[:, 0]
 
 
-def member_params(params: dict, m: int) -> dict:
-    """Member m of the stack as a one-member stack (same layout, M = 1)."""
-    axes = member_axes(params)
-    return jax.tree.map(lambda a, ax: jax.lax.slice_in_dim(a, m, m + 1, axis=ax), params, axes)
-
-
 def per_member_sq_norm(tree: dict) -> Array:
     """Sum of squares of each member's entries over all leaves: (M,). Equation: ||g_m||^2."""
     axes = member_axes(tree)

@@ -1,9 +1,10 @@
-"""Checkpoints: exact round trip, restore on 1 and 4 devices, refusal of another grid or version."""
+"""Checkpoints: exact round trip, restore on 1 and 4 devices, refusal of another grid, Layout or version."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,6 +91,59 @@ def test_other_grid_or_version_is_refused_with_the_difference(tmp_path):
         checkpoint.load(tmp_path / "v")
     with pytest.raises(CheckpointError, match="no checkpoint directory"):
         checkpoint.load(tmp_path / "absent")
+
+
+def test_the_whole_layout_is_recorded(saved):
+    from jaxvac.preprocess import LAYOUT
+
+    d, _, _, _ = saved
+    rec = checkpoint.read_metadata(d, step=0)["layout"]
+    assert rec == {"npix_in": 3909, "log_step": 1e-4, "windows": [[229, 1953], [3587, 3837]], "margin": 10, "width": 21,
+                   "order": 6, "min_good_fraction": 0.25, "pivot_tol": 0.02, "continuum_floor": 0.01,
+                   "max_abs_rv": 4000.0, "c_kms": 299792.458}
+    assert set(rec) == set(LAYOUT._fields)  # a field added to Layout is recorded too
+
+
+@pytest.mark.parametrize("field, value", [("max_abs_rv", 3000.0), ("pivot_tol", 1e-6), ("min_good_fraction", 0.5),
+                                          ("continuum_floor", 0.02), ("width", 23)])
+def test_a_run_with_another_layout_is_refused_naming_the_field(tmp_path, field, value):
+    from jaxvac.preprocess import LAYOUT
+
+    other = LAYOUT._replace(**{field: value}, **({"margin": value // 2} if field == "width" else {}))
+    params, meta = _bundle()
+    checkpoint.save(tmp_path / "trained_other", params, meta, layout=other)
+    said = re.escape(f"Layout.{field} = {value!r} there, {getattr(LAYOUT, field)!r} here")
+    with pytest.raises(CheckpointError, match=rf"another Layout \(.*{said}.*\).*retrain") as e:
+        checkpoint.load(tmp_path / "trained_other")  # what `jaxvac run` does: against jaxvac.preprocess.LAYOUT
+    assert "\n" not in str(e.value)
+    checkpoint.load(tmp_path / "trained_other", layout=other)  # the Layout it was trained with is accepted
+    checkpoint.save(tmp_path / "trained_dr8", params, meta)
+    with pytest.raises(CheckpointError, match=rf"Layout\.{field} = "):
+        checkpoint.load(tmp_path / "trained_dr8", layout=other)
+
+
+def test_run_catalog_refuses_networks_trained_with_another_layout(tmp_path):
+    from jaxvac.preprocess import LAYOUT
+    from jaxvac.run.loop import run_catalog
+
+    params, meta = _bundle()
+    step = checkpoint.save(tmp_path / "ck", params, meta, layout=LAYOUT._replace(max_abs_rv=2000.0))
+    with pytest.raises(CheckpointError, match=r"Layout\.max_abs_rv = 2000\.0 there, 4000\.0 here"):
+        run_catalog(step.parent, [], tmp_path / "cat.fits", progress=False)
+    assert not (tmp_path / "cat.fits").exists()
+
+
+def test_checkpoint_without_layout_record_is_refused_with_retrain(tmp_path):
+    """Format 1 recorded no Layout (and its pivot_tol changed meanwhile): it is not assumed to be DR8's."""
+    params, meta = _bundle()
+    step = checkpoint.save(tmp_path / "old", params, meta)
+    _edit_metadata(step, lambda m: (m.pop("layout"), m.update(format=1)))
+    with pytest.raises(CheckpointError, match=r"checkpoint format 1; this jaxvac reads format 2\. Retrain"):
+        checkpoint.load(tmp_path / "old")
+    step = checkpoint.save(tmp_path / "stripped", params, meta)
+    _edit_metadata(step, lambda m: m.pop("layout"))
+    with pytest.raises(CheckpointError, match=r"records no normalisation Layout.*retrain with `jaxvac train`"):
+        checkpoint.load(tmp_path / "stripped")
 
 
 FOUR_DEVICES = textwrap.dedent("""

@@ -19,3 +19,12 @@ def test_window_pixels_cover_exactly_the_windows():
         assert (j0, j1) == (inside[0], inside[-1] + 1)
         sizes.append(j1 - j0)
     assert sizes == [1724, 250]
+
+
+def test_network_input_sizes_follow_the_windows():
+    from jaxvac.constants import VMP_WINDOW
+    from jaxvac.model import N_INPUT, N_VMP_INPUT
+
+    assert N_INPUT == sum(j1 - j0 for j0, j1 in (window_pixels(lo, hi) for lo, hi in WINDOWS)) == 1974
+    j0, j1 = window_pixels(*VMP_WINDOW)
+    assert (j0, N_VMP_INPUT) == (window_pixels(*WINDOWS[0])[0], j1 - j0) == (229, 524)

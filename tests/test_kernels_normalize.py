@@ -213,6 +213,20 @@ def test_front_door_rejects_bad_inputs():
         pp.preprocess(f, f, g, rv, np.zeros(1973), np.ones(1974))
 
 
+def test_layout_has_no_silent_defaults_and_pp_layout_takes_every_number_from_constants():
+    from jaxvac import constants
+
+    with pytest.raises(TypeError, match="missing"):
+        kernels.Layout(npix_in=NPIX_GLOBAL, log_step=constants.LOG_STEP, windows=((229, 1953),))
+    assert pp.LAYOUT == kernels.Layout(
+        npix_in=3909, log_step=1e-4, windows=((229, 1953), (3587, 3837)), margin=10, width=21, order=6,
+        min_good_fraction=0.25, pivot_tol=2e-2, continuum_floor=0.01, max_abs_rv=4000.0, c_kms=299792.458)
+    assert (pp.LAYOUT.max_abs_rv, pp.LAYOUT.min_good_fraction, pp.LAYOUT.pivot_tol, pp.LAYOUT.continuum_floor) == (
+        constants.MAX_ABS_RV, constants.MIN_GOOD_FRACTION, constants.PIVOT_TOL, constants.CONTINUUM_FLOOR)
+    # S = ceil(log10(1 + 4000/c) / 1e-4) + 1 = ceil(57.56) + 1
+    assert pp.LAYOUT.rv_room == 59 and pp.LAYOUT.reach == ((160, 2022), (3518, 3906))
+
+
 _SHARDING_SCRIPT = textwrap.dedent(
     """
     import sys

@@ -61,7 +61,7 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def setup(lamost_dir, tmp_path_factory):
     from jaxvac.io.inputs import resolve_inputs
-    from jaxvac.io.store import pack
+    from jaxvac.io.pack import pack
 
     tmp = tmp_path_factory.mktemp("store")
     bad = tmp / "broken.fits.gz"
@@ -101,7 +101,7 @@ def test_reader_zeroes_bad_pixels_so_ivar_gives_the_mask(lamost_dir):
 
 def test_packed_layout_known_geometry():
     from jaxvac.preprocess import LAYOUT
-    from jaxvac.io.store import pack_ranges, packed_layout
+    from jaxvac.kernels.layout import pack_ranges, packed_layout
 
     # S = ceil(log10(1 + 4000/c) / 1e-4) + 1 = ceil(57.56) + 1 = 59 pixels of rv room.
     assert pack_ranges(LAYOUT) == ((229 - 10 - 59, 1953 + 10 + 59), (3587 - 10 - 59, 3837 + 10 + 59))
@@ -111,12 +111,25 @@ def test_packed_layout_known_geometry():
     assert pl.npix_out == LAYOUT.npix_out == 1974
 
 
+def test_pack_ranges_refuses_overlapping_or_off_grid_ranges_with_the_rule():
+    from jaxvac.preprocess import LAYOUT
+    from jaxvac.kernels.layout import pack_ranges
+
+    close = LAYOUT._replace(windows=((229, 1953), (2000, 2100)))  # 1953 + 69 > 2000 - 69: the ranges overlap
+    close.check()  # a valid layout on the global grid, just not packable
+    with pytest.raises(ValueError, match=r"without overlap, got \(\(160, 2022\), \(1931, 2169\)\).*move the windows apart"):
+        pack_ranges(close)
+    with pytest.raises(ValueError, match=r"needs 88 pixels of room.*off the input grid \[0, 3909\); lower max_abs_rv"):
+        LAYOUT._replace(max_abs_rv=6000.0).check()
+
+
 def test_packed_layout_normalises_bit_for_bit_like_the_global_grid(lamost_dir):
     """Real spectra at rv 0, +-4000 km/s (the largest shift), NaN and 5000 (invalid), random."""
     from jaxvac.io.inputs import resolve_inputs
     from jaxvac.io.lamost import read_spectrum
     from jaxvac.preprocess import LAYOUT
-    from jaxvac.io.store import _columns, pack_ranges, packed_layout
+    from jaxvac.io.pack import _columns
+    from jaxvac.kernels.layout import pack_ranges, packed_layout
     from jaxvac.kernels.normalize import normalize
 
     spectra = [read_spectrum(p) for p in resolve_inputs(lamost_dir)]
@@ -212,12 +225,12 @@ def _visible_shards_are_complete(store: Path) -> int:
     """Every shard directory that can be seen has all its files, matching their checksums."""
     import json
 
-    from jaxvac.io.store import SHARD_FILES, _checksum
+    from jaxvac.io.store import SHARD_FILES, checksum
 
     shards = sorted(p for p in (store / "shards").glob("0*")) if (store / "shards").is_dir() else []
     for d in shards:
         sums = json.loads((d / "shard.json").read_text())["crc32"]
-        assert {n: _checksum(d / n) for n in SHARD_FILES} == sums, d
+        assert {n: checksum(d / n) for n in SHARD_FILES} == sums, d
     return len(shards)
 
 
@@ -253,7 +266,7 @@ def test_pack_killed_at_random_moments_then_resumed_equals_uninterrupted(setup):
 
 def test_pack_is_the_same_for_any_reader_count(setup, tmp_path):
     """In-process (0), one and two reader processes: identical stores, byte for byte."""
-    from jaxvac.io.store import pack
+    from jaxvac.io.pack import pack
 
     for workers in (1, 2):
         pack(str(setup["list"]), tmp_path / f"w{workers}", shard_size=SHARD, workers=workers, progress=False)
@@ -309,11 +322,11 @@ def test_store_split_across_two_jax_distributed_processes(setup, fits_run):
 
 def test_checksum_is_the_standard_crc32(tmp_path):
     """CRC-32 (ISO-HDLC, as zlib): the catalogued check value of b"123456789" is 0xcbf43926."""
-    from jaxvac.io.store import _checksum
+    from jaxvac.io.store import checksum
 
     (tmp_path / "a").write_bytes(b"123456789")
     (tmp_path / "e").write_bytes(b"")
-    assert _checksum(tmp_path / "a") == "cbf43926" and _checksum(tmp_path / "e") == "00000000"
+    assert checksum(tmp_path / "a") == "cbf43926" and checksum(tmp_path / "e") == "00000000"
 
 
 def test_store_of_another_format_is_refused_with_what_to_do(setup, tmp_path):

@@ -1,4 +1,4 @@
-"""`jaxvac pack`: convert spectra once into a packed store (thin wrapper of jaxvac.io.store.pack)."""
+"""`jaxvac pack`: convert spectra once into a packed store (thin wrapper of jaxvac.io.pack.pack)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def command(inputs, out, shard_size, workers, no_progress):
     """Read the FITS files once into a store that `jaxvac run --input STORE` reads.
 
     Keeps only the pixels the normalisation needs (the two windows with the median-filter margin
-    and room for |rv| <= 4000 km/s: 2,250 float32 flux + ivar pixels a spectrum) and the reader's
-    metadata, in fixed-size shards with a sha256 per file. The catalogue from the store is the
-    same as from the FITS files. Resumable: rerun the same command after a kill.
+    and room for the largest rv shift, |rv| <= 4000 km/s: 2,250 float32 flux + ivar pixels a
+    spectrum) and the reader's metadata, in fixed-size shards with a CRC-32 checksum per file. The
+    catalogue from the store is the same as from the FITS files. Resumable: rerun the same command
+    after a kill.
 
     \b
     Example:
@@ -30,7 +31,7 @@ def command(inputs, out, shard_size, workers, no_progress):
       jaxvac run --model RUN/checkpoint --input dr8.store --out catalogue.fits
     """
     from jaxvac.io.stream import StreamError
-    from jaxvac.io.store import pack
+    from jaxvac.io.pack import pack
 
     try:
         summary = pack(list(inputs), out, shard_size=shard_size, workers=workers,

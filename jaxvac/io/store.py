@@ -1,12 +1,13 @@
-"""The packed spectra store: read the FITS files once, run the catalogue from memory-mapped shards.
+"""The packed spectra store, read side: run the catalogue from memory-mapped shards.
 
-``pack(inputs, out)`` keeps, per spectrum, only the global-grid pixels the normalisation can
-read -- each window widened by the median-filter margin and by the largest rest-frame shift
-(``Layout.max_abs_rv``), the two ranges laid end to end (2,250 of the 3,909 pixels for DR8) --
-as float32 flux and ivar, plus the reader's metadata. ``jaxvac run --input STORE`` then runs
-the kernels on a *packed* Layout (the same windows moved into the packed coordinates); because
-resampling reads only pixels inside the stored ranges, the catalogue is bit-identical to the one
-made from the FITS files (tests/test_store.py proves it on real files).
+A store (written once by ``jaxvac.io.pack.pack``, ``jaxvac pack``) keeps, per spectrum, only the
+global-grid pixels the normalisation can read -- each window widened by the median-filter margin
+and by the largest rest-frame shift (``jaxvac.kernels.layout.pack_ranges``), the ranges laid end
+to end (2,250 of the 3,909 pixels for DR8) -- as float32 flux and ivar, plus the reader's
+metadata. ``jaxvac run --input STORE`` then runs the kernels on the *packed* Layout
+(``jaxvac.kernels.layout.packed_layout``: the same windows moved into the packed coordinates);
+because resampling reads only pixels inside the stored ranges, the catalogue is bit-identical to
+the one made from the FITS files (tests/test_store.py proves it on real files).
 
 Layout of a store directory::
 
@@ -15,7 +16,7 @@ Layout of a store directory::
     inputs.txt                the input paths in order, one a line (positions = catalogue indices)
     shards/000042/            inputs [42 N, 43 N) with N = shard_size, whatever the worker count:
         flux.npy, ivar.npy    float32 (n, P): P packed pixels; flux = ivar = 0 where not good
-        meta.npy              (n,) META_DTYPE less "path", strings as bytes (path from inputs.txt)
+        meta.npy              (n,) STORED_META_DTYPE: META_DTYPE less "path", strings as bytes
         index.npy             int64 (n,) positions of the rows in inputs.txt
         rejects.json          [[position, reason], ...] files the reader rejected
         shard.json            CRC-32 of each of the five files above
@@ -24,27 +25,19 @@ Layout of a store directory::
 
 Bad pixels: flux and ivar are stored as 0 where the reader's ``good`` is False, and the reader
 of the store uses ``good = ivar > 0``. The kernels use a pixel only when it is good, finite and
-has ivar > 0 (``jaxvac.kernels.restframe``), and read values only at such pixels, so this encoding gives
-the kernels exactly the information of (flux, ivar, good).
+has ivar > 0 (``jaxvac.kernels.restframe``), and read values only at such pixels, so this encoding
+gives the kernels exactly the information of (flux, ivar, good).
 
-Crash safety: a shard is written to ``shards/.tmp-*`` and renamed (atomic), so after a SIGKILL a
-shard is complete or absent; a rerun sweeps temporaries and packs only the missing shards. The
-bytes of every file are a function of the inputs only, so an interrupted-and-resumed pack equals
-an uninterrupted one, for any number of reader processes.
+Every shard file is checked against its CRC-32 (:func:`checksum`) before it is read as data.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import mmap
 import os
 import queue
-import shutil
 import threading
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -56,14 +49,13 @@ try:
 except ImportError:  # pragma: no cover
     import zlib as _zlib
 
-import jaxvac
 from jaxvac.io.records import META_DTYPE, Reject, empty_meta
 
-__all__ = ["FORMAT", "PackSummary", "Store", "StoreError", "is_store", "open_store", "pack", "pack_ranges",
-           "packed_layout"]
+__all__ = ["FORMAT", "SHARD_FILES", "STORED_META_DTYPE", "PackedStream", "Store", "StoreError", "checksum", "geometry",
+           "is_store", "open_store"]
 
 FORMAT = "jaxvac-store/2"  # 2: CRC-32 checksums (1 had SHA-256)
-SHARD_FILES = ("flux.npy", "ivar.npy", "meta.npy", "index.npy", "rejects.json")
+SHARD_FILES = ("flux.npy", "ivar.npy", "meta.npy", "index.npy", "rejects.json")  # checksummed, in shard.json
 BAD_SHARD = "bad shard: checksum mismatch"
 # The stored metadata: META_DTYPE without the path (it is in inputs.txt), strings as bytes.
 STORED_META_DTYPE = np.dtype([(n, f"S{META_DTYPE[n].itemsize // 4}" if META_DTYPE[n].kind == "U" else META_DTYPE[n])
@@ -74,55 +66,7 @@ class StoreError(ValueError):
     """A store that cannot be written or read as asked (mismatch, damage, incomplete)."""
 
 
-# ----------------------------------------------------------------------------- geometry
-def pack_ranges(layout) -> tuple[tuple[int, int], ...]:
-    """Global-grid pixel ranges [a, b) a store keeps for ``layout``, one per window.
-
-    a = j0 - margin - S, b = j1 + margin + S with S = ceil(log10(1 + max_abs_rv / c) / log_step) + 1:
-    linear interpolation at a shift s, |s| <= S - 1, reads pixels floor(j + s) and floor(j + s) + 1.
-    """
-    shift = math.ceil(math.log10(1.0 + layout.max_abs_rv / layout.c_kms) / layout.log_step) + 1
-    ranges = tuple((j0 - shift, j1 + shift) for j0, j1 in layout.extended)
-    if ranges[0][0] < 0 or ranges[-1][1] > layout.npix_in or any(b > a for (_, b), (a, _) in zip(ranges, ranges[1:])):
-        raise StoreError(f"the windows {layout.windows} widened by the margin {layout.margin} and the rv room "
-                         f"{shift} px must lie on the input grid [0, {layout.npix_in}) without overlapping, "
-                         f"got {ranges}.")
-    return ranges
-
-
-def packed_layout(layout):
-    """The Layout on the packed pixels: same recipe, windows moved into the concatenated ranges."""
-    ranges = pack_ranges(layout)
-    starts = np.cumsum([0] + [b - a for a, b in ranges])
-    windows = tuple((int(s + j0 - a), int(s + j1 - a)) for s, (a, _), (j0, j1) in zip(starts, ranges, layout.windows))
-    out = layout._replace(npix_in=int(starts[-1]), windows=windows)
-    out.check()
-    return out
-
-
-def _columns(ranges) -> np.ndarray:
-    return np.concatenate([np.arange(a, b) for a, b in ranges])
-
-
-def _gather(a: np.ndarray, rows, ranges) -> np.ndarray:
-    """a[rows] restricted to the pixel ranges, laid end to end: (n, sum of b - a), a new array."""
-    return np.concatenate([a[rows, lo:hi] for lo, hi in ranges], axis=1)
-
-
-def _geometry(layout) -> dict:
-    return {"npix_global": layout.npix_in, "log_step": layout.log_step, "windows": [list(w) for w in layout.windows],
-            "margin": layout.margin, "width": layout.width, "max_abs_rv_kms": layout.max_abs_rv,
-            "c_kms": layout.c_kms, "pixel_ranges": [list(r) for r in pack_ranges(layout)]}
-
-
-def _dr8_layout():
-    from jaxvac.preprocess import LAYOUT
-
-    return LAYOUT
-
-
-# ----------------------------------------------------------------------------- files
-def _checksum(path: Path) -> str:
+def checksum(path: Path) -> str:
     """CRC-32 of a file as 8 hex digits, computed from a memory map (no copy, the GIL released).
 
     A checksum against damage (bit rot, truncation, a bad copy), not against tampering: zlib-ng's
@@ -135,21 +79,14 @@ def _checksum(path: Path) -> str:
             return f"{_zlib.crc32(m):08x}"
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+def geometry(layout) -> dict:
+    """What a store's bytes depend on, for ``layout`` (a global-grid Layout): recorded at pack
+    time in pack.json and manifest.json, compared when the store is opened."""
+    from jaxvac.kernels.layout import pack_ranges
 
-
-def _shard_name(k: int) -> str:
-    return f"{k:06d}"
-
-
-def _to_stored_meta(meta: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(meta), STORED_META_DTYPE)
-    for n in STORED_META_DTYPE.names:
-        out[n] = np.char.encode(meta[n], "utf-8") if meta.dtype[n].kind == "U" else meta[n]
-    return out
+    return {"npix_global": layout.npix_in, "log_step": layout.log_step, "windows": [list(w) for w in layout.windows],
+            "margin": layout.margin, "width": layout.width, "max_abs_rv_kms": layout.max_abs_rv,
+            "c_kms": layout.c_kms, "pixel_ranges": [list(r) for r in pack_ranges(layout)]}
 
 
 def _from_stored_meta(stored: np.ndarray, paths: Sequence[str], index: np.ndarray) -> np.ndarray:
@@ -166,159 +103,6 @@ def _from_stored_meta(stored: np.ndarray, paths: Sequence[str], index: np.ndarra
     return out
 
 
-def _write_shard(root: Path, k: int, flux, ivar, meta, index, rejects: list[tuple[int, str]]) -> None:
-    """Write shard k to a temporary directory, then rename it into place (atomic)."""
-    final = root / "shards" / _shard_name(k)
-    tmp = root / "shards" / f".tmp-{_shard_name(k)}-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    np.save(tmp / "flux.npy", flux)
-    np.save(tmp / "ivar.npy", ivar)
-    np.save(tmp / "meta.npy", meta)
-    np.save(tmp / "index.npy", index)
-    (tmp / "rejects.json").write_text(json.dumps([[int(i), r] for i, r in rejects]))
-    sums = {name: _checksum(tmp / name) for name in SHARD_FILES}
-    (tmp / "shard.json").write_text(json.dumps({"spectra": len(index), "rejects": len(rejects), "crc32": sums},
-                                               indent=1, sort_keys=True))
-    for name in (*SHARD_FILES, "shard.json"):
-        with open(tmp / name, "rb") as f:
-            os.fsync(f.fileno())
-    try:
-        os.replace(tmp, final)
-    except OSError:  # already there (two packs of one store at once): keep the first, same bytes
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / "shard.json").is_file():
-            raise
-
-
-# ----------------------------------------------------------------------------- pack
-@dataclasses.dataclass
-class PackSummary:
-    """What a pack did."""
-
-    store: str = ""
-    inputs: int = 0
-    shards: int = 0
-    shards_done_before: int = 0
-    spectra: int = 0
-    rejects: int = 0
-    bytes: int = 0
-    wall_s: float = 0.0
-
-    @property
-    def bytes_per_spectrum(self) -> float:
-        return self.bytes / self.spectra if self.spectra else float("nan")
-
-    def lines(self) -> list[str]:
-        return [f"store: {self.store}",
-                f"inputs: {self.inputs} files in {self.shards} shards ({self.shards_done_before} done before)",
-                f"spectra: {self.spectra}; rejects: {self.rejects}",
-                f"size: {self.bytes / 1e6:.1f} MB, {self.bytes_per_spectrum:.0f} bytes per spectrum",
-                f"wall: {self.wall_s:.2f} s"]
-
-
-def pack(inputs, out: str | Path, *, shard_size: int = 4096, workers: int | None = None,
-         progress: bool | None = None) -> PackSummary:
-    """Read the spectra ``inputs`` once and write the store ``out`` (resumable: rerun to continue).
-
-    inputs: anything ``jaxvac.io.inputs.resolve_inputs`` takes.
-    shard_size: input files per shard (the last shard holds the rest).
-    workers: reader processes (``jaxvac.io.stream``); 0 reads in this process; None: one per CPU.
-    Returns a PackSummary; the store is complete once ``out/manifest.json`` exists.
-    """
-    from jaxvac.io.inputs import resolve_inputs
-    from jaxvac.io.stream import stream_batches
-    from jaxvac.run.parts import inputs_digest
-
-    t0 = time.perf_counter()
-    if not (isinstance(shard_size, int) and shard_size >= 1):
-        raise StoreError(f"shard_size must be a positive number of files, got {shard_size!r}.")
-    layout = _dr8_layout()
-    ranges = pack_ranges(layout)
-    cols = _columns(ranges)
-    root = Path(out)
-    paths = resolve_inputs(inputs)
-    if any("\n" in p for p in paths):
-        raise StoreError("an input path contains a newline; inputs.txt holds one path a line. Rename the file.")
-    n_shards = -(-len(paths) // shard_size)
-    ident = {"format": FORMAT, "geometry": _geometry(layout), "shard_size": shard_size, "n_inputs": len(paths),
-             "inputs_sha256": inputs_digest(paths), "jaxvac": jaxvac.__version__}
-    (root / "shards").mkdir(parents=True, exist_ok=True)
-    for tmp in root.glob(".*.tmp-*"):  # a JSON file being written when a run was killed
-        tmp.unlink(missing_ok=True)
-    if (root / "pack.json").is_file():
-        old = json.loads((root / "pack.json").read_text())
-        if old != ident:
-            diff = sorted(k for k in set(old) | set(ident) if old.get(k) != ident.get(k))
-            raise StoreError(f"{root} holds a store of other inputs or settings (differs in: {', '.join(diff)}); "
-                             f"delete it or choose another --out.")
-    else:
-        (root / "inputs.txt").write_text("".join(p + "\n" for p in paths))
-        _write_json(root / "pack.json", ident)
-    for tmp in (root / "shards").glob(".tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
-    finished = {k for k in range(n_shards) if (root / "shards" / _shard_name(k) / "shard.json").is_file()}
-    summary = PackSummary(store=str(root), inputs=len(paths), shards=n_shards, shards_done_before=len(finished))
-    skip = np.concatenate([np.arange(k * shard_size, min((k + 1) * shard_size, len(paths))) for k in sorted(finished)]
-                          ) if finished else ()
-
-    open_: dict[int, dict] = {}  # shard -> lists of rows and rejects being gathered
-    unfinished = [k for k in range(n_shards) if k not in finished]  # ascending; written in this order
-
-    def bucket(k):
-        return open_.setdefault(k, {"flux": [], "ivar": [], "meta": [], "index": [], "rejects": []})
-
-    def write_upto(last: int) -> None:
-        """Write every gathered shard whose inputs all lie at or below position ``last``."""
-        while unfinished and min((unfinished[0] + 1) * shard_size, len(paths)) - 1 <= last:
-            k = unfinished.pop(0)
-            b = bucket(k)
-            del open_[k]
-            cat = lambda xs, empty: np.concatenate(xs) if xs else empty  # noqa: E731
-            _write_shard(root, k, cat(b["flux"], np.zeros((0, len(cols)), np.float32)),
-                         cat(b["ivar"], np.zeros((0, len(cols)), np.float32)),
-                         cat(b["meta"], np.zeros(0, STORED_META_DTYPE)), cat(b["index"], np.zeros(0, np.int64)),
-                         b["rejects"])
-
-    with stream_batches(paths, batch_size=min(shard_size, 256), workers=workers, skip=skip, progress=progress) as st:
-        for batch in st:
-            for i, r in zip(batch.reject_index.tolist(), batch.rejects):
-                bucket(i // shard_size)["rejects"].append((i, r.reason))
-            v = batch.valid
-            if v.any():
-                rows = slice(None) if v.all() else np.flatnonzero(v)
-                good = _gather(batch.good, rows, ranges)
-                flux, ivar = _gather(batch.flux, rows, ranges), _gather(batch.ivar, rows, ranges)
-                np.copyto(flux, 0, where=~good)
-                np.copyto(ivar, 0, where=~good)
-                meta, index = _to_stored_meta(batch.meta[rows]), batch.index[rows]
-                shard = index // shard_size
-                for k in np.unique(shard).tolist():
-                    s = shard == k
-                    b = bucket(k)
-                    b["flux"].append(flux[s]), b["ivar"].append(ivar[s])
-                    b["meta"].append(meta[s]), b["index"].append(index[s])
-                write_upto(int(index[-1]))
-        write_upto(len(paths))
-
-    shards, spectra, rejects, nbytes = [], 0, 0, 0
-    for k in range(n_shards):
-        d = root / "shards" / _shard_name(k)
-        info = json.loads((d / "shard.json").read_text())
-        shards.append({"name": f"shards/{_shard_name(k)}", "first": k * shard_size,
-                       "stop": min((k + 1) * shard_size, len(paths)), **info})
-        spectra += info["spectra"]
-        rejects += info["rejects"]
-        nbytes += sum((d / n).stat().st_size for n in SHARD_FILES)
-    manifest = {**ident, "inputs_file": "inputs.txt", "inputs_txt_crc32": _checksum(root / "inputs.txt"),
-                "packed_pixels": len(cols), "spectra": spectra, "rejects": rejects, "shard_bytes": nbytes,
-                "shards": shards}
-    _write_json(root / "manifest.json", manifest)
-    summary.spectra, summary.rejects, summary.bytes = spectra, rejects, nbytes
-    summary.wall_s = time.perf_counter() - t0
-    return summary
-
-
-# ----------------------------------------------------------------------------- read
 def is_store(inputs) -> bool:
     """True when ``inputs`` (a path or a one-item list) is a store directory."""
     items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
@@ -347,14 +131,16 @@ class Store:
         if self.manifest.get("format") != FORMAT:
             raise StoreError(f"{self.dir} has format {self.manifest.get('format')!r}; this jaxvac reads {FORMAT!r}. "
                              f"Re-pack the spectra with this jaxvac (`jaxvac pack --input ... --out NEW_STORE`).")
-        layout = _dr8_layout()
-        if self.manifest["geometry"] != _geometry(layout):
+        from jaxvac.kernels.layout import packed_layout
+        from jaxvac.preprocess import LAYOUT
+
+        if self.manifest["geometry"] != geometry(LAYOUT):
             raise StoreError(f"{self.dir} was packed for the geometry {self.manifest['geometry']}, but this jaxvac "
-                             f"uses {_geometry(layout)}; re-pack the spectra with `jaxvac pack`.")
-        if _checksum(self.dir / "inputs.txt") != self.manifest["inputs_txt_crc32"]:
+                             f"uses {geometry(LAYOUT)}; re-pack the spectra with `jaxvac pack`.")
+        if checksum(self.dir / "inputs.txt") != self.manifest["inputs_txt_crc32"]:
             raise StoreError(f"{self.dir / 'inputs.txt'} fails its checksum: the store is damaged; re-pack it.")
         self.paths = (self.dir / "inputs.txt").read_text().split("\n")[:-1]
-        self.layout = packed_layout(layout)
+        self.layout = packed_layout(LAYOUT)
         self.shard_size = self.manifest["shard_size"]
 
     def batches(self, *, batch_size: int, shard: tuple[int, int] = (0, 1), skip=(), on_bad_shard: str = "stop",
@@ -453,7 +239,7 @@ class PackedStream:
         d = self.store.dir / entry["name"]
         for name, want in entry["crc32"].items():
             try:
-                got = _checksum(d / name)
+                got = checksum(d / name)
             except OSError as e:
                 return f"{d / name}: {e.strerror or e}"
             if got != want:

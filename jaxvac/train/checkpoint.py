@@ -8,20 +8,26 @@ Layout (one orbax ``CheckpointManager`` directory; a new step for every save)::
 
 The metadata holds everything needed to use the networks without the training data: label
 names, units and effective (training) ranges; the flux standardisation statistics x_mean, x_std
-(1974 each) and the label ones y_mean, y_std (23), vmp_mean, vmp_std; the rest-frame grid
-(global-grid constants and the input pixel ranges); the model sizes; the training config; the
-jaxvac version; training metrics. Floats are written with Python's repr, so float32 statistics
-come back bit for bit.
+(N_INPUT each) and the label ones y_mean, y_std (23), vmp_mean, vmp_std; the rest-frame grid
+(``grid``: global-grid constants and the input pixel ranges); the whole normalisation Layout
+the training spectra went through (``layout``: every field of ``jaxvac.kernels.Layout``, i.e.
+windows, margin, median width, polynomial order, min_good_fraction, pivot_tol, continuum_floor,
+max_abs_rv, c_kms); the model sizes; the training config; the jaxvac version; training metrics.
+Floats are written with Python's repr, so float32 statistics come back bit for bit.
 
-:func:`load` refuses a checkpoint whose grid differs from this jaxvac's, or whose format or
-version is not compatible, with a message saying what differs; it restores the parameters
-replicated over any number of local devices.
+:func:`load` refuses, with a one-line message saying what differs and what to do, a checkpoint
+whose format or major.minor version differs, whose grid differs from this jaxvac's, or whose
+Layout differs in any field from the one the run normalises with (``jaxvac.preprocess.LAYOUT``
+unless given): networks only apply to inputs normalised as in training. A checkpoint of format 1
+(before the Layout was recorded) is refused with "retrain": the thresholds it was trained with
+cannot be known (pivot_tol changed from 1e-6 to 2e-2 while format 1 was current), so it is not
+assumed to be the DR8 Layout. It restores the parameters replicated over any number of local
+devices.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import jax
@@ -32,8 +38,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import jaxvac
 from jaxvac import constants
 from jaxvac.model import N_INPUT, N_VMP_INPUT, Predictor
+from jaxvac.preprocess import LAYOUT
 
-CHECKPOINT_FORMAT = 1  # bump when the parameter tree or the metadata keys change meaning
+CHECKPOINT_FORMAT = 2  # bump when the parameter tree or the metadata keys change meaning; 2: "layout" recorded
 
 
 class CheckpointError(ValueError):
@@ -41,28 +48,52 @@ class CheckpointError(ValueError):
 
 
 def grid_metadata() -> dict:
-    """The rest-frame grid the networks' inputs are defined on (compared on load)."""
-    w = [constants.window_pixels(lo, hi) for lo, hi in constants.WINDOWS]
+    """The rest-frame grid the networks' inputs are defined on (compared on load).
+
+    Where the inputs lie in wavelength; how they are computed is the Layout (:func:`layout_metadata`).
+    """
     return {
         "log_lambda0": constants.LOG_LAMBDA0,
         "log_step": constants.LOG_STEP,
         "npix_global": constants.NPIX_GLOBAL,
         "windows_angstrom": [list(x) for x in constants.WINDOWS],
-        "input_pixels": [list(x) for x in w],
+        "input_pixels": [list(x) for x in LAYOUT.windows],
         "n_input": N_INPUT,
         "vmp_window_angstrom": list(constants.VMP_WINDOW),
         "n_vmp_input": N_VMP_INPUT,
-        "medfilt_width": constants.MEDFILT_WIDTH,
-        "poly_order": constants.POLY_ORDER,
     }
+
+
+def layout_metadata(layout) -> dict:
+    """Every field of a ``jaxvac.kernels.Layout`` as JSON values (tuples as lists)."""
+    return _to_json(layout._asdict())
+
+
+def _check_layout(meta: dict, layout, where: str) -> None:
+    record, here = meta.get("layout"), layout_metadata(layout)
+    if not isinstance(record, dict):
+        raise CheckpointError(
+            f"{where} records no normalisation Layout, so the inputs its networks expect are unknown; "
+            f"retrain with `jaxvac train`."
+        )
+    diff = [f"Layout.{k} = {record.get(k, '(absent)')!r} there, {here[k]!r} here" for k in here if record.get(k) != here[k]]
+    diff += [f"Layout.{k} = {record[k]!r} there, no such field here" for k in record if k not in here]
+    if diff:
+        raise CheckpointError(
+            f"{where} was trained on spectra normalised with another Layout ({'; '.join(diff)}); networks apply "
+            f"only to inputs normalised as in training: retrain them with `jaxvac train` on this Layout."
+        )
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split(".")[:2] if p.isdigit())
 
 
-def check_compatible(meta: dict, where: str = "checkpoint") -> None:
-    """Raise CheckpointError when ``meta`` was written for another grid, format or version."""
+def check_compatible(meta: dict, where: str = "checkpoint", layout=None) -> None:
+    """Raise CheckpointError when ``meta`` was written for another format, grid, Layout or version.
+
+    layout: the ``jaxvac.kernels.Layout`` the caller normalises with (default: ``jaxvac.preprocess.LAYOUT``).
+    """
     fmt = meta.get("format")
     if fmt != CHECKPOINT_FORMAT:
         raise CheckpointError(
@@ -76,6 +107,7 @@ def check_compatible(meta: dict, where: str = "checkpoint") -> None:
             f"{where} was trained on another rest-frame grid; networks only apply to the grid they were "
             f"trained on. Differences: {'; '.join(diff)}. Retrain on this grid with `jaxvac train`."
         )
+    _check_layout(meta, LAYOUT if layout is None else layout, where)
     theirs, ours = meta.get("jaxvac_version", "?"), jaxvac.__version__
     if _version_tuple(theirs) != _version_tuple(ours):
         raise CheckpointError(
@@ -111,13 +143,16 @@ def _to_json(x):
     return x
 
 
-def save(directory: str | Path, params: dict, metadata: dict) -> Path:
+def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) -> Path:
     """Save parameters and metadata as the next step of ``directory``; returns the step folder.
 
     params: ``{"ensemble": {w, b}, "vmp": {w, b}}`` (arrays). metadata: JSON-able dict (NumPy
-    arrays and scalars are converted); ``format``, ``grid`` and ``jaxvac_version`` are added.
+    arrays and scalars are converted); ``format``, ``grid``, ``layout`` and ``jaxvac_version``
+    are added. layout: the ``jaxvac.kernels.Layout`` the training spectra were normalised with
+    (default: ``jaxvac.preprocess.LAYOUT``).
     """
     meta = _to_json({**metadata, "format": CHECKPOINT_FORMAT, "grid": grid_metadata(),
+                     "layout": layout_metadata(LAYOUT if layout is None else layout),
                      "jaxvac_version": jaxvac.__version__})
     tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"], "vmp": params["vmp"]})
     with _manager(directory, create=True) as mngr:
@@ -154,17 +189,19 @@ def _stack_shapes(n_in: int, hidden, n_members: int) -> dict:
     return {"w": w, "b": b}
 
 
-def load(directory: str | Path, step: int | None = None, devices=None) -> Predictor:
+def load(directory: str | Path, step: int | None = None, devices=None, *, layout=None) -> Predictor:
     """Restore a checkpoint, checked against this jaxvac, replicated on ``devices``.
 
     devices: local devices to hold a full copy each (default: all local devices).
+    layout: the Layout the caller will normalise with; a checkpoint trained with another one is
+    refused (default: ``jaxvac.preprocess.LAYOUT``, what ``jaxvac run`` uses).
     """
     devices = list(devices) if devices is not None else jax.local_devices()
     sharding = NamedSharding(Mesh(np.array(devices), ("replica",)), PartitionSpec())
     with _manager(directory, create=False) as mngr:
         step = _step(mngr, directory, step)
         meta = mngr.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
-        check_compatible(meta, where=f"checkpoint {str(Path(mngr.directory) / str(step))!r}")
+        check_compatible(meta, where=f"checkpoint {str(Path(mngr.directory) / str(step))!r}", layout=layout)
         model = meta["model"]
         shapes = {
             "ensemble": _stack_shapes(N_INPUT, model["hidden"], len(meta["labels"])),
@@ -182,8 +219,3 @@ def load(directory: str | Path, step: int | None = None, devices=None) -> Predic
     }
     return Predictor(params=params, x_mean=np.asarray(st["x_mean"], np.float32),
                      x_std=np.asarray(st["x_std"], np.float32), metadata=meta)
-
-
-def metadata_json(meta: dict) -> str:
-    """Pretty JSON text of a metadata dict (for docs and `jaxvac` messages)."""
-    return json.dumps(_to_json(meta), indent=1)
