@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test bench bench-quick gpu-bundle clean
+.PHONY: venv demo test wheel-check bench bench-quick gpu-bundle clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+# Build the wheel, install it into a fresh virtualenv outside the checkout and use it from a
+# temporary folder: simulate, info, train (a copied config with base = "demo.toml"), run.
+wheel-check:
+	PYTHON=$(PYTHON) .ci/wheel-check
 
 bench: $(STAMP)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -10,7 +10,8 @@ import pytest
 
 from jaxvac.train import checkpoint, dataset
 from jaxvac.config import load_config
-from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, read_catalog
+from jaxvac.io.tables import read_table
+from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers
 from jaxvac.train.evaluate import markdown_table, residual_stats, snr_bin_names
 from jaxvac.labels import LABEL_NAMES, VMP
 from jaxvac.train.fit import TrainConfig, fit
@@ -104,6 +105,10 @@ def test_run_writes_report_table_and_plot(runs):
     assert meta["labels"] == list(LABEL_NAMES)
     assert meta["model"]["hidden"] == [32, 16, 8]
     assert len(meta["standardization"]["x_mean"]) == 1974
+    from jaxvac.preprocess import LAYOUT
+
+    assert meta["layout"] == checkpoint.layout_metadata(LAYOUT)  # every normalisation number the nets saw
+    assert meta["layout"]["max_abs_rv"] == 4000.0 and meta["layout"]["windows"] == [[229, 1953], [3587, 3837]]
 
 
 def test_fit_reaches_a_known_function_and_masks_members():
@@ -175,7 +180,7 @@ def test_catalog_csv_and_obsid_paths(tmp_path):
     (tmp_path / "spectra" / "x").mkdir(parents=True)
     (tmp_path / "spectra" / "x" / "123.fits.gz").write_bytes(b"")
     (tmp_path / "cat.csv").write_text("obsid,Teff_PASTEL\n123,5000\n456,\n")
-    cat = read_catalog(tmp_path / "cat.csv")
+    cat = read_table(tmp_path / "cat.csv")
     assert cat["obsid"].dtype == np.int64 and np.isnan(cat["Teff_PASTEL"][1])
     paths = catalog_paths(cat, tmp_path)
     assert paths[0] == str(tmp_path.resolve() / "spectra" / "x" / "123.fits.gz") and paths[1] == ""

@@ -34,7 +34,7 @@ def _shard(ctx, param, value):
                    "dist_phot and X/Y/Z are NaN with flag_dist_phot = 1.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Catalogue to write (.fits, or .parquet). Parts go to OUT.parts/ while running.")
-@click.option("--config", default="dr8.toml", show_default=True, help="Recipe TOML (configs/ or a path).")
+@click.option("--config", default="dr8.toml", show_default=True, help="Recipe: a built-in config name (dr8, demo) or a path to a TOML file (a file wins over a name).")
 @click.option("--batch-size", type=int, default=None, help="Spectra per device batch [config: run.batch_size].")
 @click.option("--workers", type=int, default=None, help="Reader processes; 0 reads in this process [default: CPUs].")
 @click.option("--parallel", type=click.Choice(["sharding", "pmap", "none"]), default="sharding", show_default=True,

@@ -1,4 +1,4 @@
-"""`jaxvac train --config configs/<name>.toml`: the 23 networks and the VMP network."""
+"""`jaxvac train --config demo` (a built-in name or a TOML path): the 23 networks and the VMP network."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class _TrainDisplay:
 
 
 @click.command("train")
-@click.option("--config", "config_path", required=True, help="TOML config, e.g. configs/demo.toml.")
+@click.option("--config", "config_path", required=True, help="Recipe: a built-in config name (demo, dr8) or a path to a TOML file, which may say base = \"demo.toml\" and override keys.")
 @click.option("--data", "data_dir", default=None, help="Survey directory holding the catalogues (overrides [train] data_dir).")
 @click.option("--out", "out_dir", default=None, help="Run directory for checkpoint/, report.md and plots (overrides [train] out_dir).")
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: only on a terminal).")

@@ -18,10 +18,13 @@ import astropy.units as u
 import numpy as np
 from astropy.coordinates import Galactocentric, SkyCoord
 
+from jaxvac.config import recipe_defaults
+
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("astrometry")
 class AstrometryConfig:
-    """Table ``[astrometry]`` of a config.
+    """Table ``[astrometry]`` of a config; the defaults are those of configs/dr8.toml [astrometry].
 
     r_ks: A_Ks / E(B-V) (Yuan, Liu & Xiang 2013 star-pair calibration: 0.306).
     galcen_distance_kpc: distance of the Sun from the Galactic centre, kpc.
@@ -29,10 +32,10 @@ class AstrometryConfig:
     roll_deg: roll of the Galactocentric frame about its X axis, deg.
     """
 
-    r_ks: float = 0.306
-    galcen_distance_kpc: float = 8.122
-    z_sun_pc: float = 20.8
-    roll_deg: float = 0.0
+    r_ks: float
+    galcen_distance_kpc: float
+    z_sun_pc: float
+    roll_deg: float
 
     def frame(self) -> Galactocentric:
         return Galactocentric(

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jaxvac.config import ConfigError, load_config, section
+from jaxvac.config import ConfigError, load_config, recipe_defaults, section
 from jaxvac.labels import LABEL_NAMES, LABELS, VMP
 
 __all__ = [
@@ -48,11 +48,12 @@ _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale")
 
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("errors")
 class ErrorsConfig:
-    """The ``[errors]`` table of a config.
+    """The ``[errors]`` table of a config; the defaults are those of configs/dr8.toml [errors].
 
     coefficients: label name -> {a, b, c, sigma_m, scale=1}; every one of the 23 labels of
-        jaxvac/labels.py, optionally feh_VMP. No default: the numbers live in configs/dr8.toml.
+        jaxvac/labels.py, optionally feh_VMP (default: Wang et al. 2022 Table 2, from dr8.toml).
     feh_vmp_sigma: dex, error of feh_VMP when the table has no feh_VMP row (SPEC.md: 0.176).
     pair_snr_tolerance: calibration pairs two spectra of one star only if
         |snr1 - snr2| / ((snr1 + snr2) / 2) < pair_snr_tolerance (SPEC.md: 10%).
@@ -62,12 +63,12 @@ class ErrorsConfig:
         or "mad" (1.4826 * median absolute deviation from the median: robust to outliers).
     """
 
-    coefficients: Mapping[str, Mapping[str, float]] | None = None
-    feh_vmp_sigma: float = 0.176
-    pair_snr_tolerance: float = 0.10
-    snr_bin_edges: tuple[float, ...] = (10, 13, 16, 20, 25, 30, 40, 50, 65, 80, 100, 130, 170, 250, 400)
-    min_pairs_per_bin: int = 20
-    scatter: str = "std"
+    coefficients: Mapping[str, Mapping[str, float]]
+    feh_vmp_sigma: float
+    pair_snr_tolerance: float
+    snr_bin_edges: tuple[float, ...]
+    min_pairs_per_bin: int
+    scatter: str
 
     def __post_init__(self):
         edges = np.asarray(self.snr_bin_edges, dtype=float)

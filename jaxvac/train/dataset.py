@@ -1,9 +1,9 @@
 """Training and test catalogues, and the cached matrix of their normalised spectra.
 
-A catalogue (FITS binary table or CSV) has one row per star: ``path`` (relative to the survey
-directory, or absolute) or ``obsid``, label columns named as in :mod:`jaxvac.labels` (NaN where
-unknown), optional ``Err_<label>`` and ``snrg`` columns and anything else (curation columns).
-:func:`read_catalog` returns the columns as NumPy arrays.
+A catalogue (FITS, CSV or Parquet table, read by :func:`jaxvac.io.tables.read_table`) has one
+row per star: ``path`` (relative to the survey directory, or absolute) or ``obsid``, label
+columns named as in :mod:`jaxvac.labels` (NaN where unknown), optional ``Err_<label>`` and
+``snrg`` columns and anything else (curation columns). :func:`catalog_paths` finds its spectra.
 
 :func:`load_spectra` reads and normalises the spectra of a list of files once and keeps the result
 in ``<cache_dir>/norm-<key>.npz`` (key: a hash of the file list, the sizes and modification times
@@ -15,7 +15,6 @@ header metadata needed later (obsid, snrg, rv) and the rejected files with their
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -25,59 +24,17 @@ from pathlib import Path
 import numpy as np
 
 import jaxvac
+from jaxvac.config import recipe_defaults
 from jaxvac.constants import NPIX_GLOBAL
+from jaxvac.io.atomic import atomic_path
 
-__all__ = ["SpectraMatrix", "read_catalog", "catalog_paths", "load_spectra"]
+__all__ = ["SpectraMatrix", "catalog_paths", "load_spectra"]
 
 CACHE_FORMAT = 1
 
 
 class DatasetError(ValueError):
     """A catalogue or spectrum list that cannot be used; the message says what to do."""
-
-
-def read_catalog(path: str | Path) -> dict[str, np.ndarray]:
-    """Columns of a FITS (first table HDU) or CSV catalogue as arrays, in row order.
-
-    Numeric CSV columns become float64 (empty cells NaN) or int64; FITS columns keep their type,
-    except that masked or null values of float columns become NaN.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"catalogue {str(path)!r} not found; check [train] catalogs and data_dir in the config.")
-    name = path.name.lower()
-    if name.endswith(".csv"):
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise DatasetError(f"catalogue {str(path)!r} has no rows.")
-        return {k: _csv_column([r[k] for r in rows]) for k in rows[0]}
-    from astropy.table import Table
-
-    try:
-        t = Table.read(path)
-    except Exception as e:  # noqa: BLE001 - astropy raises many types for bad files
-        raise DatasetError(f"catalogue {str(path)!r} is not a readable FITS or CSV table: {e}") from e
-    out = {}
-    for k in t.colnames:
-        col = t[k]
-        a = np.asarray(col.filled(np.nan) if getattr(col, "mask", None) is not None and col.dtype.kind == "f" else col)
-        if a.dtype.kind in "SU":
-            a = np.char.strip(a.astype(str))
-        out[k] = a.astype(a.dtype.newbyteorder("=")) if a.dtype.kind in "fiu" else a
-    return out
-
-
-def _csv_column(values: list[str]) -> np.ndarray:
-    try:
-        ints = np.array([int(v) for v in values], np.int64)
-        return ints
-    except ValueError:
-        pass
-    try:
-        return np.array([float(v) if v.strip() else np.nan for v in values], np.float64)
-    except ValueError:
-        return np.array(values)
 
 
 def catalog_paths(cat: dict[str, np.ndarray], data_dir: str | Path, where: str = "catalogue") -> np.ndarray:
@@ -172,9 +129,8 @@ def load_spectra(paths, cache_dir: str | Path, *, workers: int = 2, batch_size: 
                 return SpectraMatrix(**{f.name: z[f.name] for f in dataclasses.fields(SpectraMatrix)})
     m = _read_and_normalize(paths, workers=workers, batch_size=batch_size, progress=progress)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **{f.name: getattr(m, f.name) for f in dataclasses.fields(SpectraMatrix)})
-    os.replace(tmp, cache)
+    with atomic_path(cache) as tmp:  # keeps the .npz suffix, so np.savez adds none
+        np.savez(tmp, **{f.name: getattr(m, f.name) for f in dataclasses.fields(SpectraMatrix)})
     return m
 
 
@@ -225,8 +181,9 @@ def _read_and_normalize(paths: list[str], *, workers: int, batch_size: int, prog
 
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("curation")
 class CurationConfig:
-    """``[curation]`` of configs/*.toml.
+    """``[curation]`` of configs/*.toml; the defaults are those of configs/dr8.toml [curation].
 
     apply_cuts: apply ``cuts`` to the training catalogues.
     cuts: rules, each a table ``{set, column, min?, max?, abs?, relative_to?, labels?}``: keep a
@@ -242,12 +199,12 @@ class CurationConfig:
     clip_keep_mg_above: mag, faint dwarfs kept by the clipping (M_G > this).
     """
 
-    apply_cuts: bool = False
-    cuts: tuple = ()
-    binary_removal: bool = False
-    binary_mag: float = 0.75
-    clip_sigma: float = 0.0
-    clip_keep_mg_above: float = 6.5
+    apply_cuts: bool
+    cuts: tuple[dict, ...]
+    binary_removal: bool
+    binary_mag: float
+    clip_sigma: float
+    clip_keep_mg_above: float
 
 
 def apply_cuts(cat: dict[str, np.ndarray], set_name: str, set_labels: list[str], cuts) -> tuple[dict, list[str]]:

@@ -32,13 +32,16 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxvac.config import recipe_defaults
 from jaxvac.model import init_stack
 from jaxvac.kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members
 
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("train")
 class TrainConfig:
-    """``[train]`` of configs/*.toml: the optimisation and the training data.
+    """``[train]`` of configs/*.toml: the optimisation and the training data; the defaults are
+    those of configs/dr8.toml [train].
 
     seed: integer seed of initialisation, validation split and shuffling.
     batch_size: stars per step (rounded up to a multiple of the local device count).
@@ -58,28 +61,22 @@ class TrainConfig:
     snr_bins: SNR (snrg) bin edges of the evaluation table.
     """
 
-    seed: int = 0
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    max_epochs: int = 300
-    patience: int = 20
-    min_delta: float = 0.0
-    val_fraction: float = 0.15
-    clip_norm: float = 1.0
-    eval_batch: int = 1024
-    data_dir: str = "."
-    catalogs: dict = dataclasses.field(
-        default_factory=lambda: {
-            "PASTEL": "catalogs/train_pastel.fits",
-            "APOGEE": "catalogs/train_apogee.fits",
-            "LGMWAS": "catalogs/train_lgmwas.fits",
-        }
-    )
-    test_catalog: str = "catalogs/test.fits"
-    cache_dir: str = "cache"
-    out_dir: str = "run"
-    workers: int = 2
-    snr_bins: tuple = (20.0, 50.0)
+    seed: int
+    batch_size: int
+    learning_rate: float
+    max_epochs: int
+    patience: int
+    min_delta: float
+    val_fraction: float
+    clip_norm: float
+    eval_batch: int
+    data_dir: str
+    catalogs: dict[str, str]
+    test_catalog: str
+    cache_dir: str
+    out_dir: str
+    workers: int
+    snr_bins: tuple[float, ...]
 
 
 @dataclasses.dataclass

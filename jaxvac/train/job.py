@@ -18,21 +18,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxvac.config import recipe_defaults
 from jaxvac.train.fit import EpochInfo, TrainConfig, fit, predict_stack, split_validation
 
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("model")
 class ModelConfig:
-    """``[model]`` of configs/*.toml: network sizes.
+    """``[model]`` of configs/*.toml: network sizes; the defaults are those of configs/dr8.toml [model].
 
     hidden: hidden layer widths of each of the 23 label networks (ReLU).
     vmp_hidden: hidden layer widths of the very-metal-poor network (input 3900-4400 A).
     max_bad_fraction: training/test spectra with more bad network-input pixels are left out.
     """
 
-    hidden: tuple = (512, 256, 64)
-    vmp_hidden: tuple = (256, 64)
-    max_bad_fraction: float = 0.5
+    hidden: tuple[int, ...]
+    vmp_hidden: tuple[int, ...]
+    max_bad_fraction: float
 
 
 @dataclasses.dataclass
@@ -60,6 +62,9 @@ def _splice(params: dict, sub: dict, members: np.ndarray) -> dict:
     return jax.tree.map(f, params, sub, member_axes(params))
 
 
+_CATALOG_HINT = "check [train] catalogs and data_dir in the config"  # where a catalogue's path comes from
+
+
 def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | None = None,
                       on_stage: Callable[[str, int], None] | None = None,
                       on_epoch: Callable[[EpochInfo], None] | None = None,
@@ -73,10 +78,11 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     """
     from jaxvac.train import checkpoint
     from jaxvac.config import section
-    from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra, read_catalog
+    from jaxvac.io.tables import read_table
+    from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra
     from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS, VMP, VMP_TRAIN_FEH_MAX
     from jaxvac.model import N_VMP_INPUT
-    from jaxvac.preprocess import standardization_stats, standardize
+    from jaxvac.preprocess import LAYOUT, standardization_stats, standardize
 
     mcfg = section(cfg, "model", ModelConfig)
     tcfg = section(cfg, "train", TrainConfig)
@@ -94,7 +100,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         if set_name not in tcfg.catalogs:
             raise ValueError(f"[train] catalogs has no entry for training set {set_name}; give one of {list(TRAINING_SETS)}.")
         cat_path = data / tcfg.catalogs[set_name]
-        cat = read_catalog(cat_path)
+        cat = read_table(cat_path, hint=_CATALOG_HINT)
         set_labels = [lab.name for lab in LABELS if lab.training_set == set_name]
         missing = [lab for lab in set_labels if lab not in cat]
         if missing:
@@ -208,19 +214,20 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         "curation_notes": notes,
         "metrics": metrics,
     }
-    ck = checkpoint.save(out / "checkpoint", model_params, meta)
+    ck = checkpoint.save(out / "checkpoint", model_params, meta, layout=LAYOUT)  # load_spectra normalised with it
     report = _write_report(out, ck, metrics, notes, table, plot)
     return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics)
 
 
 def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, units, notes, progress):
     from jaxvac.train import evaluate
-    from jaxvac.train.dataset import catalog_paths, load_spectra, read_catalog
+    from jaxvac.io.tables import read_table
+    from jaxvac.train.dataset import catalog_paths, load_spectra
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import predict_standardized
     from jaxvac.preprocess import standardize
 
-    cat = read_catalog(test_path)
+    cat = read_table(test_path, hint=_CATALOG_HINT)
     paths = catalog_paths(cat, data, where=str(test_path))
     spec = load_spectra(list(paths), cache, workers=tcfg.workers, progress=progress)
     usable = spec.usable(mcfg.max_bad_fraction) & (paths != "")
@@ -255,7 +262,8 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
 
 def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, plot) -> Path:
     import json
-    import os
+
+    from jaxvac.io.atomic import atomic_write
 
     lines = ["# jaxvac training run", "", f"Checkpoint: `{ck}`", "", "## Curation and data notes", ""]
     lines += [f"- {n}" for n in notes] or ["- none"]
@@ -268,11 +276,6 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         lines += ["", "## Test set: residual (prediction - truth) bias / std (n) by SNR (snrg)", "", table]
     if plot:
         lines += ["", f"![residuals]({Path(plot).name})", ""]
-    report = out / "report.md"
-    tmp = out / f".report.md.tmp{os.getpid()}"
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, report)
-    tmpj = out / f".metrics.json.tmp{os.getpid()}"
-    tmpj.write_text(json.dumps(metrics, indent=1, default=float))
-    os.replace(tmpj, out / "metrics.json")
+    report = atomic_write(out / "report.md", "\n".join(lines) + "\n")
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     return report
