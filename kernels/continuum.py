@@ -19,30 +19,32 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # no TF32/bf16 passes on GPUs: the fit nee
 
 
 @functools.lru_cache(maxsize=None)
-def chebyshev_basis(n: int, order: int) -> np.ndarray:
+def chebyshev_basis(n: int, order: int, dtype=np.float32) -> np.ndarray:
     """Chebyshev polynomials T_0..T_order at n points spread evenly over [-1, 1].
 
     .. math:: \\Phi_{ik} = T_k(x_i), \\quad x_i = -1 + 2 i / (n - 1)
 
-    Returns float32 (n, order + 1), computed in float64 by the recurrence
-    T_{k+1} = 2 x T_k - T_{k-1}.
+    Returns (n, order + 1) in ``dtype`` (float32 by default), computed in float64 by the
+    recurrence T_{k+1} = 2 x T_k - T_{k-1}.
     """
     x = np.linspace(-1.0, 1.0, n)
     t = [np.ones_like(x), x]
     for _ in range(order - 1):
         t.append(2.0 * x * t[-1] - t[-2])
-    return np.stack(t[: order + 1], axis=1).astype(np.float32)
+    return np.stack(t[: order + 1], axis=1).astype(dtype)
 
 
 @functools.lru_cache(maxsize=None)
-def block_bases(segments: tuple[tuple[int, int], ...], npix: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+def block_bases(
+    segments: tuple[tuple[int, int], ...], npix: int, order: int, dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """Block-diagonal Chebyshev bases of several segments of one row of ``npix`` pixels.
 
     Segment s = (offset, n) has its own basis T_k(x), x over its n pixels mapped to [-1, 1].
 
-    Returns:
-        phi: float32 (npix, S p), p = order + 1; column s p + k is T_k on segment s, 0 elsewhere.
-        products: float32 (npix, S q), q = p (p + 1) / 2; column s q + c is Phi_k Phi_l on
+    Returns (in ``dtype``, float32 by default; the fit's dtype, so no operand is promoted):
+        phi: (npix, S p), p = order + 1; column s p + k is T_k on segment s, 0 elsewhere.
+        products: (npix, S q), q = p (p + 1) / 2; column s q + c is Phi_k Phi_l on
             segment s for the c-th pair k <= l (row-major upper triangle), 0 elsewhere.
     """
     p = order + 1
@@ -50,11 +52,11 @@ def block_bases(segments: tuple[tuple[int, int], ...], npix: int, order: int) ->
     phi = np.zeros((npix, len(segments) * p))
     products = np.zeros((npix, len(segments) * len(pairs)))
     for s, (offset, n) in enumerate(segments):
-        t = chebyshev_basis(n, order).astype(np.float64)
+        t = chebyshev_basis(n, order, dtype).astype(np.float64)
         phi[offset : offset + n, s * p : (s + 1) * p] = t
         for c, (k, l) in enumerate(pairs):
             products[offset : offset + n, s * len(pairs) + c] = t[:, k] * t[:, l]
-    return phi.astype(np.float32), products.astype(np.float32)
+    return phi.astype(dtype), products.astype(dtype)
 
 
 def cholesky_factor(gram: Array, *, pivot_tol: float) -> tuple[Array, Array]:
@@ -164,7 +166,8 @@ def fit_continuum(
     """
     p = order + 1
     nseg = len(segments)
-    phi, products = (jnp.asarray(a) for a in block_bases(segments, y.shape[-1], order))
+    # bases in y's dtype: float32 for the pipeline, float64 for a reference run under x64
+    phi, products = (jnp.asarray(a) for a in block_bases(segments, y.shape[-1], order, jnp.result_type(y)))
     lead = y.shape[:-1]
     entries = jnp.dot(weight, products, precision=_HIGHEST).reshape(*lead, nseg, -1)
     rhs = jnp.dot(weight * y, phi, precision=_HIGHEST).reshape(*lead, nseg, p)

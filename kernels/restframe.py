@@ -28,13 +28,16 @@ def restframe_shift(rv: Array, *, log_step: float, c_kms: float, max_abs_rv: flo
         max_abs_rv: km/s; a larger |rv| is not a star's and is treated as invalid.
 
     Returns:
-        s: float32 (B,) shift in pixels, 0 where rv is invalid.
+        s: float32 (B,) shift in pixels, 0 where rv is invalid (float64 when rv is float64,
+            which needs x64: a float64 reference run).
         rv_valid: bool (B,) False where rv is not finite or |rv| > max_abs_rv (rv = 0 is used).
     """
-    rv = jnp.asarray(rv, jnp.float32)
+    rv = jnp.asarray(rv)
+    dtype = jnp.float64 if rv.dtype == jnp.float64 else jnp.float32
+    rv = rv.astype(dtype)
     rv_valid = jnp.isfinite(rv) & (jnp.abs(rv) <= max_abs_rv)
-    beta = jnp.where(rv_valid, rv, 0.0) / jnp.float32(c_kms)
-    return jnp.log1p(beta) * jnp.float32(1.0 / (math.log(10.0) * log_step)), rv_valid
+    beta = jnp.where(rv_valid, rv, 0.0) / jnp.asarray(c_kms, dtype)
+    return jnp.log1p(beta) * jnp.asarray(1.0 / (math.log(10.0) * log_step), dtype), rv_valid
 
 
 def resample_restframe(
@@ -68,7 +71,8 @@ def resample_restframe(
     Args:
         flux, ivar: float32 (B, N) on the input grid (flux in any units, ivar in 1/units^2).
         good: bool (B, N).
-        rv: float32 (B,) km/s; non-finite means unknown (resampled at rv = 0).
+        rv: float32 (B,) km/s; non-finite means unknown (resampled at rv = 0). Same float
+            dtype as flux (float64 for a reference run under x64).
         segments: ((j0, j1), ...) half-open input-pixel ranges to produce, concatenated.
         log_step: log10(Angstrom) per pixel of the input grid.
         c_kms: speed of light in km/s.

@@ -1,7 +1,13 @@
-"""The masked median filter against a brute-force masked median, and its edge rules."""
+"""The masked median filter against a brute-force masked median, and its edge rules.
+
+Runs under strict dtype promotion (tests/conftest.py, FLOAT64_REFERENCE_MODULES); the ``x64``
+tests run the filter itself in float64.
+"""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -73,3 +79,40 @@ def test_edge_and_all_bad_rules():
     assert cnt[1, 11] == 2 and med[1, 11] == 30.5  # even count: mean of the two middle values
     assert cnt[2, 0] == 20 and med[2, 0] == np.median(np.delete(np.arange(21.0), 5))
     assert np.isfinite(med).all()
+
+
+# no values below 1e-300: halving one would leave the normal range (XLA on CPU flushes
+# subnormals to zero), where 0.5 x + 0.5 x == x no longer holds
+values64_strategy = arrays(
+    np.float64, SHAPE,
+    elements=st.one_of(st.floats(-1e3, 1e3).filter(lambda v: v == 0 or abs(v) > 1e-300), st.sampled_from([0.0, 1.0, 2.0])),
+)
+
+
+@pytest.mark.x64
+@settings(max_examples=20, deadline=None)
+@given(values=values64_strategy, good=arrays(np.bool_, SHAPE))
+def test_float64_median_equals_brute_force_exactly(values, good):
+    """In float64 the filter is exact: 0.5 lo + 0.5 hi and 0.5 (lo + hi) round the same."""
+    want_med, want_cnt = brute_force(values, good)
+    for method in (_network, _sort):
+        med, cnt = method(values, good)
+        assert med.dtype == jnp.float64 and cnt.dtype == jnp.int32
+        np.testing.assert_array_equal(np.asarray(cnt), want_cnt)
+        np.testing.assert_array_equal(np.asarray(med), want_med)
+
+
+@pytest.mark.x64
+def test_float32_stays_float32_with_x64_on():
+    v = np.random.default_rng(7).normal(size=SHAPE).astype(np.float32)
+    g = np.ones(SHAPE, bool)
+    for method in (_network, _sort):
+        med, cnt = method(v, g)
+        assert (med.dtype, cnt.dtype) == (jnp.float32, jnp.int32)
+
+
+def test_module_runs_under_strict_promotion_without_x64():
+    """The conftest fixture is active here (and x64 is not): int32 + float32 must raise."""
+    assert jax.config.jax_numpy_dtype_promotion == "strict" and not jax.config.jax_enable_x64
+    with pytest.raises(jax.dtypes.TypePromotionError, match="strict"):
+        jnp.ones(2, jnp.int32) + jnp.ones(2, jnp.float32)

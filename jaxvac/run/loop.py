@@ -21,23 +21,19 @@ NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one devic
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from pathlib import Path
 
-import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxvac
 from jaxvac.run.astrometry import AstrometryConfig
 from jaxvac.io.crossmatch import CrossMatch
 from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE, rejects_table
-from jaxvac.config import load_config, section
+from jaxvac.config import load_config, recipe_defaults, section
 from jaxvac.run.device import Device
 from jaxvac.run.merge import merge
 from jaxvac.run.rows import assemble_rows, reject_reasons, skip_reasons
@@ -47,8 +43,9 @@ from jaxvac.run.parts import SKIP_DTYPE, PartStore, inputs_digest, parts_dir
 
 
 @dataclasses.dataclass(frozen=True)
+@recipe_defaults("run")
 class RunConfig:
-    """Table ``[run]`` of a config.
+    """Table ``[run]`` of a config; the defaults are those of configs/dr8.toml [run].
 
     batch_size: spectra per device batch (rounded up to a multiple of the local device count).
     min_snrg: spectra with snrg <= this are skipped (SPEC.md: SNR > 10); 0 keeps all.
@@ -57,11 +54,11 @@ class RunConfig:
     workers: reader processes; -1: one per usable CPU.
     """
 
-    batch_size: int = 1024
-    min_snrg: float = 10.0
-    classes: tuple[str, ...] = ("STAR",)
-    part_batches: int = 8
-    workers: int = -1
+    batch_size: int
+    min_snrg: float
+    classes: tuple[str, ...]
+    part_batches: int
+    workers: int
 
 
 @dataclasses.dataclass
