@@ -35,3 +35,32 @@ def real_file_copies(n_files: int, out: Path) -> list[str]:
         shutil.copyfile(src, dst)
         paths.append(str(dst))
     return paths
+
+
+def machine(extra: str = "") -> str:
+    """One line naming the machine and software a result came from: CPU model, cores, Python,
+    numpy, and (when the script uses it) jax with its device; ``extra`` is appended."""
+    import sys
+
+    import numpy as np
+
+    parts = [cpu_name(), f"{os.cpu_count()} cores", f"Python {platform.python_version()}", f"numpy {np.__version__}"]
+    if "jax" in sys.modules:
+        import jax
+
+        dev = jax.devices()[0]
+        parts.append(f"jax {jax.__version__} on {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else ""))
+    return ", ".join(parts + ([extra] if extra else []))
+
+
+def write_results(script: str, results: list[dict], *, out: str | Path | None = None, machine_note: str = "",
+                  **extra) -> Path:
+    """Write ``bench/results/<script>.json`` = {"machine", **extra, "results"} atomically; returns its path."""
+    import json
+
+    from jaxvac.io.atomic import atomic_write
+
+    path = Path(out) if out else Path(__file__).resolve().parent / "results" / f"{script}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps({"machine": machine(machine_note), **extra, "results": results}, indent=1) + "\n")
+    return path

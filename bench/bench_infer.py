@@ -42,9 +42,7 @@ Writes bench/results/bench_infer.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -166,12 +164,6 @@ def _median(a) -> float:
     return float(np.median(np.asarray(a)))
 
 
-def _machine() -> str:
-    d = jax.devices()[0]
-    kind = getattr(d, "device_kind", d.platform)
-    return f"{platform.machine()} {os.cpu_count()} cpus, {d.platform} {kind}, jax {jax.__version__}, Python {platform.python_version()}"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="batches 256 and 1024, short timings (< 1 minute on 2 CPUs)")
@@ -277,12 +269,10 @@ def main(argv=None):
 
 
 def _write(rows, fl, quick):
-    from jaxvac.io.atomic import atomic_write
+    from _common import write_results
 
-    OUT.parent.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    atomic_write(OUT, json.dumps({"machine": _machine(), "load_average_1min": load, "flop_per_spectrum": fl,
-                                  "quick": quick, "results": rows}, indent=1))
+    write_results("bench_infer", rows, out=OUT, load_average_1min=load, flop_per_spectrum=fl, quick=quick)
 
 
 if __name__ == "__main__":

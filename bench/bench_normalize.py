@@ -21,7 +21,6 @@ its fraction of the device's peak memory bandwidth.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -43,17 +42,11 @@ from jaxvac import preprocess as pp  # noqa: E402
 from jaxvac.constants import C_KMS, NPIX_GLOBAL, global_wavelength  # noqa: E402
 from jaxvac.kernels import normalize as kernel_normalize  # noqa: E402
 from jaxvac.kernels.medfilt import selection_network  # noqa: E402
-from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import machine, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 LAYOUT = pp.LAYOUT
 PEAK_GBS = {"H100": 3350.0, "H200": 4800.0, "A100": 2039.0}  # GB/s, vendor HBM figures
 BYTES_PER_SPECTRUM = 9 * (LAYOUT.npix_out + 2 * len(LAYOUT.windows) * LAYOUT.margin) + 9 * LAYOUT.npix_out
-
-
-def machine() -> str:
-    cpu = cpu_name()
-    dev = jax.devices()[0]
-    return f"{cpu}, {os.cpu_count()} cores; jax {jax.__version__} on {dev.platform}:{dev.device_kind}"
 
 
 def make_spectra(n: int, seed: int = 0):
@@ -226,11 +219,7 @@ def main(argv=None):
         print(f"| {batch} | {naive:,.0f} | " + (f"{best_np:,.0f}" if best_np else "-") + " | " + (f"{jsort:,.0f}" if jsort else "-")
               + f" | {kern:,.0f} | {kern / naive:.1f}x | " + (f"{kern / best_np:.1f}x" if best_np else "-")
               + f" | {gbs:.2f}" + (f" ({gbs / peak:.1%} of peak)" if peak else "") + " |")
-    out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"machine": machine(), "quick": opts.quick, "results": results}, indent=1))
-    tmp.replace(out)
+    out = write_results("bench_normalize", results, out=opts.out, quick=opts.quick)
     print(f"\nwrote {out}")
 
 

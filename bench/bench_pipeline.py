@@ -21,7 +21,7 @@ interleaved, --repeat times; the fastest of each is kept.
   packed run's rate over the FITS run's with the same networks.
 
 - "compute_only*": the device step alone (normalise, standardise, 23 nets + VMP; the same
-  ``_Device`` as run_catalog) on one batch of real spectra held in memory, on the global grid
+  ``Device`` as run_catalog) on one batch of real spectra held in memory, on the global grid
   (FITS input) and on the store's window pixels ("_packed").
 - "packed_host_only": run_catalog on the store with the device step replaced by ready outputs:
   what the host side alone allows (store reader, errors, flags, astrometry, parts, merge), the
@@ -52,20 +52,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import LAMOST, cpu_name, real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import LAMOST, machine, real_file_copies, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_checkpoint(directory: Path, hidden=(512, 256, 64), vmp_hidden=(256, 64)) -> Path:
-    """A checkpoint of the paper's shapes with random weights (for timing only)."""
+def make_checkpoint(directory: Path, hidden=None, vmp_hidden=None) -> Path:
+    """A checkpoint with random weights (for timing only); sizes default to dr8.toml's [model] (the paper's)."""
     import numpy as np
+
+    from jaxvac.train.job import ModelConfig
+
+    hidden = hidden or ModelConfig().hidden
+    vmp_hidden = vmp_hidden or ModelConfig().vmp_hidden
 
     from jaxvac.train import checkpoint
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
@@ -134,12 +138,12 @@ def first_batch(source, batch):
 
 def bench_compute(model, batch_and_layout, size, repeat=5) -> float:
     """Spectra/s of the device step alone (normalise, standardise, 23 nets + VMP) on a batch held
-    in memory: the rate of the pipeline with free reading. Same _Device as run_catalog."""
+    in memory: the rate of the pipeline with free reading. Same Device as run_catalog."""
     from jaxvac.train.checkpoint import load
-    from jaxvac.run.loop import _Device
+    from jaxvac.run.device import Device
 
     b, layout = batch_and_layout
-    dev = _Device(load(model), "sharding", size, layout)
+    dev = Device(load(model), "sharding", size, layout)
     rv = b.meta["rv"].astype("float32")
     dev.fetch(dev.dispatch(b.flux, b.ivar, b.good, rv))  # compiled by the warm-up runs already
     best = 0.0
@@ -285,9 +289,6 @@ def main() -> None:
                     if rate > best[f"{name}_w{spare}"]:
                         best[f"{name}_w{spare}"], stages[f"{name}_w{spare}"] = rate, st
         store_bytes = json.loads((tmp / "store0" / "manifest.json").read_text())["shard_bytes"]
-    dev = jax.devices()[0]
-    machine = f"{cpu_name()}, {os.cpu_count()} cores, {dev.platform}" + (f" ({dev.device_kind})" if dev.platform != "cpu" else "") + \
-              f", Python {platform.python_version()}, jax {jax.__version__}"
     base = best["reader_only"]
     paper = "23 x 1974-512-256-64-1 (paper)"
     demo = f"23 x 1974-{'-'.join(map(str, demo_model.hidden))}-1 (configs/demo.toml)"
@@ -316,7 +317,7 @@ def main() -> None:
                 **({"store_bytes_per_spectrum": round(store_bytes / n, 1)} if k == "pack" else {}),
                 **({"stage_s": stages[k]} if k in stages else {})}
                for k, v in best.items()]
-    print(f"\nmachine: {machine}; {n} files, {args.workers} reader workers, batch {args.batch}")
+    print(f"\nmachine: {machine()}; {n} files, {args.workers} reader workers, batch {args.batch}")
     print(f"{'method':<31}{'networks':<42}{'workers':>8}{'spectra/s':>11}{'vs reader':>11}{'vs FITS':>9}{'ceiling':>9}{'of ceil':>9}")
     for r in results:
         vs = f"{r['vs_fits']:>8.1f}x" if "vs_fits" in r else " " * 9
@@ -333,11 +334,7 @@ def main() -> None:
         if spare:
             print(f"  with {spare} reader worker(s), a core left to the device step: pipeline "
                   f"{best[f'{fits_key}_w{spare}'] / best[f'reader_only_w{spare}']:.2f}x reader_only_w{spare}")
-    from jaxvac.io.atomic import atomic_write
-
-    out = REPO / "bench" / "results" / "bench_pipeline.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out, json.dumps({"machine": machine, "results": results}, indent=1))
+    out = write_results("bench_pipeline", results)
     print(f"wrote {out}")
 
 

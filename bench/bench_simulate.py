@@ -19,9 +19,7 @@ Usage: python bench/bench_simulate.py [--quick] [--n N]
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -29,15 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import cpu_name  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import machine, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-
-
-def machine() -> str:
-    cpu = cpu_name()
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
 
 
 def _cpu() -> float:
@@ -116,12 +109,8 @@ def main(argv=None):
         print(f"  render CPU per spectrum: {1e3 * st['render_cpu'] / n:.2f} ms")
         results.append({"method": "stage: render CPU per spectrum (ms)", "batch": n,
                         "ms_per_spectrum": round(1e3 * st["render_cpu"] / n, 3)})
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"machine": machine(), "baseline": "simulate_survey, 1 worker", "n": n,
-                                   "setup_seconds": round(setup, 2), "results": results}, indent=1))
-    tmp_out.replace(out)
+    out = write_results("bench_simulate", results, out=args.out, baseline="simulate_survey, 1 worker", n=n,
+                        setup_seconds=round(setup, 2))
     print(f"wrote {out}")
     return 0
 

@@ -18,14 +18,11 @@ Writes bench/results/bench_stream.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-from _common import real_file_copies  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import real_file_copies, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
 LAMOST = REPO.parent / "shared" / "lamost"
@@ -94,12 +91,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['method']:48s} {r['files']:6d} {r['spectra_per_s']:9.0f} {r['steady_per_s']:9.0f} "
               f"{r['startup_s']:8.2f} {r['spectra_per_s'] / base:7.2f}x {r['main_cpu_us_per_file']:9.0f}")
-    machine = f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}"
-    out = REPO / "bench" / "results" / "bench_stream.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"machine": machine, "results": rows}, indent=1) + "\n")
-    tmp_out.replace(out)
+    out = write_results("bench_stream", rows)
     print(f"wrote {out.relative_to(REPO)}")
 
 
