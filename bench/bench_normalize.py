@@ -34,7 +34,6 @@ import numpy as np  # noqa: E402
 import scipy.signal  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import jax  # noqa: E402
 

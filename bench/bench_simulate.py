@@ -30,7 +30,6 @@ import numpy as np
 from _common import machine, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def _cpu() -> float:

@@ -3,8 +3,9 @@
 #
 # The GPU image has Python 3.12, jax (CUDA), flax, optax, orbax, numpy, scipy, pyarrow, click,
 # rich and matplotlib, but not astropy, fitsio, speclite or zlib-ng, and it reaches no registry;
-# ../shared does not travel either. So, here, once per session:
-#     make gpu-bundle        # wheels -> .whl/, the real spectra -> .lamost/ (both git-ignored)
+# ../shared does not travel either. jaxvac itself runs installed (jaxvac.kernels is the repo's
+# kernels/ folder, mapped at install). So, here, once per session:
+#     make gpu-bundle        # wheels (jaxvac's too) -> .whl/, the real spectra -> .lamost/ (git-ignored)
 # then one device call:
 #     run(command="bash bench/gpu.sh", carry=[".whl", ".lamost"], timeout_s=540)
 # Arguments are passed to every benchmark (e.g. --quick). The JSON results and logs come back
@@ -14,11 +15,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 JAXVAC_LAMOST="$PWD/.lamost"
+export PYTHONPATH="/tmp/site" PYTHONUNBUFFERED=1 JAXVAC_LAMOST="$PWD/.lamost"
 out="${OUT:-bench/results/gpu}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
-python3 -c "import jax; print('jax', jax.__version__, jax.devices())" || exit 1
+python3 -c "import jax, jaxvac.kernels; print('jax', jax.__version__, jax.devices())" || exit 1
 for b in bench_infer:150 bench_normalize:120 bench_pipeline:240; do
     name=${b%%:*} limit=${b##*:}
     echo "== $name (limit ${limit} s)"
