@@ -7,6 +7,9 @@
     records      the Spectrum / Reject records and the batch metadata dtype
     stream       worker processes -> ordered fixed-size batches (shards, skip/resume, progress)
     crossmatch   the user's photometry table (obsid -> Gaia id, Ks, E(B-V))
-    store        the packed spectra store: pack writer and memory-mapped reader
+    store        the packed spectra store: its format and the memory-mapped reader
+    pack         the pack writer (`jaxvac pack`): FITS files -> store
     fitstable    the catalogue FITS table writer
+    atomic       the one atomic write (temporary name, then rename)
+    lifetime     worker processes and shared memory that end with the run
 """

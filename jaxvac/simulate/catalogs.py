@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvac.io.atomic import atomic_path
 from jaxvac.labels import LABEL_NAMES, LABELS
 from jaxvac.simulate.photometry import BANDS
 
@@ -42,7 +43,6 @@ REFERENCE_ERRORS = {  # label noise of the reference catalogues (dex, K)
 PHOT_ERRORS = np.array([0.003, 0.005, 0.005, 0.025, 0.03, 0.025, 0.03, 0.03, 0.05, 0.05, 0.05, 0.03,
                         0.03, 0.03])  # mag, per band in BANDS order
 EXT_RATIO = np.array([2.74, 3.37, 1.95, 0.72, 0.46, 0.306, 0.18, 0.16, 4.1, 3.1, 2.3, 3.3, 2.3, 1.7])
-R_KS = 0.306  # A_Ks / E(B-V) used to make the cross-match Ks (configs/dr8.toml [astrometry] r_ks)
 TRUTH_LABEL = {  # label -> key of the star arrays
     "Teff_PASTEL": "teff", "logg_PASTEL": "logg", "feh_PASTEL": "feh", "logg_APOGEE": "logg",
     "feh_APOGEE": "feh", "MH_APOGEE": "mh", "AFE_APOGEE": "afe", "CFE_APOGEE": "cfe", "NFE_APOGEE": "nfe",
@@ -79,9 +79,8 @@ def write_table(path: Path, columns: dict, units: dict | None = None) -> None:
             unit = None if unit == "dex" else unit  # not a FITS unit: readers would warn
             cols.append(fits.Column(name=name, format="D" if v.dtype.itemsize == 8 else "E", array=v, unit=unit))
     hdu = fits.BinTableHDU.from_columns(cols)
-    tmp = Path(str(path) + ".part")
-    hdu.writeto(tmp, overwrite=True)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        hdu.writeto(tmp)
 
 
 def _best_spectra(stars, recs):
@@ -208,7 +207,10 @@ def _write_test(out, stars, recs, truth, pools) -> int:
 
 def _write_crossmatch(out, rng, stars, recs) -> int:
     n = stars["teff"].size
-    ks_true = stars["absmag"][:, BANDS.index("a_ks")] + 5 * np.log10(100.0 * stars["dist"]) + R_KS * stars["ebv"]
+    from jaxvac.run.astrometry import AstrometryConfig
+
+    r_ks = AstrometryConfig().r_ks  # the A_Ks / E(B-V) the catalogue run assumes (configs/dr8.toml [astrometry])
+    ks_true = stars["absmag"][:, BANDS.index("a_ks")] + 5 * np.log10(100.0 * stars["dist"]) + r_ks * stars["ebv"]
     e_ks = np.clip(0.018 + 0.3 * 10 ** (0.4 * (ks_true - 15.3)), 0.018, 0.3)
     ks = ks_true + e_ks * rng.standard_normal(n)
     e_ebv = 0.01 + 0.1 * stars["ebv"]
