@@ -41,7 +41,7 @@ gpu-bundle: $(STAMP)
 	rm -rf .whl .lamost && mkdir -p .whl
 	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		$(WHEEL_PLATFORMS) --platform any -d .whl \
-		$$($(BIN)/python -m pip list --format=freeze 2>/dev/null | grep -i -E '^(astropy|astropy-iers-data|pyerfa|fitsio|speclite|zlib-ng)==')
+		$$($(BIN)/python -m pip list --format=freeze 2>/dev/null | grep -i -E '^(astropy|astropy-iers-data|pyerfa|fitsio|speclite|zlib-ng|deflate)==')
 	rm -rf build  # a stale build/lib would leak moved modules into the wheel
 	$(BIN)/python -m pip wheel --quiet --no-deps -w .whl .  # jaxvac itself: jaxvac.kernels exists only installed
 	cp -r ../shared/lamost .lamost

@@ -12,8 +12,10 @@ Methods are run in turn on chunks of 50 files so that a noisy neighbour slows al
     jaxvac read_meta     the metadata from the headers alone
 
 Usage: python bench/bench_read.py [--quick] [--copies N]
-Writes bench/results/bench_read.json. Threads are not measured: fitsio holds the GIL on Python
-3.11 (MEASURED.md), so processes are the unit of parallelism.
+Writes bench/results/bench_read.json (with the decompressor jaxvac fast used and the load average
+when the run started: the ratios of one run are what to compare on a shared machine). Threads are
+not measured: fitsio holds the GIL on Python 3.11 (MEASURED.md), so processes are the unit of
+parallelism.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from _common import LAMOST, cpu_name  # noqa: E402  (bench/ is on sys.path when 
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from jaxvac.io.atomic import atomic_write  # noqa: E402
 
 CHUNK = 50  # files per method turn
 
@@ -168,6 +172,19 @@ def run(paths: list[str], methods: dict) -> dict[str, tuple[float, float]]:
     return {name: (wall[name], cpu[name]) for name in methods}
 
 
+def decompressor() -> str:
+    """What inflates a whole .fits.gz in jaxvac's fast reader, with its version."""
+    from jaxvac.io.fitsheader import DECOMPRESSOR
+
+    if DECOMPRESSOR == "libdeflate":
+        import deflate
+        return f"libdeflate (PyPI deflate {deflate.__version__}; zlib-ng when it declines)"
+    if DECOMPRESSOR == "zlib-ng":
+        from zlib_ng import zlib_ng
+        return f"zlib-ng {zlib_ng.ZLIBNG_VERSION}"
+    return "zlib"
+
+
 def machine() -> str:
     import fitsio
 
@@ -196,8 +213,10 @@ def main(argv=None):
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_read_") as tmp:
         groups = make_copies(Path(tmp), src, copies)
-        print(f"{machine()}\n{copies} copies per group; files/s per process (wall clock; CPU "
-              f"time in brackets)\n")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"{machine()}\njaxvac fast inflates .fits.gz with {decompressor()}\n{copies} copies "
+              f"per group; files/s per process (wall clock; CPU time in brackets); load average "
+              f"{load:.2f} at the start\n")
         print(f"{'layout':6s} {'comp':5s} {'method':22s} {'files/s':>9s} {'(cpu)':>9s} "
               f"{'x fitsio d+h':>12s} identical")
         for (layout, comp), paths in groups.items():
@@ -217,10 +236,9 @@ def main(argv=None):
             print()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps({"machine": machine(), "baseline": BASELINE,
-                                   "copies_per_group": copies, "results": results}, indent=1))
-    tmp_out.replace(out)
+    atomic_write(out, json.dumps({"machine": machine(), "decompressor": decompressor(),
+                                  "load_average_at_start": round(load, 2), "baseline": BASELINE,
+                                  "copies_per_group": copies, "results": results}, indent=1))
     print(f"wrote {out}")
     return 0
 

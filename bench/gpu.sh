@@ -2,7 +2,7 @@
 # Every GPU benchmark in one prepared run on a lent GPU machine (the `device` tool's `run`).
 #
 # The GPU image has Python 3.12, jax (CUDA), flax, optax, orbax, numpy, scipy, pyarrow, click,
-# rich and matplotlib, but not astropy, fitsio, speclite or zlib-ng, and it reaches no registry;
+# rich and matplotlib, but not astropy, fitsio, speclite, zlib-ng or deflate, and it reaches no registry;
 # ../shared does not travel either. jaxvac itself runs installed (jaxvac.kernels is the repo's
 # kernels/ folder, mapped at install). So, here, once per session:
 #     make gpu-bundle        # wheels (jaxvac's too) -> .whl/, the real spectra -> .lamost/ (git-ignored)

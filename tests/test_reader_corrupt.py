@@ -143,8 +143,14 @@ def test_an_extra_hdu_is_ignored_and_noted(tmp_path, layout):
 
 def test_trailing_garbage_after_the_last_hdu(tmp_path):
     path = write(tmp_path / "t.fits")
-    path.write_bytes(path.read_bytes() + b"not fits at all" * 10)
+    clean = path.read_bytes()
+    path.write_bytes(clean + b"not fits at all" * 10)
     rejected(path, "are not a FITS extension")
+    path.write_bytes(clean + b"not fits at all" * 300)  # a whole block: fitsio raised FITSFormatError
+    fast, ref = read_both(path)
+    assert fast.reason == ref.reason == (f"trailing bytes: 4500 bytes after the last HDU (at byte "
+                                         f"{len(clean)}) are not a FITS extension: they start "
+                                         f"with b'not fits at allnot f'")
 
 
 def test_all_nan_flux_is_a_spectrum_with_no_good_pixel(tmp_path):
@@ -302,3 +308,306 @@ def test_a_path_longer_than_the_meta_field_is_noted(tmp_path):
     s = read_spectrum(path)
     assert s.meta["path"] == str(path)[:512] and len(str(path)) > 512
     assert s.meta["note"] == f"meta path cut to its first 512 of {len(str(path))} characters"
+
+
+
+# --- header keys: required ones reject, optional ones are noted (docs/reading.md "Header keys") --
+
+KEY_REJECTS = [  # (header changes, reason the reject must contain)
+    ({"OBSID": "abc"}, "bad header: OBSID 'abc' is not an integer (the spectrum's id"),
+    ({"OBSID": 1.5}, "bad header: OBSID 1.5 is not an integer"),
+    ({"OBSID": -5}, "bad header: OBSID -5 is outside 0..9223372036854775807"),
+    ({"OBSID": "+-5"}, "bad header: OBSID '+-5' is not an integer"),  # was an 'unexpected' crash
+    ({"OBSID": None}, "bad header: OBSID has no value"),
+    ({"RA": 400.0}, "bad header: RA 400.0 is outside 0..360 (the position, deg)"),
+    ({"DEC": "north"}, "bad header: DEC 'north' is not a number"),
+    ({"Z": True}, "bad header: Z True is not a number (the radial velocity"),
+    ({"SNRG": "nan"}, "bad header: SNRG 'nan' is not a number (the g-band S/N"),
+    ({"CLASS": 5}, "bad header: CLASS 5 is not text"),
+    ({"CLASS": "  "}, "bad header: CLASS is blank"),
+    ({"OBSID": "x", "Z": "y"}, "bad header: OBSID 'x' is not an integer (the spectrum's id and "
+                               "cross-match key; only DR1 files (VERSPIPE < v2.7) lack it); Z 'y'"),
+]
+
+
+@pytest.mark.parametrize("layout", ["image", "table"])
+@pytest.mark.parametrize("changes, reason", KEY_REJECTS)
+def test_a_required_key_that_is_unusable_is_a_reject_naming_it(tmp_path, layout, changes, reason):
+    path = write(tmp_path / "k.fits", layout=layout, header=changes)
+    fast, ref = read_both(path)
+    assert isinstance(fast, Reject) and reason in fast.reason, fast
+    assert ref.reason == fast.reason  # the same rule in both engines
+    meta = read_meta(path)
+    assert isinstance(meta, Reject) and meta.reason == fast.reason
+
+
+def test_numbers_written_as_text_are_read_as_numbers(tmp_path):
+    """As before this version: a digit string is an integer, numeric text a number."""
+    path = write(tmp_path / "t.fits", header={"OBSID": " 00123 ", "Z": "1.5e-4", "SNRG": "20"})
+    for s in read_both(path):
+        assert (s.meta["obsid"], s.meta["z"], s.meta["snrg"]) == (123, 1.5e-4, 20.0)
+        assert s.meta["note"] == ""
+
+
+def _without(*keys):
+    return fits.Header([(k, v) for k, v in HEADER.items() if k not in keys])
+
+
+@pytest.mark.parametrize("key", ["OBSID", "RA", "DEC", "Z", "SNRG", "CLASS"])
+def test_a_missing_required_key_is_a_reject(tmp_path, key):
+    path = tmp_path / "m.fits"
+    fits.PrimaryHDU(rows(), _without(key)).writeto(path)
+    for r in read_both(path):
+        assert isinstance(r, Reject) and r.reason.startswith(f"bad header: {key} is missing ("), r
+
+
+def test_dr1_files_are_identified_by_lmjd_planid_spid_fiberid(tmp_path):
+    """DR1 (VERSPIPE < v2.7) has no OBSID: a row with obsid -1, unless a key that identifies it
+    instead is missing; a DR8 file without OBSID is a reject."""
+    h = _without("OBSID", "SNRG")
+    h["VERSPIPE"], h["SN_G"] = "v2.6.4", 7.5
+    fits.PrimaryHDU(rows(), h).writeto(tmp_path / "dr1.fits")
+    for s in read_both(tmp_path / "dr1.fits"):
+        assert isinstance(s, Spectrum) and s.meta["obsid"] == -1 and s.meta["note"] == ""
+        assert (s.meta["lmjd"], s.meta["planid"], s.meta["fiberid"]) == (55859, "F5902", 13)
+    del h["FIBERID"]
+    fits.PrimaryHDU(rows(), h).writeto(tmp_path / "nofiber.fits")
+    for r in read_both(tmp_path / "nofiber.fits"):
+        assert r.reason == ("bad header: FIBERID is missing (a DR1 file has no OBSID: LMJD, "
+                            "PLANID, SPID and FIBERID identify it)")
+    h["FIBERID"], h["VERSPIPE"] = 13, "v2.9.8"
+    fits.PrimaryHDU(rows(), h).writeto(tmp_path / "dr8.fits")
+    for r in read_both(tmp_path / "dr8.fits"):
+        assert r.reason.startswith("bad header: OBSID is missing")
+
+
+def test_unusable_optional_keys_are_read_as_missing_and_noted(tmp_path):
+    header = {"SPID": "x", "RA_OBS": 361.0, "SUBCLASS": 7, "Z_ERR": "?", "DATA_V": None}
+    path = write(tmp_path / "o.fits", header=header)
+    fast, ref = read_both(path)
+    assert fast.meta.tobytes() == ref.meta.tobytes()
+    m = fast.meta
+    assert (m["spid"], m["subclass"], m["release"]) == (-1, "", "")
+    assert np.isnan(m["ra_obs"]) and np.isnan(m["z_err"]) and np.isnan(m["rv_err"])
+    assert m["obsid"] == 123456789 and m["z"] == 1e-4
+    assert m["note"] == ("read as missing: RA_OBS 361.0 is outside 0..360, Z_ERR '?' is not a "
+                         "number, SUBCLASS 7 is not text, SPID 'x' is not an integer, DATA_V has "
+                         "no value")
+    fits.PrimaryHDU(rows(), _without("DESIG", "SUBCLASS")).writeto(tmp_path / "d.fits")
+    for s in read_both(tmp_path / "d.fits"):  # only DESIG is noted when absent
+        assert s.meta["designation"] == "" and s.meta["note"] == "DESIG is missing"
+
+
+def test_numbers_cfitsio_cannot_read_and_repeated_keys(tmp_path):
+    clean = write(tmp_path / "c.fits").read_bytes()
+    path = tmp_path / "n.fits"
+    path.write_bytes(_edit(clean, 0, "SPID", "1.5.2"))  # even an optional key: fitsio fails
+    for r in read_both(path):
+        assert r.reason.startswith("bad header: "), r
+    assert read_spectrum(path).reason == ("bad header: SPID = 1.5.2 is not a valid FITS number "
+                                          "(fitsio cannot read this header)")
+    path.write_bytes(_edit(clean, 0, "SPID", "nan"))  # cfitsio and fitsio: the text 'nan'
+    for s in read_both(path):
+        assert s.meta["spid"] == -1 and s.meta["note"] == "read as missing: SPID 'nan' is not an integer"
+    b = bytearray(clean)
+    i = clean.find(b"SUBCLASS= ")
+    b[i:i + 80] = f"{'OBSID':<8}= {777:>20}".ljust(80).encode()
+    path.write_bytes(bytes(b))
+    for r in read_both(path):
+        assert r.reason == "bad header: OBSID appears twice with different values, 123456789 and 777"
+
+
+def test_size_lies_are_rejected_before_anything_is_allocated(tmp_path):
+    """NAXIS1 = 999999999 with BITPIX = -64 declares 40 GB: both engines compare it with the file
+    (fitsio used to allocate first: MemoryError)."""
+    clean = write(tmp_path / "c.fits").read_bytes()
+    lie = _edit(_edit(clean, 0, "NAXIS1", "999999999"), 0, "BITPIX", "-64")
+    for gz in (False, True):
+        path = tmp_path / f"lie.fits{'.gz' if gz else ''}"
+        path.write_bytes(gzip.compress(lie) if gz else lie)
+        for r in read_both(path):
+            assert r.reason == (f"truncated: the 999999999x5 image needs {2880 + 8 * 5 * 999999999} "
+                                f"bytes, the file has {len(clean)}"), r.reason  # one header block
+
+# --- a generated corpus from real files: both engines give the same verdict ------------------
+
+CORPUS_BASES = {  # name: what it stands for
+    "spec-55859-F5902_sp03-232.fits.gz": "DR8 image, gzipped",
+    "spec-55877-B7708_sp06-154.fits": "DR5 image, plain",
+    "3703110.fits": "DR10 COADD table, plain",
+    "spec-55859-F5902_sp01-001.fits.gz": "DR9 COADD table, gzipped",
+    "spec-55862-B6212_sp06-003.fits": "DR1 image (no OBSID), plain",
+}
+BAD_VALUES = ("'abc'", "1.5", "T", "''", "", "nan", "-5", "12345678901234567890", "1e400",
+              "1.5.2", "'-9999'", "-9999")
+EDITED_KEYS = ("OBSID", "DESIG", "RA", "DEC", "RA_OBS", "SNRG", "Z", "Z_ERR", "CLASS",
+               "SUBCLASS", "LMJD", "PLANID", "SPID", "FIBERID", "DATA_V", "VERSPIPE", "COEFF0",
+               "COEFF1", "SN_G")
+# every key with every value on the first base; on the others (to keep the test fast) these
+SOME_VALUES = ("'abc'", "1.5", "", "1e400", "-9999")
+SOME_KEYS = ("OBSID", "RA", "SNRG", "SN_G", "Z", "CLASS", "LMJD", "PLANID", "FIBERID", "DESIG")
+STRUCTURE = {"NAXIS": ("0", "1", "3", "'x'"), "NAXIS1": ("999999999", "-5", "'abc'", "0", "+1", "-100"),
+             "NAXIS2": ("4", "6", "999999999"), "BITPIX": ("-64", "16", "8", "7", "'x'", "")}
+TABLE_EDITS = {"NAXIS1": ("999999999", "-4"), "NAXIS2": ("0", "2", "999999999"),
+               "TFORM1": ("'{n}D'", "'abc'", "'{n}Z'", "''", "'{n}J'", "'{m}E'", "'{n}e'"),
+               "TFIELDS": ("3", "'x'", "99"), "XTENSION": ("'IMAGE'",), "TTYPE2": ("'IVARX'",),
+               "PCOUNT": ("2880",), "GCOUNT": ("2",)}
+
+
+def _cards(buf, start):
+    """(offset, 8-byte name) of each card of the header at start, up to and with END."""
+    i = start
+    while True:
+        yield i, bytes(buf[i:i + 8])
+        if buf[i:i + 8] == b"END     ":
+            return
+        i += 80
+
+
+def _edit(buf, start, key, value):
+    """buf with card key of the header at start set to value (None: blanked, as if deleted);
+    returns None when the header has no such card."""
+    b = bytearray(buf)
+    for i, name in _cards(buf, start):
+        if name == f"{key:<8}".encode():
+            b[i:i + 80] = b" " * 80 if value is None else f"{key:<8}= {value:>20}".ljust(80).encode()
+            return bytes(b)
+    return None
+
+
+def _repeat(buf, key, value):
+    """buf with its FILENAME card replaced by a second card of key."""
+    b = bytearray(buf)
+    for i, name in _cards(buf, 0):
+        if name == b"FILENAME":
+            b[i:i + 80] = f"{key:<8}= {value:>20}".ljust(80).encode()
+            return bytes(b)
+    return None
+
+
+def _header_end(buf, start):
+    for i, name in _cards(buf, start):
+        if name == b"END     ":
+            return i + 80
+
+
+def corpus(lamost_dir):
+    """[(case name, file suffix, file bytes)]: header edits (wrong types and values, missing and
+    repeated keys, -9999), absurd structure keys and size lies (NAXISn, BITPIX, TFORMn, PCOUNT),
+    truncations of plain and gzipped files, trailing bytes and extra HDUs, from real files."""
+    cases = []
+    for name in CORPUS_BASES:
+        raw = (lamost_dir / name).read_bytes()
+        gz = name.endswith(".gz")
+        plain = gzip.decompress(raw) if gz else raw
+        suffix = ".fits.gz" if gz else ".fits"
+
+        def add(tag, data, _name=name, _gz=gz, _suffix=suffix):
+            if data is not None:
+                data = gzip.compress(data, 1, mtime=0) if _gz else data
+                cases.append((f"{_name}: {tag}", _suffix, data))
+
+        first = name == next(iter(CORPUS_BASES))
+        for key in EDITED_KEYS if first else SOME_KEYS:
+            add(f"{key} deleted", _edit(plain, 0, key, None))
+            for v in BAD_VALUES if first else SOME_VALUES:
+                add(f"{key} = {v}", _edit(plain, 0, key, v))
+        add("OBSID repeated with another value", _repeat(plain, "OBSID", "777"))
+        add("Z repeated with another value", _repeat(plain, "Z", "0.5"))
+        if b"OBSID   =" not in plain:  # DR1
+            add("OBSID added as text", _repeat(plain, "OBSID", "'abc'"))
+        h0 = _header_end(plain, 0)
+        data_start = -(-h0 // 2880) * 2880
+        image = b"NAXIS   =                    2" in plain[:h0]
+        npix = int(plain[plain.find(b"NAXIS1  =") + 10:][:20]) if image else 0
+        for key, values in STRUCTURE.items():
+            add(f"{key} deleted", _edit(plain, 0, key, None))
+            for v in values:
+                v = str(npix + int(v)) if v in ("+1", "-100") and npix else v  # size lies
+                add(f"{key} = {v}", _edit(plain, 0, key, v))
+        add("NAXIS1 = 999999999, BITPIX = -64",
+            _edit(_edit(plain, 0, "BITPIX", "-64"), 0, "NAXIS1", "999999999") if npix else None)
+        if not npix:  # the table layout: edits of the COADD header
+            n = int(plain[plain.find(b"TFORM1  = '", data_start) + 11:].split(b"E")[0])
+            for key, values in TABLE_EDITS.items():
+                for v in values:
+                    add(f"COADD {key} = {v}", _edit(plain, data_start, key, v.format(n=n, m=n - 1)))
+            add("COADD TFORM2 deleted", _edit(plain, data_start, "TFORM2", None))
+        add("SIMPLE misspelt", b"SIMPLX" + plain[6:])
+        end = len(plain)
+        for cut in sorted({0, 1, 9, 80, 2880, h0 - 1, h0, data_start, data_start + 5000, end // 2,
+                           end - 2880, end - 100, end - 1}):
+            add(f"cut at byte {cut} of {end}", plain[:cut])
+        add("700 bytes of text appended", plain + b"garbage!" * 88)
+        add("3200 bytes of text appended", plain + b"garbage!" * 400)
+        add("a block of zeros appended", plain + bytes(2880))
+        extra = io.BytesIO()
+        fits.ImageHDU(np.zeros((3, 4), np.float32), name="EXTRA").writeto(extra)
+        extra = extra.getvalue()[2880:]  # astropy writes a primary HDU first
+        add("an image extension appended", plain + extra)
+        add("a cut image extension appended", plain + extra[:-2880])
+        if gz:  # the compressed stream itself cut
+            zipped = gzip.compress(plain, 6, mtime=0)
+            for cut in (10, 100, len(zipped) // 4, len(zipped) // 2, len(zipped) - 8, len(zipped) - 1):
+                cases.append((f"{name}: gzip stream cut at {cut} of {len(zipped)}", suffix,
+                              zipped[:cut]))
+            flipped = bytearray(zipped)
+            flipped[len(zipped) // 2] ^= 0x55
+            cases.append((f"{name}: a byte of the gzip stream changed", suffix, bytes(flipped)))
+    return cases
+
+
+def verdict(r):
+    """'row' for a Spectrum, else the reject's kind (its reason up to the first colon)."""
+    return "row" if isinstance(r, Spectrum) else r.reason.split(":")[0]
+
+
+def test_both_engines_agree_on_a_generated_corpus(lamost_dir, tmp_path):
+    """Every case: the same verdict (row, or the same reject kind) from both engines, no exception,
+    no 'unexpected' reason; a row is the same row (arrays and metadata) from both engines."""
+    cases = corpus(lamost_dir)
+    assert len(cases) > 600
+    kinds, disagree = {}, []
+    for k, (name, suffix, data) in enumerate(cases):
+        path = tmp_path / f"case{k}{suffix}"
+        path.write_bytes(data)
+        fast, ref = read_spectrum(path), read_spectrum(path, engine="fitsio")
+        v = verdict(fast)
+        kinds[v] = kinds.get(v, 0) + 1
+        if v != verdict(ref) or v == "unexpected" or verdict(ref).startswith("unexpected"):
+            disagree.append(f"{name}: {getattr(fast, 'reason', 'row')} || "
+                            f"{getattr(ref, 'reason', 'row')}")
+        elif v == "row":
+            for f in ("flux", "ivar", "good"):
+                assert getattr(fast, f).tobytes() == getattr(ref, f).tobytes(), (name, f)
+            assert fast.meta.tobytes() == ref.meta.tobytes(), (name, fast.meta, ref.meta)
+        path.unlink()
+    assert not disagree, f"{len(disagree)} of {len(cases)} disagree:\n" + "\n".join(disagree)
+    # the corpus reaches every kind of verdict it is meant to
+    for kind in ("row", "bad header", "truncated", "truncated gzip stream", "broken gzip stream",
+                 "wrong shape", "unknown layout", "trailing bytes", "not a FITS file",
+                 "empty file (0 bytes)", "unusable COEFF0/COEFF1", "off the global grid",
+                 "wavelength array disagrees with COEFF0/COEFF1"):
+        assert kinds.get(kind), (kind, kinds)
+
+
+def test_gunzip_falls_back_to_zlib_ng_where_libdeflate_cannot_be_trusted(tmp_path):
+    """libdeflate takes only one whole member whose trailer matches; everything else goes through
+    zlib-ng, with its outputs and messages: several members, trailing bytes, a lying trailer."""
+    from jaxvac.io import fitsheader
+
+    a = write(tmp_path / "a.fits").read_bytes()
+    b = write(tmp_path / "b.fits", header={"OBSID": 42}).read_bytes()
+    za, zb = gzip.compress(a, mtime=0), gzip.compress(b, mtime=0)
+    assert fitsheader._inflate_whole(za) == a
+    assert fitsheader._inflate_whole(za + zb) is None  # same size, other CRC: libdeflate read a only
+    assert fitsheader.gunzip(za + zb) == a + b
+    assert fitsheader._inflate_whole(za + bytes(100)) is None
+    assert fitsheader.gunzip(za + bytes(100)) == a
+    lie = za[:-4] + (2 ** 32 - 1).to_bytes(4, "little")  # ISIZE far beyond what 1032:1 allows
+    assert fitsheader._inflate_whole(lie) is None
+    with pytest.raises(fitsheader.FitsError, match="incorrect length check"):
+        fitsheader.gunzip(lie)
+    assert fitsheader._inflate_whole(za[:-1]) is None
+    with pytest.raises(fitsheader.FitsError, match="truncated gzip stream"):
+        fitsheader.gunzip(za[:-1])
