@@ -7,6 +7,8 @@
     records      the Spectrum / Reject records and the batch metadata dtype
     stream       worker processes -> ordered fixed-size batches (shards, skip/resume, progress)
     crossmatch   the user's photometry table (obsid -> Gaia id, Ks, E(B-V))
+    spectra_index  one row per spectrum file from its header (`jaxvac index`), or from the LRS catalogue
+    match        catalogue rows -> spectra: by obsid, or by sky position (vectorised, k-d trees)
     store        the packed spectra store: its format and the memory-mapped reader
     pack         the pack writer (`jaxvac pack`): FITS files -> store
     fitstable    the catalogue FITS table writer

@@ -8,7 +8,8 @@ Public API::
 Modules: ``population`` (who the stars are), ``photometry`` (their absolute magnitudes),
 ``spectra`` (the parametric spectral model), ``objects`` (galaxies, QSOs, unknowns),
 ``fitswrite`` (LAMOST FITS bytes), ``render`` (a chunk of files), ``catalogs`` (training, test,
-cross-match and truth tables), ``survey`` (the plan and the orchestration). docs/simulator.md
+cross-match and truth tables), ``references`` (APOGEE allStar-, PASTEL- and Gaia-layout reference
+catalogues), ``survey`` (the plan and the orchestration). docs/simulator.md
 says what is and is not modelled.
 """
 

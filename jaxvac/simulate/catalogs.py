@@ -21,7 +21,12 @@ Label noise (REFERENCE_ERRORS) is typical of the reference catalogues and below 
 paper applied (SPEC.md "Training-set cuts"): each star's Err is the reference error times a
 log-normal(0, 0.2) factor, and the label is the truth plus Gaussian noise of that Err. Absolute
 magnitudes carry a parallax term 2.17 sigma_parallax/parallax (2 % per kpc + 0.5 %) plus the
-band's photometric and extinction-correction errors.
+band's photometric and extinction-correction errors (R_band: :func:`ext_ratio`, configs/dr8.toml
+[photometry.r_band]).
+
+Written last, after every file above (so that they keep their bytes for a seed): the reference
+catalogues behind the three training catalogues in their published layouts
+(:mod:`jaxvac.simulate.references`: catalogs/ref_apogee_allstar.fits, ref_pastel.fits, ref_gaia.fits).
 """
 
 from __future__ import annotations
@@ -42,12 +47,19 @@ REFERENCE_ERRORS = {  # label noise of the reference catalogues (dex, K)
 }
 PHOT_ERRORS = np.array([0.003, 0.005, 0.005, 0.025, 0.03, 0.025, 0.03, 0.03, 0.05, 0.05, 0.05, 0.03,
                         0.03, 0.03])  # mag, per band in BANDS order
-EXT_RATIO = np.array([2.74, 3.37, 1.95, 0.72, 0.46, 0.306, 0.18, 0.16, 4.1, 3.1, 2.3, 3.3, 2.3, 1.7])
 TRUTH_LABEL = {  # label -> key of the star arrays
     "Teff_PASTEL": "teff", "logg_PASTEL": "logg", "feh_PASTEL": "feh", "logg_APOGEE": "logg",
     "feh_APOGEE": "feh", "MH_APOGEE": "mh", "AFE_APOGEE": "afe", "CFE_APOGEE": "cfe", "NFE_APOGEE": "nfe",
 }
 SETS = {s: tuple(l.name for l in LABELS if l.training_set == s.upper()) for s in PAPER_SIZES}
+
+
+def ext_ratio() -> np.ndarray:
+    """R_band = A_band / E(B-V) of the 14 bands in BANDS order: configs/dr8.toml [photometry.r_band],
+    the numbers `jaxvac trainset --format gaia` uses to make absolute magnitudes."""
+    from jaxvac.train.reference import PhotometryConfig
+
+    return PhotometryConfig().r()
 
 
 def true_labels(stars) -> dict:
@@ -129,21 +141,28 @@ def write_all(out: Path, rng, stars, recs, train_scale: float) -> dict:
     w = 1.0 + 6.0 * (feh < -1.0) + 10.0 * (feh < -2.0) + 3.0 * (teff > 7000.0) + 2.0 * (teff < 4000.0)
     sel = selections(teff, feh, stars["dist"], stars["ebv"], snr)
     pick = _pick(rng, avail & sel["pastel"], w, int(round(PAPER_SIZES["pastel"] * train_scale)))
-    sizes["catalogs/train_pastel.fits"] = _write_train(out / "catalogs/train_pastel.fits", rng, "pastel", pick, best,
-                                                       recs, stars, truth)
+    train, picks = {}, {}
+    picks["pastel"] = pick
+    train["pastel"] = _write_train(out / "catalogs/train_pastel.fits", rng, "pastel", pick, best, recs, stars, truth)
     pool = avail & sel["apogee"]
-    pick = _pick(rng, pool, 1.0 + (logg < 3.8), int(round(PAPER_SIZES["apogee"] * train_scale)))
-    sizes["catalogs/train_apogee.fits"] = _write_train(out / "catalogs/train_apogee.fits", rng, "apogee", pick, best,
-                                                       recs, stars, truth)
+    pick = picks["apogee"] = _pick(rng, pool, 1.0 + (logg < 3.8), int(round(PAPER_SIZES["apogee"] * train_scale)))
+    train["apogee"] = _write_train(out / "catalogs/train_apogee.fits", rng, "apogee", pick, best, recs, stars, truth)
     pool = avail & sel["lgmwas"]
-    pick = _pick(rng, pool, np.maximum(snr, 1.0), int(round(PAPER_SIZES["lgmwas"] * train_scale)))
-    sizes["catalogs/train_lgmwas.fits"] = _write_train(out / "catalogs/train_lgmwas.fits", rng, "lgmwas", pick, best,
-                                                       recs, stars, truth)
+    pick = picks["lgmwas"] = _pick(rng, pool, np.maximum(snr, 1.0), int(round(PAPER_SIZES["lgmwas"] * train_scale)))
+    train["lgmwas"] = _write_train(out / "catalogs/train_lgmwas.fits", rng, "lgmwas", pick, best, recs, stars, truth)
+    for name in ("pastel", "apogee", "lgmwas"):
+        sizes[f"catalogs/train_{name}.fits"] = len(train[name]["obsid"])
     sizes["catalogs/test.fits"] = _write_test(out, stars, recs, truth, sel)
+    # Last, so that every file above keeps its bytes: the same catalogues in published layouts.
+    from jaxvac.simulate import references
+
+    sizes.update(references.write_references(out, rng, stars, truth, train, picks, avail & sel["apogee"],
+                                             avail & ~sel["lgmwas"]))
     return sizes
 
 
-def _write_train(path, rng, name, pick, best, recs, stars, truth) -> int:
+def _write_train(path, rng, name, pick, best, recs, stars, truth) -> dict:
+    """Write one training catalogue; return its columns (the reference catalogues repeat them)."""
     r = recs[best[pick]]
     cols = {"obsid": r["obsid"], "path": r["path"], "snrg": r["snr"][:, 1].astype(np.float64)}
     n = pick.size
@@ -151,7 +170,7 @@ def _write_train(path, rng, name, pick, best, recs, stars, truth) -> int:
         d = stars["dist"][pick]
         fpar = 0.005 + 0.02 * d
         err = np.sqrt((2.17 * fpar)[:, None] ** 2 + PHOT_ERRORS[None, :] ** 2
-                      + (EXT_RATIO[None, :] * 0.01) ** 2)
+                      + (ext_ratio()[None, :] * 0.01) ** 2)
         missing = np.zeros((n, len(BANDS)), bool)
         missing[:, 8:11] = (rng.random(n) < 0.10)[:, None]
         missing[:, 11:14] = (rng.random(n) < 0.30)[:, None]
@@ -188,7 +207,7 @@ def _write_train(path, rng, name, pick, best, recs, stars, truth) -> int:
     units = ({l.name: l.unit for l in LABELS} | {f"Err_{l.name}": l.unit for l in LABELS}
              | {"Teff_APOGEE": "K", "Err_Teff_APOGEE": "K", "dist": "kpc", "Err_dist": "kpc", "gb": "deg", "ebv": "mag"})
     write_table(path, cols, units)
-    return n
+    return cols
 
 
 def _write_test(out, stars, recs, truth, pools) -> int:
