@@ -181,7 +181,7 @@ def bench_host_only(model, store, out, batch) -> tuple[float, dict]:
     from jaxvac.run import loop as pipeline
 
     class NoDevice(pipeline.Device):
-        def dispatch(self, flux, ivar, good, rv):
+        def dispatch(self, flux, ivar, good, rv, snrg=None):
             n = flux.shape[0]
             return np.zeros((n, 23), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)
 

@@ -7,7 +7,17 @@ SNR 20-50 (snrg), next to the precision Wang et al. (2022) reached on real LAMOS
 (SPEC.md "Networks"). The paper's numbers are a reference point, not a target the simulation is
 built to hit: the simulated spectra, noise and training-set sizes differ from the real ones.
 
+It also prints the calibration of the checkpoint's own error model (issue 12): std of
+(prediction - truth) / Err per label and snrg bin 10-20 / 20-50 / 50-100 / >100 on the test
+stars, where each half of the test stars gets its Err from the model fitted on the other half
+(``metrics.json`` "error_calibration"; 1 is a calibrated error, the target is 0.8-1.25), and the
+fraction of test spectra (snrg > 10) the "unlike the training spectra" score flags.
+
     python bench/eval_accuracy.py [--quick] [--survey DIR] [--n 20000] [--config configs/demo.toml]
+                                  [--noise-augment]
+
+--noise-augment trains with [train] noise_augment = true and writes eval_accuracy_augment.json
+(and _report.md, _residuals.png) instead, to set beside the default run (docs/training.md).
 
 Writes bench/results/eval_accuracy.json, and copies the run's report.md and residuals.png to
 bench/results/eval_accuracy_report.md and eval_accuracy_residuals.png. The run itself (checkpoint,
@@ -37,6 +47,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=str(REPO / "configs" / "demo.toml"))
     ap.add_argument("--run-dir", default=None, help="keep the run here (default: a temporary directory)")
+    ap.add_argument("--noise-augment", action="store_true",
+                    help="train with [train] noise_augment = true (results go to eval_accuracy_augment.json)")
     args = ap.parse_args(argv)
 
     from jaxvac.config import load_config
@@ -49,6 +61,10 @@ def main(argv=None):
     n = 1500 if args.quick else args.n
     if args.quick:
         cfg["train"] = {**cfg.get("train", {}), "max_epochs": 8, "patience": 8}
+    out = OUT
+    if args.noise_augment:
+        cfg["train"] = {**cfg.get("train", {}), "noise_augment": True}
+        out = OUT.with_name("eval_accuracy_augment.json")
     with tempfile.TemporaryDirectory() as tmp:
         survey = args.survey
         t0 = time.perf_counter()
@@ -62,10 +78,11 @@ def main(argv=None):
         res = train_from_config(cfg, data_dir=survey, out_dir=run_dir, progress=False)
         t2 = time.perf_counter()
         OUT.parent.mkdir(parents=True, exist_ok=True)
+        tag = "_augment" if args.noise_augment else ""
         if (Path(run_dir) / "residuals.png").is_file():
-            shutil.copyfile(Path(run_dir) / "residuals.png", OUT.parent / "eval_accuracy_residuals.png")
-        report = (Path(run_dir) / "report.md").read_text().replace("(residuals.png)", "(eval_accuracy_residuals.png)")
-        (OUT.parent / "eval_accuracy_report.md").write_text(report)
+            shutil.copyfile(Path(run_dir) / "residuals.png", OUT.parent / f"eval_accuracy{tag}_residuals.png")
+        report = (Path(run_dir) / "report.md").read_text().replace("(residuals.png)", f"(eval_accuracy{tag}_residuals.png)")
+        atomic_write(OUT.parent / f"eval_accuracy{tag}_report.md", report)
     rows = res.metrics["test"]
     by = {(r["label"], r["bin"]): r for r in rows}
     names = list(LABEL_NAMES) + [VMP.name]
@@ -86,14 +103,33 @@ def main(argv=None):
             if r:
                 out_rows.append({"method": "jaxvac demo networks", "label": name, "snr_bin": b, "n": r["n"],
                                  "bias": r["bias"], "std": r["std"], "paper_std": paper})
+    cal = res.metrics.get("error_calibration", [])
+    if cal:
+        bins = list(dict.fromkeys(r["bin"] for r in cal))
+        byc = {(r["label"], r["bin"]): r for r in cal}
+        print("\nstd((prediction - truth) / Err), Err from the half of the test stars not scored (target 0.8-1.25)")
+        print(f"{'label':<13}" + "".join(f"{'snrg ' + b:>16}" for b in bins))
+        for name in names:
+            cells = [byc.get((name, b)) for b in bins]
+            print(f"{name:<13}" + "".join(f"{c['z_std']:>10.2f} ({c['n']:>3d})" if c and c["n"] > 1 else f"{'-':>16}"
+                                          for c in cells))
+        inside = [c for c in cal if c["n"] > 1]
+        ok = sum(0.8 <= c["z_std"] <= 1.25 for c in inside)
+        print(f"{ok} of {len(inside)} label x bin cells within 0.8-1.25")
+    ood = res.metrics.get("ood", {})
+    if ood:
+        print(f"ood_score: threshold {ood['threshold']:.3g}; test spectra (snrg > 10) flagged: "
+              f"{ood.get('test_flagged_fraction', float('nan')):.2%}")
     print(f"\nsurvey: {survey} ({'simulated here' if args.survey is None else 'given'}, {t1 - t0:.0f} s); "
           f"training + evaluation {t2 - t1:.0f} s; run: {args.run_dir or '(temporary)'}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(OUT, json.dumps({
+    atomic_write(out, json.dumps({
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python {platform.python_version()}",
         "survey": str(survey), "n_spectra": None if args.survey else n, "quick": args.quick,
-        "train_seconds": t2 - t1, "notes": res.notes, "results": out_rows}, indent=1, default=float))
-    print(f"wrote {OUT}")
+        "train_seconds": t2 - t1, "notes": res.notes, "results": out_rows,
+        "error_calibration": res.metrics.get("error_calibration", []), "ood": res.metrics.get("ood", {})},
+        indent=1, default=float))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,16 @@ MIN_GOOD_FRACTION = 0.25  # a window with a smaller fraction of good pixels is n
 # one; the pivot test flags such fits instead:
 PIVOT_TOL = 2e-2  # Cholesky pivot / its diagonal entry below which a window fit is ill-conditioned (jaxvac)
 CONTINUUM_FLOOR = 0.01  # a continuum below this fraction of its window's mean smoothed flux is bad (jaxvac)
+# Inputs the networks never saw (issue 12; docs/normalisation.md "Inputs outside the training range"):
+# a normalised pixel outside [NORM_FLUX_MIN, NORM_FLUX_MAX], or farther than MAX_ABS_STANDARDIZED
+# training standard deviations from the training mean, is masked (filled as a bad pixel) before the
+# networks. A star's flux / continuum lies in ~[0, 1.2] (emission cores of active M dwarfs reach ~3);
+# on the simulated training set |x| reaches 7.2 at its 99.99th percentile (17.7 at most) and legitimate
+# test pixels with snrg > 10 exceed 10 at a rate of 1.3e-5, while one zero pixel in the continuum is
+# -10 to -30 (training std 0.03-0.1 there).
+NORM_FLUX_MIN = -0.5  # relative flux (flux / continuum); below it no star's flux (jaxvac)
+NORM_FLUX_MAX = 3.0  # relative flux; above it a cosmic ray, a hot pixel or a sky residual (jaxvac)
+MAX_ABS_STANDARDIZED = 10.0  # training standard deviations, |norm - x_mean| / x_std (jaxvac)
 
 SENTINEL = -9999.0  # failed-pipeline value in LAMOST headers and arrays
 

@@ -139,8 +139,10 @@ def predict_standardized(params: dict, x: jax.Array, precision=None) -> tuple[ja
 class Predictor:
     """Trained networks plus everything needed to apply them to standardised flux.
 
-    params: the pytree of :func:`predict_standardized`. x_mean, x_std: (1974,) flux
-    standardisation statistics of the training stars. metadata: the checkpoint's JSON metadata
+    params: the pytree of :func:`predict_standardized`, and from a checkpoint that has one the
+    "unlike the training spectra" basis ``{"ood": {"basis" (K, 1974), "floor" ()}}``
+    (:func:`jaxvac.kernels.ood.pca_residual_score`, used by the run's device step). x_mean, x_std:
+    (1974,) flux standardisation statistics of the training stars. metadata: the checkpoint's JSON metadata
     (label names and units, training ranges, grid, config, version, metrics).
     """
 

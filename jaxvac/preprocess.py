@@ -25,6 +25,8 @@ import numpy as np
 
 from jaxvac import constants, kernels
 from jaxvac.constants import NPIX_GLOBAL
+from jaxvac.kernels.normalize import STATUS_INPUT_MASKED as _STATUS_INPUT_MASKED
+from jaxvac.kernels.standardize import input_mask as _input_mask
 
 #: The DR8 normalisation, every number from ``jaxvac.constants``: global pixels [229, 1953) and
 #: [3587, 3837) -> 1724 + 250 = 1974 outputs. Recorded in every checkpoint (jaxvac.train.checkpoint).
@@ -40,6 +42,9 @@ LAYOUT = kernels.Layout(
     continuum_floor=constants.CONTINUUM_FLOOR,
     max_abs_rv=constants.MAX_ABS_RV,
     c_kms=constants.C_KMS,
+    norm_flux_min=constants.NORM_FLUX_MIN,
+    norm_flux_max=constants.NORM_FLUX_MAX,
+    max_abs_standardized=constants.MAX_ABS_STANDARDIZED,
 )
 LAYOUT.check()
 NPIX = LAYOUT.npix_out  # 1974 network inputs
@@ -59,6 +64,7 @@ STATUS_W1_FEW_GOOD = kernels.status_few_good(0)  # 4: 3900-5800 A window < 25% g
 STATUS_W1_ILL_CONDITIONED = kernels.status_ill_conditioned(0)  # 8: its fit was singular
 STATUS_W2_FEW_GOOD = kernels.status_few_good(1)  # 16: 8450-8950 A window < 25% good: not fitted
 STATUS_W2_ILL_CONDITIONED = kernels.status_ill_conditioned(1)  # 32: its fit was singular
+STATUS_INPUT_MASKED = _STATUS_INPUT_MASKED  # 65536: a pixel outside the input range was masked (network_input)
 STATUS_BITS = kernels.status_bits(LAYOUT)  # name -> bit
 
 
@@ -146,6 +152,31 @@ def standardize(norm, norm_good, mean, std):
             f"{norm.shape} {norm.dtype} and {norm_good.shape} {norm_good.dtype}."
         )
     return kernels.standardize(norm.astype(jnp.float32), norm_good, mean, std)
+
+
+def mask_inputs(norm, norm_good, mean=None, std=None):
+    """norm_good without the pixels the networks never saw as input (``LAYOUT.norm_flux_min`` /
+    ``norm_flux_max``; with the training ``mean`` and ``std``, also farther than
+    ``LAYOUT.max_abs_standardized`` standard deviations from the mean). Training computes the
+    statistics from ``mask_inputs(norm, good)`` and standardises with ``mask_inputs(norm, good,
+    mean, std)``, as ``kernels.network_input`` does in a run.
+
+    Args:
+        norm: float (B, 1974); norm_good: bool (B, 1974); mean, std: float (1974,) or None.
+
+    Returns:
+        bool (B, 1974).
+    """
+    norm, norm_good = jnp.asarray(norm, jnp.float32), jnp.asarray(norm_good)
+    if norm.shape[-1:] != (NPIX,) or norm_good.shape != norm.shape or norm_good.dtype != jnp.bool_:
+        raise ValueError(f"norm must be float (B, {NPIX}) and norm_good bool of the same shape, got "
+                         f"{norm.shape} and {norm_good.shape} {norm_good.dtype}.")
+    if (mean is None) != (std is None):
+        raise ValueError("mask_inputs needs both mean and std (the training statistics), or neither.")
+    if mean is not None:
+        mean, std = _check_stats(mean, std)
+    return _input_mask(norm, norm_good, mean, std, flux_min=LAYOUT.norm_flux_min, flux_max=LAYOUT.norm_flux_max,
+                       max_abs=LAYOUT.max_abs_standardized)
 
 
 def bad_fraction(norm_good):

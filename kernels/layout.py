@@ -38,6 +38,11 @@ class Layout(NamedTuple):
         max_abs_rv: km/s; |rv| above this is treated like an unknown rv: resampled at rv = 0
             and flagged. ``check`` verifies the grid has room for the shift (:attr:`rv_room`).
         c_kms: speed of light in km/s (rv is in km/s).
+        norm_flux_min, norm_flux_max: relative flux; a normalised pixel outside this range is not
+            an input the networks were trained on: masked before standardisation
+            (:func:`jaxvac.kernels.standardize.input_mask`).
+        max_abs_standardized: training standard deviations; a normalised pixel farther than this
+            from the training mean (abs(norm - mean) > max_abs_standardized * std) is masked too.
     """
 
     npix_in: int
@@ -51,6 +56,9 @@ class Layout(NamedTuple):
     continuum_floor: float
     max_abs_rv: float  # km/s
     c_kms: float  # km/s
+    norm_flux_min: float  # relative flux
+    norm_flux_max: float  # relative flux
+    max_abs_standardized: float  # training standard deviations
 
     @property
     def window_sizes(self) -> tuple[int, ...]:
@@ -114,6 +122,13 @@ class Layout(NamedTuple):
         for n in self.window_sizes:
             if n < self.order + 1:
                 raise ValueError(f"Layout windows need at least order + 1 = {self.order + 1} pixels, got {n}.")
+        if not self.norm_flux_min < 1.0 < self.norm_flux_max:
+            raise ValueError(
+                f"Layout.norm_flux_min < 1 < Layout.norm_flux_max is needed (the continuum, 1, must be an input), "
+                f"got [{self.norm_flux_min}, {self.norm_flux_max}]."
+            )
+        if not self.max_abs_standardized > 0:
+            raise ValueError(f"Layout.max_abs_standardized must be > 0 standard deviations, got {self.max_abs_standardized}.")
 
 
 def pack_ranges(layout: Layout) -> tuple[tuple[int, int], ...]:

@@ -20,6 +20,11 @@ Edge and mask rules (docs/normalisation.md has the full discussion):
   carry norm = 1 (the continuum level) and norm_ivar = 0.
 
 Status bits (int32, OR-ed per spectrum): see ``STATUS_*`` and :func:`status_bits`.
+
+The networks' input is :func:`network_input`: :func:`normalize`, then the pixels outside the input
+range of the Layout (``norm_flux_min``, ``norm_flux_max``, ``max_abs_standardized``) are masked
+(:func:`~jaxvac.kernels.standardize.input_mask`, bit ``STATUS_INPUT_MASKED``), then
+standardisation. :func:`preprocess` is the same without that mask.
 No error checking is performed here: ``jaxvac.preprocess`` validates before calling.
 """
 
@@ -35,10 +40,11 @@ from .continuum import fit_continuum
 from .layout import Layout
 from .medfilt import masked_median_filter
 from .restframe import resample_restframe
-from .standardize import bad_fraction, standardize
+from .standardize import bad_fraction, input_mask, standardize
 
 STATUS_RV_INVALID = 1  # rv not finite or |rv| > layout.max_abs_rv: resampled at rv = 0
 STATUS_CONTINUUM_LOW = 2  # continuum <= continuum_floor * window mean at some good pixel (made bad)
+STATUS_INPUT_MASKED = 1 << 16  # network_input masked a good pixel outside the Layout's input range
 
 
 def status_few_good(window: int) -> int:
@@ -57,6 +63,7 @@ def status_bits(layout: Layout) -> dict[str, int]:
     for w in range(len(layout.windows)):
         bits[f"window{w + 1}_few_good"] = status_few_good(w)
         bits[f"window{w + 1}_ill_conditioned"] = status_ill_conditioned(w)
+    bits["input_masked"] = STATUS_INPUT_MASKED
     return bits
 
 
@@ -156,3 +163,27 @@ def preprocess(
     """
     norm, norm_good, _, status = normalize(flux, ivar, good, rv, layout=layout, method=method, chunk=chunk)
     return standardize(norm, norm_good, mean, std), bad_fraction(norm_good), status
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "method", "chunk"))
+def network_input(
+    flux: Array, ivar: Array, good: Array, rv: Array, mean: Array, std: Array, *, layout: Layout,
+    method: str = "network", chunk: int = 0,
+) -> tuple[Array, Array, Array]:
+    """The networks' input: :func:`normalize`, the input-range mask, standardisation.
+
+    Args:
+        flux, ivar, good, rv, layout, method, chunk: as :func:`normalize`.
+        mean, std: float32 (layout.npix_out,) training statistics of the normalised flux.
+
+    Returns:
+        x: float32 (B, layout.npix_out) standardised flux, 0 at bad and masked pixels.
+        x_good: bool (B, layout.npix_out), the pixels that are inputs.
+        status: int32 (B,) as :func:`normalize`, with ``STATUS_INPUT_MASKED`` where a good pixel
+            was outside [norm_flux_min, norm_flux_max] or max_abs_standardized std from the mean.
+    """
+    norm, norm_good, _, status = normalize(flux, ivar, good, rv, layout=layout, method=method, chunk=chunk)
+    x_good = input_mask(norm, norm_good, mean, std, flux_min=layout.norm_flux_min, flux_max=layout.norm_flux_max,
+                        max_abs=layout.max_abs_standardized)
+    status |= jnp.where(jnp.any(norm_good & ~x_good, axis=-1), STATUS_INPUT_MASKED, 0).astype(status.dtype)
+    return standardize(norm, x_good, mean, std), x_good, status

@@ -100,12 +100,13 @@ def test_the_whole_layout_is_recorded(saved):
     rec = checkpoint.read_metadata(d, step=0)["layout"]
     assert rec == {"npix_in": 3909, "log_step": 1e-4, "windows": [[229, 1953], [3587, 3837]], "margin": 10, "width": 21,
                    "order": 6, "min_good_fraction": 0.25, "pivot_tol": 0.02, "continuum_floor": 0.01,
-                   "max_abs_rv": 4000.0, "c_kms": 299792.458}
+                   "max_abs_rv": 4000.0, "c_kms": 299792.458,
+                   "norm_flux_min": -0.5, "norm_flux_max": 3.0, "max_abs_standardized": 10.0}  # the input range (issue 12)
     assert set(rec) == set(LAYOUT._fields)  # a field added to Layout is recorded too
 
 
 @pytest.mark.parametrize("field, value", [("max_abs_rv", 3000.0), ("pivot_tol", 1e-6), ("min_good_fraction", 0.5),
-                                          ("continuum_floor", 0.02), ("width", 23)])
+                                          ("continuum_floor", 0.02), ("width", 23), ("max_abs_standardized", 8.0)])
 def test_a_run_with_another_layout_is_refused_naming_the_field(tmp_path, field, value):
     from jaxvac.preprocess import LAYOUT
 

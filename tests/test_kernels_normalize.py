@@ -220,7 +220,8 @@ def test_layout_has_no_silent_defaults_and_pp_layout_takes_every_number_from_con
         kernels.Layout(npix_in=NPIX_GLOBAL, log_step=constants.LOG_STEP, windows=((229, 1953),))
     assert pp.LAYOUT == kernels.Layout(
         npix_in=3909, log_step=1e-4, windows=((229, 1953), (3587, 3837)), margin=10, width=21, order=6,
-        min_good_fraction=0.25, pivot_tol=2e-2, continuum_floor=0.01, max_abs_rv=4000.0, c_kms=299792.458)
+        min_good_fraction=0.25, pivot_tol=2e-2, continuum_floor=0.01, max_abs_rv=4000.0, c_kms=299792.458,
+        norm_flux_min=-0.5, norm_flux_max=3.0, max_abs_standardized=10.0)
     assert (pp.LAYOUT.max_abs_rv, pp.LAYOUT.min_good_fraction, pp.LAYOUT.pivot_tol, pp.LAYOUT.continuum_floor) == (
         constants.MAX_ABS_RV, constants.MIN_GOOD_FRACTION, constants.PIVOT_TOL, constants.CONTINUUM_FLOOR)
     # S = ceil(log10(1 + 4000/c) / 1e-4) + 1 = ceil(57.56) + 1

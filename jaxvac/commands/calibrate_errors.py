@@ -19,26 +19,48 @@ import click
 @click.option("--snr-column", default="snrg", show_default=True, help="Column with the g-band SNR.")
 @click.option("--labels", default=None, help="Comma-separated label columns to calibrate (default: every label column present).")
 @click.option("--dpi", default=80, show_default=True, type=click.IntRange(20, 600), help="Resolution of calibrate_errors.png.")
-def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi):
+@click.option("--into", "into", default=None, type=click.Path(file_okay=False), metavar="CHECKPOINT",
+              help="Also make the fitted rows the error model of this checkpoint (RUN/checkpoint; a new step): "
+                   "`jaxvac run` then uses them (header ERRMODEL = repeats:...). sigma_m is kept from the checkpoint.")
+def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi, into):
     """Fit the random-error coefficients a, b, c of every label from repeat observations.
 
     CATALOGUE is a FITS, CSV or Parquet table with one row per spectrum: a star id, snrg and label
     columns (names of jaxvac/labels.py). Spectra of one star whose SNR differ by < 10% are
     paired; (x1 - x2) / sqrt(2) is binned by SNR and sigma = a + c / SNR**b fitted per label
     (Wang et al. 2022, Table 2 and Fig. 5). See docs/errors.md.
+
+    \b
+    Examples:
+      jaxvac calibrate-errors repeats.fits --out calibrate_errors
+      jaxvac calibrate-errors demo/catalogue.fits --star-column gaiaid --labels Teff_PASTEL,feh_PASTEL
+      jaxvac calibrate-errors repeats.csv --config demo --dpi 50
+      jaxvac calibrate-errors demo/catalogue.fits --star-column gaiaid --into demo/run/checkpoint
     """
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
+    from jaxvac.cli import on_interrupt
+    from jaxvac.errors import JaxvacError
     from jaxvac.train.calibrate_job import run_calibration
-    from jaxvac.config import ConfigError
 
+    on_interrupt(f"files already in {out_dir}/ may be from this or an earlier call; rerun the same command")
     wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
     try:
-        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted, dpi)
-    except (ValueError, ConfigError, KeyError) as e:
-        raise click.ClickException(str(e)) from e
+        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted, dpi, into)
+    except JaxvacError:
+        raise
+    except (ValueError, KeyError) as e:  # train/calibrate_job.py raises plain ValueError for bad catalogues
+        raise JaxvacError(str(e).strip("'\"")) from e
+    if not any(lc.fit for lc in cal.labels):  # every coefficient NaN: the files are of no use
+        first, others = (cal.labels[0], len(cal.labels) - 1) if cal.labels else (None, 0)
+        why = (f"{first.name}: {first.status}" + (f"; likewise {others} other labels" if others else "")
+               if first else "no label column")
+        raise JaxvacError(
+            f"no label of {catalogue!r} could be fitted ({why}); every coefficient in {out_dir}/ is NaN. Give a "
+            f"catalogue with more repeat observations ({cal.counts.get('pairs', 0)} pairs here), or lower "
+            f"[errors] min_pairs_per_bin in a config given with --config.")
 
     console = Console()
     if not console.is_terminal:  # a pipe or a log file: do not squeeze the table into 80 columns

@@ -1,4 +1,6 @@
-"""The device step of a catalogue run: normalise, standardise, 23 nets and the VMP net, per batch.
+"""The device step of a catalogue run: normalise, mask inputs outside the training range,
+standardise, 23 nets and the VMP net, and (when the checkpoint has its basis) the "unlike the
+training spectra" score, per batch.
 
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
 NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one device.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -21,15 +24,22 @@ def _device_fn(layout, parallel: str, devices: tuple):
 
     Cached, so runs in one process (a benchmark, a notebook) compile each batch shape once.
     """
+    from jaxvac.kernels.normalize import network_input
+    from jaxvac.kernels.ood import pca_residual_score
+    from jaxvac.kernels.standardize import bad_fraction
     from jaxvac.model import predict_standardized
-    from jaxvac.kernels.normalize import preprocess
 
-    def step(params, x_mean, x_std, flux, ivar, good, rv):
+    def step(params, x_mean, x_std, flux, ivar, good, rv, snrg):
         if good is None:  # a packed store: bad pixels have ivar = 0 (jaxvac.io.store)
             good = ivar > 0
-        x, bad_fraction, status = preprocess(flux, ivar, good, rv, x_mean, x_std, layout=layout)
+        x, x_good, status = network_input(flux, ivar, good, rv, x_mean, x_std, layout=layout)
         y, vmp = predict_standardized(params, x)
-        return y, vmp, bad_fraction, status
+        out = (y, vmp, bad_fraction(x_good), status)
+        if "ood" in params:  # a checkpoint of jaxvac train since issue 12: the ood_score too
+            if snrg is None:
+                snrg = jnp.full(flux.shape[:1], jnp.nan, jnp.float32)
+            out += (pca_residual_score(x, x_good, params["ood"]["basis"], x_std, snrg, params["ood"]["floor"]),)
+        return out
 
     return jax.pmap(step, devices=devices) if parallel == "pmap" else jax.jit(step)
 
@@ -60,20 +70,23 @@ class Device:
             self.params = jax.device_put(predictor.params, repl)
             self.stats = jax.device_put((predictor.x_mean, predictor.x_std), repl)
 
-    def dispatch(self, flux, ivar, good, rv):
+    def dispatch(self, flux, ivar, good, rv, snrg=None):
         """Start the device work of a batch; returns device arrays (not waited for).
 
         good: bool like flux, or None when bad pixels are those with ivar = 0 (a packed store).
+        snrg: float32 (B,) g-band SNR for the ood_score (None: the score is NaN).
         """
         if self.parallel == "pmap":
             split = lambda a: None if a is None else a.reshape(self.n, a.shape[0] // self.n, *a.shape[1:])  # noqa: E731
-            return self._fn(self.params, *self.stats, split(flux), split(ivar), split(good), split(rv))
+            return self._fn(self.params, *self.stats, split(flux), split(ivar), split(good), split(rv), split(snrg))
         put = lambda a: None if a is None else jax.device_put(a, self.data)  # noqa: E731
-        return self._fn(self.params, *self.stats, put(flux), put(ivar), put(good), put(rv))
+        return self._fn(self.params, *self.stats, put(flux), put(ivar), put(good), put(rv), put(snrg))
 
     def fetch(self, out):
-        """Wait for a dispatched batch; host arrays with the batch axis first."""
-        y, vmp, bad, status = (np.asarray(a) for a in out)
+        """Wait for a dispatched batch; host arrays with the batch axis first: (labels (B, 23),
+        feh_vmp (B,), bad_fraction (B,), status (B,)), and ood_score (B,) when the checkpoint
+        carries the basis of the "unlike the training spectra" score."""
+        out = tuple(np.asarray(a) for a in out)
         if self.parallel == "pmap":
-            y, vmp, bad, status = (a.reshape(-1, *a.shape[2:]) for a in (y, vmp, bad, status))
-        return y, vmp, bad, status
+            out = tuple(a.reshape(-1, *a.shape[2:]) for a in out)
+        return out

@@ -8,7 +8,11 @@ Sect. 4 and Table 2)::
 ``sigma_r`` is the random error, fitted from repeat observations (``jaxvac calibrate-errors``);
 ``sigma_m`` is the method error (the scatter on the training stars). ``scale`` is 100 for
 Teff_PASTEL, because the paper fitted Teff residuals divided by 100 K, and 1 for every other
-label. The coefficients are the ``[errors.coefficients]`` table of ``configs/dr8.toml``.
+label. The coefficients are the ``[errors.coefficients]`` table of ``configs/dr8.toml``
+(Table 2), or the error model a checkpoint carries (fitted by ``jaxvac train`` on held-out
+residuals of those very networks, or written into it by ``jaxvac calibrate-errors --into``):
+``[errors] source`` chooses, :func:`run_error_model` applies the choice. Range flags likewise
+use the checkpoint's training ranges (:func:`run_ranges`), or Table 1 (``jaxvac.labels``).
 
 feh_VMP has no row in Table 2: its error is its method error, ``feh_vmp_sigma`` = 0.176 dex, at
 every SNR (unless a config adds a calibrated ``feh_VMP`` row).
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 
@@ -40,11 +46,17 @@ __all__ = [
     "vmp_error",
     "range_flags",
     "default_ranges",
+    "run_error_model",
+    "run_ranges",
+    "ERROR_SOURCES",
 ]
+
+ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 
 # Labels the [errors.coefficients] table may hold: the 23 (all required) and feh_VMP (optional).
 _ALLOWED = LABEL_NAMES + (VMP.name,)
-_ROW_KEYS = ("a", "b", "c", "sigma_m", "scale")
+_ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
+_ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,22 +64,31 @@ _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale")
 class ErrorsConfig:
     """The ``[errors]`` table of a config; the defaults are those of configs/dr8.toml [errors].
 
+    source: where ``jaxvac run`` takes Err_ and the flag ranges from: "checkpoint" (the error
+        model and training ranges the checkpoint carries; the coefficients below and Table 1 for a
+        checkpoint without them) or "config" (the coefficients below and Table 1, always).
     coefficients: label name -> {a, b, c, sigma_m, scale=1}; every one of the 23 labels of
         jaxvac/labels.py, optionally feh_VMP (default: Wang et al. 2022 Table 2, from dr8.toml).
     feh_vmp_sigma: dex, error of feh_VMP when the table has no feh_VMP row (SPEC.md: 0.176).
     pair_snr_tolerance: calibration pairs two spectra of one star only if
         |snr1 - snr2| / ((snr1 + snr2) / 2) < pair_snr_tolerance (SPEC.md: 10%).
     snr_bin_edges: snrg bin edges of the calibration (increasing, > 0).
-    min_pairs_per_bin: calibration bins with fewer pairs are left out of the fit.
+    min_pairs_per_bin: calibration bins with fewer pairs are left out of the fit; for held-out
+        residuals (``jaxvac train``) the least number of stars per bin.
+    heldout_bins: at most this many snrg bins, of equal star counts, for held-out residuals.
+    heldout_b_min: lowest exponent b of a held-out fit (< 0: Err may rise with snrg).
     scatter: per-bin scatter of the residuals, "std" (sample standard deviation, as the paper)
         or "mad" (1.4826 * median absolute deviation from the median: robust to outliers).
     """
 
+    source: str
     coefficients: Mapping[str, Mapping[str, float]]
     feh_vmp_sigma: float
     pair_snr_tolerance: float
     snr_bin_edges: tuple[float, ...]
     min_pairs_per_bin: int
+    heldout_bins: int
+    heldout_b_min: float
     scatter: str
 
     def __post_init__(self):
@@ -76,6 +97,9 @@ class ErrorsConfig:
             raise ConfigError(f"[errors] snr_bin_edges must be >= 2 increasing positive numbers, got {self.snr_bin_edges!r}.")
         if not 0 < self.pair_snr_tolerance < 2:
             raise ConfigError(f"[errors] pair_snr_tolerance is a relative SNR difference in (0, 2), got {self.pair_snr_tolerance!r}; SPEC.md uses 0.10.")
+        if self.source not in ERROR_SOURCES:
+            raise ConfigError(f"[errors] source must be one of {list(ERROR_SOURCES)}, got {self.source!r}; "
+                              f"\"checkpoint\" uses the error model the checkpoint carries.")
         if self.scatter not in ("std", "mad"):
             raise ConfigError(f"[errors] scatter must be 'std' or 'mad', got {self.scatter!r}.")
         if int(self.min_pairs_per_bin) != self.min_pairs_per_bin or self.min_pairs_per_bin < 2:
@@ -86,7 +110,11 @@ class ErrorsConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ErrorCoefficients:
-    """One row of Table 2: sigma_r = scale * (a + c / snr**b); sigma_m in the label's unit."""
+    """One row of Table 2: sigma_r = scale * (a + c / snr**b); sigma_m in the label's unit.
+
+    snr_min, snr_max: snr is clipped into this range first (a fitted curve is not extrapolated
+    beyond the SNR of the data it was fitted to); Table 2 rows: 0 and inf, no clipping.
+    """
 
     name: str
     a: float
@@ -94,23 +122,32 @@ class ErrorCoefficients:
     c: float
     sigma_m: float
     scale: float = 1.0
+    snr_min: float = 0.0
+    snr_max: float = math.inf
 
 
-def _row(source: str, name: str, row) -> ErrorCoefficients:
+def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
-        raise ConfigError(f"In {source}: [errors.coefficients] {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
+        raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
     unknown = sorted(set(row) - set(_ROW_KEYS))
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
-            f"In {source}: [errors.coefficients] {name} {what}; "
-            f"each row needs a, b, c, sigma_m and may have scale (default 1)."
+            f"In {source}: {table} {name} {what}; "
+            f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
+    if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
+        vals["snr_max"] = math.inf
     for k, v in vals.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (k == "scale" and v == 0):
-            raise ConfigError(f"In {source}: [errors.coefficients] {name}.{k} must be a finite number >= 0 (scale > 0), got {v!r}.")
+        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v)
+        bad = bad or (k != "snr_max" and not math.isfinite(v)) or (k != "b" and v < 0) or (k == "scale" and v == 0)
+        if bad:
+            raise ConfigError(f"In {source}: {table} {name}.{k} must be a finite number >= 0 (b any finite number, "
+                              f"scale > 0, snr_max may be inf), got {v!r}.")
+    if vals.get("snr_min", 0.0) > vals.get("snr_max", math.inf):
+        raise ConfigError(f"In {source}: {table} {name} has snr_min {vals['snr_min']!r} > snr_max {vals['snr_max']!r}.")
     return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()})
 
 
@@ -149,6 +186,43 @@ class ErrorModel:
         """Wang et al. (2022) Table 2, from configs/dr8.toml."""
         return _default_model()
 
+    @classmethod
+    def from_rows(cls, rows: Mapping[str, Mapping], feh_vmp_sigma: float, source: str = "<rows>",
+                  fallback: ErrorModel | None = None) -> ErrorModel:
+        """From {label: {a, b, c, sigma_m[, scale]}} (other keys such as n, status are ignored).
+
+        A label of the 23 missing from ``rows`` takes ``fallback``'s row (KeyError-free only when
+        a fallback is given; otherwise ConfigError naming ``source`` and the missing labels).
+        """
+        unknown = sorted(set(rows) - set(_ALLOWED))
+        if unknown:
+            raise ConfigError(f"In {source}: error-model rows for unknown label(s) {unknown}; labels are {list(_ALLOWED)}.")
+        missing = [n for n in LABEL_NAMES if n not in rows]
+        if missing and fallback is None:
+            raise ConfigError(f"In {source}: the error model lacks rows for {missing}; every label needs one.")
+        keep = {k: v for k, v in rows.items()}
+        out = []
+        for n in _ALLOWED:
+            if n in keep:
+                out.append(_row(source, n, {k: v for k, v in keep[n].items() if k in _ROW_KEYS}, table="error model"))
+            elif n in LABEL_NAMES or (fallback is not None and n in fallback.names):
+                out.append(fallback.row(n))
+        if not (math.isfinite(feh_vmp_sigma) and feh_vmp_sigma >= 0):
+            raise ConfigError(f"In {source}: feh_vmp_sigma must be a finite number >= 0 (dex), got {feh_vmp_sigma!r}.")
+        return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma))
+
+    def to_rows(self) -> dict[str, dict[str, float]]:
+        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max]}}, the inverse of :meth:`from_rows`
+        (snr_min, snr_max only where they clip)."""
+        return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
+                for r in self.rows}
+
+    def digest(self) -> str:
+        """sha256 (first 16 hex digits) of the coefficients and feh_vmp_sigma: names the model in
+        catalogue headers (card ERRMODEL)."""
+        blob = json.dumps({"rows": self.to_rows(), "feh_vmp_sigma": self.feh_vmp_sigma}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.rows)
@@ -164,7 +238,7 @@ class ErrorModel:
         return {k: np.array([getattr(r, k) for r in rows], dtype=np.float64) for k in _ROW_KEYS}
 
     def random(self, snrg, names: Sequence[str] | None = None) -> np.ndarray:
-        """Random error sigma_r = scale * (a + c / snrg**b).
+        """Random error sigma_r = scale * (a + c / s**b), s = snrg clipped into [snr_min, snr_max].
 
         snrg: (N,) g-band SNR. names: labels (default the 23 of LABEL_NAMES, in that order).
         Returns (N, len(names)) float64 in each label's unit; NaN rows where snrg is not finite
@@ -173,7 +247,7 @@ class ErrorModel:
         col = self._columns(names)
         snr = np.asarray(snrg, dtype=np.float64).reshape(-1, 1)
         good = np.isfinite(snr) & (snr > 0)
-        safe = np.where(good, snr, 1.0)
+        safe = np.clip(np.where(good, snr, 1.0), col["snr_min"], col["snr_max"])
         out = col["scale"] * (col["a"] + col["c"] / safe ** col["b"])
         return np.where(good, out, np.nan)
 
@@ -272,3 +346,44 @@ def range_flags(values, ranges=None, names: Sequence[str] | None = None, nan_fla
         raise ValueError(f"range_flags: every range needs lo <= hi (finite or +-inf), got {rng.tolist()}.")
     inside = (vals >= lo) & (vals <= hi)
     return np.where(np.isnan(vals), np.int8(nan_flag), np.where(inside, 0, 1)).astype(np.int8)
+
+
+def run_error_model(cfg: Mapping, metadata: Mapping | None, where: str = "checkpoint") -> tuple[ErrorModel, str]:
+    """The error model ``jaxvac run`` uses, and its header value ``"<kind>:<digest>"``.
+
+    ``[errors] source = "checkpoint"`` (the default) with a checkpoint whose metadata has an
+    ``error_model`` (written by ``jaxvac train`` from held-out residuals, kind "checkpoint", or by
+    ``jaxvac calibrate-errors --into``, kind "repeats"): that model; a label it lacks takes the
+    config's row. Otherwise (``source = "config"``, or a checkpoint written before error models
+    were stored) the config's ``[errors.coefficients]`` (Table 2), kind "config".
+    """
+    config_model = ErrorModel.from_config(cfg)
+    ec = section(cfg, "errors", ErrorsConfig)
+    rec = (metadata or {}).get("error_model") if ec.source == "checkpoint" else None
+    if not rec:
+        return config_model, f"config:{config_model.digest()}"
+    if not isinstance(rec, Mapping) or not isinstance(rec.get("rows"), Mapping):
+        raise ConfigError(f"{where} has an error_model without a 'rows' table; retrain, or set [errors] source = \"config\".")
+    model = ErrorModel.from_rows(rec["rows"], float(rec.get("feh_vmp_sigma", config_model.feh_vmp_sigma)),
+                                 source=f"{where} error_model", fallback=config_model)
+    kind = "repeats" if rec.get("kind") == "repeats" else "checkpoint"
+    return model, f"{kind}:{model.digest()}"
+
+
+def run_ranges(cfg: Mapping, metadata: Mapping | None) -> tuple[np.ndarray, tuple[float, float], str]:
+    """(ranges (23, 2), feh_VMP range (lo, hi), kind) of the flags of ``jaxvac run``.
+
+    ``[errors] source = "checkpoint"`` and metadata with ``training_ranges`` (``jaxvac train``:
+    the range of each label over the curated training stars, rule in docs/errors.md): those, kind
+    "checkpoint"; otherwise Table 1 of the paper (``default_ranges``), kind "config".
+    """
+    ec = section(cfg, "errors", ErrorsConfig)
+    rec = (metadata or {}).get("training_ranges") if ec.source == "checkpoint" else None
+    table1 = default_ranges()
+    vmp_table1 = tuple(default_ranges([VMP.name])[0])
+    if not rec:
+        return table1, vmp_table1, "config"
+    labels = rec.get("labels", {})
+    rng = np.array([labels.get(n, table1[k]) for k, n in enumerate(LABEL_NAMES)], np.float64)
+    vmp = tuple(float(v) for v in rec.get(VMP.name, vmp_table1))
+    return rng, vmp, "checkpoint"

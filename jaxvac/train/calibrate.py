@@ -23,6 +23,12 @@ open written down:
 5. Fit ``sigma(snr) = a + c / snr**b``, a, b, c >= 0 (b <= 4), by weighted least squares
    (``fit_power_law``). Weights use the per-bin errors scaled to the fitted curve (a second pass),
    so a bin that scatters low by chance does not get a larger weight.
+
+The error model of a checkpoint (``jaxvac train``; docs/errors.md "The error model of a
+checkpoint") uses the same binning and fit on held-out residuals (prediction - truth of stars the
+networks were not trained on) instead of pair differences: :func:`heldout_error_rows` bins them
+with :func:`bin_scatter` and fits the total ``sqrt((a + c / snr**b)**2 + sigma_m**2)`` with
+:func:`fit_total_error`, whose random part is :func:`fit_power_law`.
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ __all__ = [
     "bin_scatter",
     "calibrate",
     "B_MAX",
+    "TotalErrorFit",
+    "fit_total_error",
+    "heldout_error_rows",
 ]
 
 B_MAX = 4.0  # upper bound of the exponent b; Table 2 has 0.99..1.23
@@ -91,12 +100,13 @@ def _nnls_ac(x, y, w):
     return cands[k][0], cands[k][1], chi[k]
 
 
-def fit_power_law(snr, sigma, sigma_err) -> PowerLawFit:
-    """Weighted least squares of ``sigma = a + c / snr**b`` with a, c >= 0 and 0 <= b <= B_MAX.
+def fit_power_law(snr, sigma, sigma_err, b_min: float = 0.0) -> PowerLawFit:
+    """Weighted least squares of ``sigma = a + c / snr**b`` with a, c >= 0 and b_min <= b <= B_MAX.
 
     snr, sigma, sigma_err: (M,) with M >= 3, sigma_err > 0. Variable projection: for a fixed b
     the model is linear in (a, c) and solved exactly under the bounds; chi2(b) is scanned on a
-    grid of 0.01 and refined by bounded Brent, so no starting values are needed.
+    grid of 0.01 and refined by bounded Brent, so no starting values are needed. b_min < 0 lets
+    the curve rise with snr (held-out residuals of a label whose bright stars are harder).
     """
     snr, y, e = (np.asarray(v, dtype=np.float64) for v in (snr, sigma, sigma_err))
     if not (snr.ndim == 1 and snr.shape == y.shape == e.shape and snr.size >= 3):
@@ -109,7 +119,7 @@ def fit_power_law(snr, sigma, sigma_err) -> PowerLawFit:
     def profile(b):
         return _nnls_ac(np.exp(-b * lsnr), y, w)[2]
 
-    grid = np.linspace(0.0, B_MAX, 401)
+    grid = np.linspace(b_min, B_MAX, int(round((B_MAX - b_min) * 100)) + 1)
     chis = np.array([profile(b) for b in grid])
     k = int(np.argmin(chis))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
@@ -300,3 +310,101 @@ def calibrate(
         fit = fit_power_law(bins.snr, y, np.maximum(fit(bins.snr), 1e-300) * rel)  # model-based weights
         out.append(LabelCalibration(name, scale, int(good.sum()), bins, "ok", fit))
     return Calibration(labels=tuple(out), counts=counts, settings=settings)
+
+
+# ----------------------------------------------------------------------------------------------
+# Held-out residuals: the error model of a checkpoint (jaxvac train) and its cross-check.
+
+
+@dataclasses.dataclass(frozen=True)
+class TotalErrorFit:
+    """sigma(snr) = sqrt(power(snr)**2 + sigma_m**2), power = a + c / snr**b (a PowerLawFit).
+    chi2 of the total over dof = M - 4 points (M - 3 when sigma_m was fixed at 0)."""
+
+    power: PowerLawFit
+    sigma_m: float
+    chi2: float
+    dof: int
+
+    def __call__(self, snr) -> np.ndarray:
+        return np.hypot(self.power(snr), self.sigma_m)
+
+
+def fit_total_error(snr, sigma, sigma_err, n_grid: int = 25, b_min: float = 0.0) -> TotalErrorFit:
+    """Weighted least squares of ``sigma = sqrt((a + c / snr**b)**2 + sigma_m**2)``.
+
+    snr, sigma, sigma_err: (M,), M >= 3, as :func:`fit_power_law`. sigma_m is profiled: for each
+    of ``n_grid`` values f * min(sigma), f = 0 .. 0.98, the random part sqrt(sigma**2 - sigma_m**2)
+    (errors sigma * sigma_err / that) is fitted by :func:`fit_power_law` and the chi2 of the total
+    against ``sigma`` computed; the smallest chi2 wins (f = 0 on ties, i.e. no method floor beyond
+    a). With M = 3 points sigma_m = 0 (three points fix a, b, c only). A floor ``a`` and
+    ``sigma_m`` are nearly degenerate, so read the pair together: the total is what is fitted.
+    """
+    snr, y, e = (np.asarray(v, dtype=np.float64) for v in (snr, sigma, sigma_err))
+    base = fit_power_law(snr, y, e, b_min)  # validates the inputs; sigma_m = 0
+    best = TotalErrorFit(base, 0.0, base.chi2, base.dof)
+    if snr.size < 4:
+        return best
+    best = dataclasses.replace(best, dof=int(snr.size - 4))
+    for f in np.linspace(0.0, 0.98, n_grid)[1:]:
+        sm = f * float(y.min())
+        r = np.sqrt(y**2 - sm**2)
+        fit = fit_power_law(snr, r, e * y / r, b_min)
+        chi2 = float((((np.hypot(fit(snr), sm) - y) / e) ** 2).sum())
+        if chi2 < best.chi2:
+            best = TotalErrorFit(fit, sm, chi2, int(snr.size - 4))
+    return best
+
+
+def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None) -> dict[str, dict]:
+    """Error-model rows of every label from held-out residuals (prediction - truth).
+
+    snrg: (N,); residuals: label -> (N,) in the label's unit, NaN where a star has no truth or no
+    prediction. Per label, the stars with a residual and snrg >= ``settings.snr_bin_edges[0]``
+    (``jaxvac run`` skips the others) are cut into k = min(``settings.heldout_bins``,
+    n // ``settings.min_pairs_per_bin``) snrg bins of equal counts (a held-out set has far fewer
+    stars than a repeat catalogue has pairs, so fixed edges would leave the ends nearly empty);
+    :func:`bin_scatter` gives each bin's scatter (``settings.scatter``), then:
+
+    - k >= 3: :func:`fit_total_error` (b >= ``settings.heldout_b_min``), then again with weights
+      from the fitted curve (as :func:`calibrate`) -> {a, b, c, sigma_m, snr_max}, snr_max the last
+      bin's median snrg: the curve is held constant above it (a rising curve is not extrapolated);
+    - k < 3 but >= 2 residuals: a constant, a = their std (ddof 1), b = c = sigma_m = 0;
+    - fewer than 2 residuals: no row (the caller keeps the config's).
+
+    Returns {label: {a, b, c, sigma_m, scale (1), n, status}} (JSON-able): the rows of
+    :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows`.
+    """
+    settings = ErrorsConfig() if settings is None else settings
+    snr = np.asarray(snrg, np.float64)
+    lowest = float(settings.snr_bin_edges[0])
+    out: dict[str, dict] = {}
+    for name, res in residuals.items():
+        r = np.asarray(res, np.float64)
+        if r.shape != snr.shape:
+            raise ValueError(f"residuals of {name!r} have shape {r.shape}, snrg has {snr.shape}; one value per star is needed.")
+        ok = np.isfinite(r) & np.isfinite(snr) & (snr >= lowest)
+        n = int(ok.sum())
+        if n < 2:
+            continue
+        k = min(int(settings.heldout_bins), n // int(settings.min_pairs_per_bin))
+        if k >= 3:
+            edges = np.quantile(snr[ok], np.linspace(0.0, 1.0, k + 1))
+            edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
+            bins = bin_scatter(snr[ok], r[ok], edges, 2, settings.scatter)
+            usable = bins.scatter_err > 0
+            k = int(usable.sum())
+        if k >= 3:
+            bs, sc, se = bins.snr[usable], bins.scatter[usable], bins.scatter_err[usable]
+            fit = fit_total_error(bs, sc, se, b_min=settings.heldout_b_min)
+            # model-based weights (a second pass, as calibrate does): a bin that scatters low by
+            # chance, or one without the outliers of its neighbours, does not pull the curve down
+            fit = fit_total_error(bs, sc, np.maximum(fit(bs), 1e-300) * se / sc, b_min=settings.heldout_b_min)
+            row = {"a": fit.power.a, "b": fit.power.b, "c": fit.power.c, "sigma_m": fit.sigma_m,
+                   "snr_max": float(bins.snr[usable][-1]),
+                   "status": f"fit ({k} bins, chi2 {fit.chi2:.1f}/{fit.dof})"}
+        else:
+            row = {"a": float(np.std(r[ok], ddof=1)), "b": 0.0, "c": 0.0, "sigma_m": 0.0,
+                   "status": f"constant: {n} stars make fewer than 3 bins of >= {settings.min_pairs_per_bin}"}
+        out[name] = {k_: float(v) for k_, v in row.items() if k_ != "status"} | {"scale": 1.0, "n": n, "status": row["status"]}
+    return out

@@ -10,6 +10,10 @@ writes, each atomically (:mod:`jaxvac.io.atomic`), into one folder:
     bins.csv            BINS as CSV
     errors.toml         an [errors.coefficients] table to merge into a config
     calibrate_errors.png  the figure (:func:`jaxvac.display.plots.plot_calibration`)
+
+With ``into`` (``--into CHECKPOINT``) the fitted rows also become the error model of a trained
+checkpoint (:func:`write_into_checkpoint`: a new step, kind "repeats"), which ``jaxvac run`` uses
+with ``[errors] source = "checkpoint"`` and names in the catalogue header (ERRMODEL = repeats:...).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
 from jaxvac.train.calibrate import Calibration, calibrate
 
 __all__ = ["STAR_COLUMNS", "Repeats", "read_repeats", "coefficient_table", "bin_table", "write_calibration",
-           "run_calibration"]
+           "run_calibration", "write_into_checkpoint"]
 
 STAR_COLUMNS = ("star_id", "gaiaid", "gaia_source_id", "source_id", "designation", "desig")
 
@@ -183,6 +187,44 @@ def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = 
                                    "errors.toml", "calibrate_errors.png")]
 
 
+def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorModel, source: str = "") -> str:
+    """Make the fitted rows the error model of the checkpoint ``checkpoint_dir`` (a new step).
+
+    Each fitted label takes a, b, c and scale from the repeats and sigma_m (which repeats do not
+    measure) from the checkpoint's current error model, else from ``reference`` (the config);
+    labels not fitted keep the checkpoint's row (else the reference's). Recorded as kind "repeats"
+    with its source and the error model it replaces. Returns the new step's path.
+    """
+    from jaxvac.train import checkpoint
+
+    meta = checkpoint.read_metadata(checkpoint_dir)
+    old = meta.get("error_model") or {}
+    base = ErrorModel.from_rows(old["rows"], float(old.get("feh_vmp_sigma", reference.feh_vmp_sigma)),
+                                f"checkpoint {str(checkpoint_dir)!r}", fallback=reference) if old.get("rows") else reference
+    rows = base.to_rows()
+    sm_vmp = base.feh_vmp_sigma
+    fitted = []
+    for lc in cal.labels:
+        if lc.fit is None:
+            continue
+        sigma_m = rows[lc.name]["sigma_m"] if lc.name in rows else sm_vmp
+        rows[lc.name] = {"a": lc.fit.a, "b": lc.fit.b, "c": lc.fit.c, "sigma_m": sigma_m, "scale": lc.scale,
+                         "n": lc.n_pairs, "status": "repeats"}
+        fitted.append(lc.name)
+    model = ErrorModel.from_rows(rows, sm_vmp, "repeats", fallback=reference)
+    record = {
+        "kind": "repeats",
+        "source": f"repeats {source}",
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2); a, b, c from repeat pairs, sigma_m kept",
+        "rows": rows,
+        "feh_vmp_sigma": sm_vmp,
+        "fitted": fitted,
+        "replaces": {"kind": old.get("kind", "config"), "digest": old.get("digest", base.digest())},
+        "digest": model.digest(),
+    }
+    return str(checkpoint.update_metadata(checkpoint_dir, {"error_model": record}))
+
+
 def run_calibration(
     catalogue,
     out_dir,
@@ -191,10 +233,12 @@ def run_calibration(
     snr_column: str = "snrg",
     labels: Sequence[str] | None = None,
     dpi: int = 80,
+    into=None,
 ) -> tuple[Calibration, list[str]]:
     """Read a catalogue, fit every label's a, b, c with the [errors] settings of ``config`` and
     write the tables and figure into ``out_dir``; the config's coefficients are the reference
-    (and give each label's scale). Returns the calibration and the paths written."""
+    (and give each label's scale). ``into``: a checkpoint directory whose error model becomes the
+    fitted one (:func:`write_into_checkpoint`). Returns the calibration and the paths written."""
     from jaxvac.config import load_config, section
 
     cfg = load_config(config)
@@ -202,4 +246,7 @@ def run_calibration(
     reference = ErrorModel.from_config(cfg)
     rep = read_repeats(catalogue, star_column, snr_column, labels)
     cal = calibrate(rep.star_id, rep.snrg, rep.values, settings, reference)
-    return cal, write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi)
+    paths = write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi)
+    if into is not None:
+        paths.append(write_into_checkpoint(cal, into, reference, source=rep.source))
+    return cal, paths

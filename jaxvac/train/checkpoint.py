@@ -12,7 +12,12 @@ names, units and effective (training) ranges; the flux standardisation statistic
 (``grid``: global-grid constants and the input pixel ranges); the whole normalisation Layout
 the training spectra went through (``layout``: every field of ``jaxvac.kernels.Layout``, i.e.
 windows, margin, median width, polynomial order, min_good_fraction, pivot_tol, continuum_floor,
-max_abs_rv, c_kms); the model sizes; the training config; the jaxvac version; training metrics.
+max_abs_rv, c_kms, norm_flux_min, norm_flux_max, max_abs_standardized); the model sizes; the
+training config; the jaxvac version; training metrics. Written by ``jaxvac train`` since issue 12
+(optional, so earlier checkpoints still load): ``error_model`` (Err_ coefficients fitted on
+held-out residuals, or from repeats by ``jaxvac calibrate-errors --into``), ``training_ranges``
+(the flag range of each label) and ``ood`` (K, floor, threshold of the "unlike the training
+spectra" score; its (K, N_INPUT) basis is the parameter ``ood/basis``, beside the networks).
 Floats are written with Python's repr, so float32 statistics come back bit for bit.
 
 :func:`load` refuses, with a one-line message saying what differs and what to do, a checkpoint
@@ -27,7 +32,9 @@ devices.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import sys
 from pathlib import Path
 
 import jax
@@ -37,13 +44,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxvac
 from jaxvac import constants
+from jaxvac.errors import JaxvacError
 from jaxvac.model import N_INPUT, N_VMP_INPUT, Predictor
 from jaxvac.preprocess import LAYOUT
 
 CHECKPOINT_FORMAT = 2  # bump when the parameter tree or the metadata keys change meaning; 2: "layout" recorded
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ValueError, JaxvacError):
     """A checkpoint that cannot be used here; the message says what differs and what to do."""
 
 
@@ -116,6 +124,42 @@ def check_compatible(meta: dict, where: str = "checkpoint", layout=None) -> None
         )
 
 
+@contextlib.contextmanager
+def _readable(directory: str | Path):
+    """Turn what orbax, tensorstore or json raise on a damaged checkpoint (a file missing,
+    truncated or corrupt) into one CheckpointError line naming the directory."""
+    _drop_closed_loop_reports()  # before: tensorstore's threads may report while the error unwinds
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - orbax and tensorstore raise many kinds (ValueError, Exception...)
+        why = str(e).split(" [tensorstore_spec", 1)[0].strip().splitlines()
+        why = why[0][:300] if why else ""
+        raise CheckpointError(
+            f"checkpoint {str(Path(directory).expanduser().resolve())!r} cannot be read: a file in it is missing, "
+            f"truncated or damaged ({type(e).__name__}: {why}); retrain it with `jaxvac train` or restore it "
+            f"from a copy.") from e
+
+
+def _drop_closed_loop_reports() -> None:
+    """After a failed restore, tensorstore completes orbax's futures on its closed asyncio loop,
+    and each prints a "RuntimeError: Event loop is closed" traceback through sys.unraisablehook,
+    after the real error: those (and only those) are dropped."""
+    previous = sys.unraisablehook
+    if getattr(previous, "_jaxvac_closed_loop_filter", False):
+        return
+
+    def hook(unraisable):
+        e = unraisable.exc_value
+        if isinstance(e, RuntimeError) and str(e) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook._jaxvac_closed_loop_filter = True
+    sys.unraisablehook = hook
+
+
 def _manager(directory: str | Path, create: bool) -> ocp.CheckpointManager:
     path = Path(directory).expanduser().resolve()  # orbax wants absolute paths
     if not create and not path.is_dir():
@@ -154,7 +198,8 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
     meta = _to_json({**metadata, "format": CHECKPOINT_FORMAT, "grid": grid_metadata(),
                      "layout": layout_metadata(LAYOUT if layout is None else layout),
                      "jaxvac_version": jaxvac.__version__})
-    tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"], "vmp": params["vmp"]})
+    tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"], "vmp": params["vmp"],
+                                     **({"ood": {"basis": params["ood"]["basis"]}} if "ood" in params else {})})
     with _manager(directory, create=True) as mngr:
         step = 0 if mngr.latest_step() is None else mngr.latest_step() + 1
         mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree),
@@ -163,9 +208,21 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
         return Path(mngr.directory) / str(step)
 
 
+def update_metadata(directory: str | Path, updates: dict) -> Path:
+    """Save the latest step of ``directory`` again, as a new step, with its metadata updated by
+    ``updates`` (top-level keys replaced); the parameters are unchanged. For what is learned about
+    trained networks later, such as an error model from repeats (``jaxvac calibrate-errors
+    --into``). The checkpoint must load here (:func:`load`'s checks). Returns the new step folder.
+    """
+    pred = load(directory, devices=jax.local_devices()[:1])
+    keep = {k: v for k, v in pred.metadata.items() if k not in ("format", "grid", "layout", "jaxvac_version")}
+    params = {k: pred.params[k] for k in ("ensemble", "vmp", "ood") if k in pred.params}
+    return save(directory, params, {**keep, **updates})
+
+
 def read_metadata(directory: str | Path, step: int | None = None) -> dict:
     """The JSON metadata of a checkpoint (latest step by default), unchecked."""
-    with _manager(directory, create=False) as mngr:
+    with _readable(directory), _manager(directory, create=False) as mngr:
         step = _step(mngr, directory, step)
         return mngr.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
 
@@ -198,7 +255,7 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
     """
     devices = list(devices) if devices is not None else jax.local_devices()
     sharding = NamedSharding(Mesh(np.array(devices), ("replica",)), PartitionSpec())
-    with _manager(directory, create=False) as mngr:
+    with _readable(directory), _manager(directory, create=False) as mngr:
         step = _step(mngr, directory, step)
         meta = mngr.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
         check_compatible(meta, where=f"checkpoint {str(Path(mngr.directory) / str(step))!r}", layout=layout)
@@ -207,6 +264,8 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
             "ensemble": _stack_shapes(N_INPUT, model["hidden"], len(meta["labels"])),
             "vmp": _stack_shapes(N_VMP_INPUT, model["vmp_hidden"], 1),
         }
+        if meta.get("ood"):  # the "unlike the training spectra" basis (jaxvac train; older checkpoints lack it)
+            shapes["ood"] = {"basis": (int(meta["ood"]["components"]), N_INPUT)}
         abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(tuple(s), np.float32, sharding=sharding), shapes,
                                 is_leaf=lambda s: isinstance(s, tuple))
         params = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))).params
@@ -217,5 +276,7 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
         "y_mean": f32(st["y_mean"]), "y_std": f32(st["y_std"]),
         "vmp_mean": f32(st["vmp_mean"]), "vmp_std": f32(st["vmp_std"]),
     }
+    if "ood" in params:
+        params["ood"] = {**params["ood"], "floor": f32(meta["ood"]["floor"])}
     return Predictor(params=params, x_mean=np.asarray(st["x_mean"], np.float32),
                      x_std=np.asarray(st["x_std"], np.float32), metadata=meta)

@@ -26,6 +26,7 @@ import numpy as np
 import jaxvac
 from jaxvac.config import recipe_defaults
 from jaxvac.constants import NPIX_GLOBAL
+from jaxvac.errors import JaxvacError
 from jaxvac.io.atomic import atomic_path
 
 __all__ = ["SpectraMatrix", "catalog_paths", "load_spectra"]
@@ -33,7 +34,7 @@ __all__ = ["SpectraMatrix", "catalog_paths", "load_spectra"]
 CACHE_FORMAT = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(ValueError, JaxvacError):
     """A catalogue or spectrum list that cannot be used; the message says what to do."""
 
 
@@ -79,8 +80,12 @@ class SpectraMatrix:
     obsid: np.ndarray
 
     def usable(self, max_bad_fraction: float = 0.5) -> np.ndarray:
-        """(N,) bool: read, normalised with status 0 and at most max_bad_fraction bad pixels."""
-        return self.ok & (self.status == 0) & (1.0 - self.good.mean(1) <= max_bad_fraction)
+        """(N,) bool: read, normalised with no status bit but ``input_masked`` (a wild pixel masked
+        like a bad one leaves a usable spectrum), and at most max_bad_fraction bad pixels."""
+        from jaxvac.kernels.normalize import STATUS_INPUT_MASKED
+
+        clean = (self.status & ~np.int32(STATUS_INPUT_MASKED)) == 0
+        return self.ok & clean & (1.0 - self.good.mean(1) <= max_bad_fraction)
 
 
 # Modules whose code decides the cached values: a change to any of them invalidates the cache.

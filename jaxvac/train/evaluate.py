@@ -60,6 +60,70 @@ def residual_stats(truth: np.ndarray, pred: np.ndarray, snr: np.ndarray, names, 
     return rows
 
 
+def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names, edges) -> list[dict]:
+    """Rows {label, bin, n, z_std, z_mad} per label and snrg bin: the spread of z = resid / err.
+
+    resid, err: (N, K), NaN where unknown; snr: (N,); edges: ascending snrg bin edges (stars below
+    edges[0] are left out: ``jaxvac run`` skips them). z_std = sample std of z (ddof 1; 1 for a
+    calibrated error), z_mad = 1.4826 * MAD of z about its median (the same for Gaussian z, but
+    blind to a few outliers). NaN with fewer than 2 stars.
+    """
+    resid, err, snr = np.asarray(resid, float), np.asarray(err, float), np.asarray(snr, float)
+    edges = np.asarray(edges, float)
+    which = np.digitize(snr, edges) - 1  # -1: below the first edge; len(edges) - 1: the open last bin
+    labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])] + [f">{edges[-1]:g}"]
+    rows = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = resid / err
+    for k, name in enumerate(names):
+        for b, bname in enumerate(labels):
+            v = z[(which == b) & np.isfinite(z[:, k]), k]
+            rows.append({
+                "label": name, "bin": bname, "n": int(v.size),
+                "z_std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                "z_mad": float(1.482602218505602 * np.median(np.abs(v - np.median(v)))) if v.size > 1 else math.nan,
+            })
+    return rows
+
+
+def calibration_markdown(rows: list[dict]) -> str:
+    """A Markdown table of :func:`error_calibration` rows: std(z) (n) per label and bin."""
+    bins = list(dict.fromkeys(r["bin"] for r in rows))
+    by = {(r["label"], r["bin"]): r for r in rows}
+    lines = ["| label | " + " | ".join(f"snrg {b}: std(z) (n)" for b in bins) + " |", "|" + "---|" * (len(bins) + 1)]
+    for lab in dict.fromkeys(r["label"] for r in rows):
+        cells = [("-" if by[(lab, b)]["n"] < 2 else f"{by[(lab, b)]['z_std']:.2f} ({by[(lab, b)]['n']})") for b in bins]
+        lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def vmp_comparison(truth_feh: np.ndarray, feh_vmp: np.ndarray, feh_pastel: np.ndarray, snr: np.ndarray, edges) -> list[dict]:
+    """feh_VMP against feh_PASTEL on the VMP candidates (stars with a feh_VMP estimate and a true
+    [Fe/H]): rows {bin, n, vmp_bias, vmp_std, pastel_bias, pastel_std} for 'all' and each snrg bin
+    of ``edges`` (residual = estimate - truth; std with ddof 1, NaN under 2 stars)."""
+    truth_feh, feh_vmp, feh_pastel, snr = (np.asarray(a, float) for a in (truth_feh, feh_vmp, feh_pastel, snr))
+    cand = np.isfinite(feh_vmp) & np.isfinite(truth_feh) & np.isfinite(feh_pastel)
+    bins = np.digitize(snr, np.asarray(edges, float))
+    names = snr_bin_names(edges)
+    rows = []
+    for bname, sel in [("all", cand)] + [(names[b], cand & (bins == b)) for b in range(len(names))]:
+        rv, rp = feh_vmp[sel] - truth_feh[sel], feh_pastel[sel] - truth_feh[sel]
+        stat = lambda r, f: float(f(r)) if r.size > 1 else math.nan  # noqa: E731
+        rows.append({"bin": bname, "n": int(sel.sum()), "vmp_bias": stat(rv, np.mean),
+                     "vmp_std": stat(rv, lambda r: r.std(ddof=1)), "pastel_bias": stat(rp, np.mean),
+                     "pastel_std": stat(rp, lambda r: r.std(ddof=1))})
+    return rows
+
+
+def vmp_markdown(rows: list[dict]) -> str:
+    """A Markdown table of :func:`vmp_comparison` rows."""
+    lines = ["| snrg | candidates | feh_VMP bias / std | feh_PASTEL bias / std |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['bin']} | {r['n']} | {_fmt(r['vmp_bias'])} / {_fmt(r['vmp_std'])} | "
+                     f"{_fmt(r['pastel_bias'])} / {_fmt(r['pastel_std'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown_table(rows: list[dict], units: dict[str, str], bins: list[str]) -> str:
     """A Markdown table: one line per label, bias / std (n) per SNR bin, the paper's std."""
     by = {(r["label"], r["bin"]): r for r in rows}

@@ -59,6 +59,12 @@ class TrainConfig:
     out_dir: run directory: checkpoint/, report.md, plots (``--out`` overrides).
     workers: reader processes when filling the cache.
     snr_bins: SNR (snrg) bin edges of the evaluation table.
+    range_percentile: percent p; a label's flag range is the [p, 100 - p] percentiles of its
+        curated training stars' labels (0: their min and max); recorded in the checkpoint.
+    error_check_bins: snrg bin edges of the error-calibration table (std of residual / Err).
+    noise_augment: re-noise every training spectrum, fresh each epoch and on device, to a snrg
+        drawn log-uniformly from ``augment_snr`` (:func:`fit` with ``augment``); off by default.
+    augment_snr: (lo, hi) snrg range of that re-noising.
     """
 
     seed: int
@@ -77,6 +83,10 @@ class TrainConfig:
     out_dir: str
     workers: int
     snr_bins: tuple[float, ...]
+    range_percentile: float
+    error_check_bins: tuple[float, ...]
+    noise_augment: bool
+    augment_snr: tuple[float, ...]
 
 
 @dataclasses.dataclass
@@ -157,21 +167,44 @@ def _constrain(a, sharding):
     return a if sharding is None else jax.lax.with_sharding_constraint(a, sharding)
 
 
-@partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2, 3))
-def _train_epoch(tx, sharding, params, opt_state, x, z, w, idx, valid):
-    """One pass: a lax.scan of Adam steps over the (S, B) index batches idx (valid: (S, B))."""
+def renoise(key, xb, own_snr, x_std, snr_range):
+    """Standardised flux xb (B, D) re-noised to a snrg drawn log-uniformly from snr_range.
+
+    A spectrum of snrg s gets Gaussian noise of std sqrt(1 / t**2 - 1 / s**2) / x_std per pixel
+    (relative flux noise 1 / snrg, in standardised units), t the drawn target; none where t >= s.
+    The g-band snrg stands for every pixel's (the cache keeps no ivar). Bad pixels (x = 0) stay 0.
+    """
+    lo, hi = snr_range
+    k1, k2 = jax.random.split(key)
+    t = jnp.exp(jnp.log(lo) + jax.random.uniform(k1, own_snr.shape) * (jnp.log(hi) - jnp.log(lo)))
+    s = jnp.where(jnp.isfinite(own_snr) & (own_snr > 0), own_snr, jnp.inf)
+    add = jnp.sqrt(jnp.maximum(1.0 / t**2 - 1.0 / s**2, 0.0))
+    noise = jax.random.normal(k2, xb.shape, xb.dtype) * (add[:, None] / x_std[None, :]).astype(xb.dtype)
+    return jnp.where(xb != 0, xb + noise, xb)
+
+
+@partial(jax.jit, static_argnums=(0, 1), static_argnames=("snr_range",), donate_argnums=(2, 3))
+def _train_epoch(tx, sharding, params, opt_state, x, z, w, idx, valid, keys=None, snr=None, x_std=None, snr_range=None):
+    """One pass: a lax.scan of Adam steps over the (S, B) index batches idx (valid: (S, B)).
+
+    snr_range: None, or (lo, hi): each batch is re-noised (:func:`renoise`) with its key of keys
+    (S,), from the stars' snr (N,) and the pixels' x_std (D,).
+    """
 
     def step(carry, batch):
         params, opt_state = carry
-        i, v = batch
-        xb = _constrain(x[i], sharding)
+        i, v, key = batch
+        xb = x[i]
+        if snr_range is not None:
+            xb = renoise(key, xb, snr[i], x_std, snr_range)
+        xb = _constrain(xb, sharding)
         zb = _constrain(z[i], sharding)
         wb = _constrain(w[i] * v[:, None], sharding)
         (_, per), grads = jax.value_and_grad(_total_loss, has_aux=True)(params, xb, zb, wb)
         updates, opt_state = tx.update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), (per, jnp.sum(wb, axis=0) > 0)
 
-    (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (idx, valid))
+    (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (idx, valid, keys))
     mean_loss = jnp.sum(jnp.where(has, per, 0.0), axis=0) / jnp.maximum(jnp.sum(has, axis=0), 1)
     return params, opt_state, mean_loss
 
@@ -254,6 +287,7 @@ def fit(
     val_mask: np.ndarray | None = None,
     on_epoch: Callable[[EpochInfo], None] | None = None,
     devices=None,
+    augment: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> FitResult:
     """Train M = y.shape[1] networks D-hidden-1 on standardised flux x (N, D).
 
@@ -261,6 +295,9 @@ def fit(
     val_mask: (N,) stars held out for early stopping (default: :func:`split_validation`).
     on_epoch: called with an :class:`EpochInfo` after every epoch (progress display).
     devices: local devices for data parallelism (default: all local devices).
+    augment: (snrg (N,), x_std (D,)): with ``cfg.noise_augment``, every training batch is
+        re-noised on device to a snrg drawn from ``cfg.augment_snr`` (:func:`renoise`), fresh
+        every epoch (keys from ``cfg.seed``); validation stays on the spectra as they are.
     """
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.float64)
@@ -302,9 +339,19 @@ def fit(
     vidx, vvalid = put(_batch_indices(np.flatnonzero(val_mask & known.any(1)), eval_batch))
     history = []
     epoch = 0
+    noise = {}  # the re-noising arguments of _train_epoch, when on
+    if cfg.noise_augment and augment is not None:
+        lo, hi = (float(v) for v in cfg.augment_snr)
+        if not (len(cfg.augment_snr) == 2 and 0 < lo <= hi):
+            raise ValueError(f"[train] augment_snr must be [lo, hi] with 0 < lo <= hi (snrg), got {list(cfg.augment_snr)}.")
+        noise = {"snr": put(np.asarray(augment[0], np.float32)), "x_std": put(np.asarray(augment[1], np.float32)),
+                 "snr_range": (lo, hi)}
+    base_key = jax.random.key(cfg.seed)
     for epoch in range(1, cfg.max_epochs + 1):
         idx, valid = put(_batch_indices(rng.permutation(train_idx), batch))
-        params, opt_state, train_loss = _train_epoch(tx, batch_sharding, params, opt_state, xd, zd, wd, idx, valid)
+        if noise:
+            noise["keys"] = put(jax.random.split(jax.random.fold_in(base_key, epoch), idx.shape[0]))
+        params, opt_state, train_loss = _train_epoch(tx, batch_sharding, params, opt_state, xd, zd, wd, idx, valid, **noise)
         val = np.asarray(_val_loss(batch_sharding, params, xd, zd, wd, vidx, vvalid), np.float64)
         history.append(val)
         stopped = wait >= cfg.patience

@@ -5,7 +5,9 @@ evaluation -> checkpoint, all from one config (SPEC.md "Training"; docs/training
 cuts ([curation]), normalises and caches the spectra, trains the 23 label networks as one stack
 with :func:`jaxvac.train.fit` (then retrains the LGMWAS-set members without their outliers when
 [curation] says so) and the VMP network, scores every label on held-out stars of its own
-training set, and writes the checkpoint, metrics.json, report.md and residuals.png.
+training set, fits the error model of these networks on held-out residuals (the test catalogue,
+else the validation stars; ``jaxvac.train.calibrate.heldout_error_rows``), records each label's
+training range, and writes the checkpoint, metrics.json, report.md and residuals.png.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ class ModelConfig:
     hidden: hidden layer widths of each of the 23 label networks (ReLU).
     vmp_hidden: hidden layer widths of the very-metal-poor network (input 3900-4400 A).
     max_bad_fraction: training/test spectra with more bad network-input pixels are left out.
+    ood_components: K, principal axes of the training spectra's standardised flux kept in the
+        checkpoint for the "unlike the training spectra" score (``jaxvac.kernels.ood``); 0: none.
+    ood_floor: s_0 of that score, standardised units.
+    ood_percentile: percent; the score's threshold is this percentile of the training spectra's.
     """
 
     hidden: tuple[int, ...]
     vmp_hidden: tuple[int, ...]
     max_bad_fraction: float
+    ood_components: int
+    ood_floor: float
+    ood_percentile: float
 
 
 @dataclasses.dataclass
@@ -82,7 +91,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra
     from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS, VMP, VMP_TRAIN_FEH_MAX
     from jaxvac.model import N_VMP_INPUT
-    from jaxvac.preprocess import LAYOUT, standardization_stats, standardize
+    from jaxvac.preprocess import LAYOUT, mask_inputs, standardization_stats, standardize
 
     mcfg = section(cfg, "model", ModelConfig)
     tcfg = section(cfg, "train", TrainConfig)
@@ -131,14 +140,20 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         notes.append(f"training spectra left out: {int((~usable).sum())} of {len(paths)} ("
                      + "; ".join(f"{n}x {r}" for r, n in sorted(reasons.items(), key=lambda t: -t[1])[:5]) + ")")
     y, norm, good = y[usable], spec.norm[usable], spec.good[usable]
+    # pixels outside the input range (Layout.norm_flux_min/max, then max_abs_standardized) are
+    # masked as kernels.network_input masks them in a run
+    good = np.asarray(mask_inputs(norm, good))
     x_mean, x_std = (np.asarray(a, np.float32) for a in standardization_stats(norm, good))
-    x = np.asarray(standardize(norm, good, x_mean, x_std), np.float32)
+    x_good = np.asarray(mask_inputs(norm, good, x_mean, x_std))
+    x = np.asarray(standardize(norm, x_good, x_mean, x_std), np.float32)
+    del norm, good
     val_mask = split_validation(y, tcfg.val_fraction, tcfg.seed)
 
     # 3. the 23 networks; LGMWAS curation and retraining of the 14 magnitude networks
     if on_stage:
         on_stage("ensemble", tcfg.max_epochs)
-    fit_all = fit(x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch)
+    augment = (spec.snrg[usable], x_std)  # used when [train] noise_augment
+    fit_all = fit(x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
     params, y_mean, y_std = fit_all.params, fit_all.y_mean, fit_all.y_std
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
     n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
@@ -154,7 +169,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         y_mag[drop_band] = np.nan
         if on_stage:
             on_stage("retrain", tcfg.max_epochs)
-        sub = fit(x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch)
+        sub = fit(x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
         params = _splice(params, sub.params, mags)
         y[:, mags] = y_mag
         y_mean[mags], y_std[mags] = sub.y_mean, sub.y_std
@@ -174,7 +189,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     if not vmp_val.any() or vmp_val.all():
         vmp_val = np.arange(vmp_rows.sum()) % 5 == 0
     fit_vmp = fit(x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
-                  val_mask=vmp_val, on_epoch=on_epoch)
+                  val_mask=vmp_val, on_epoch=on_epoch, augment=(augment[0][vmp_rows], x_std[:N_VMP_INPUT]))
 
     # 5. evaluation on the test catalogue
     units = {lab.name: lab.unit for lab in LABELS} | {VMP.name: VMP.unit}
@@ -193,11 +208,31 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     table = ""
     plot = None
     if tcfg.test_catalog:
-        table, plot, test_rows = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog, data, cache,
-                                           out, tcfg, mcfg, units, notes, progress)
+        table, plot, test_rows, vmp_cmp, heldout = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog,
+                                                             data, cache, out, tcfg, mcfg, units, notes, progress)
         metrics["test"] = test_rows
+        metrics["vmp_vs_pastel"] = vmp_cmp
+        heldout_source = f"test catalogue {tcfg.test_catalog}"
+    else:
+        heldout = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp,
+                                        vmp_rows, vmp_val, tcfg.eval_batch)
+        heldout_source = "validation stars"
 
-    # 6. checkpoint + report
+    # 6. the error model of these networks (held-out residuals) and their training ranges
+    from jaxvac.run.uncertainties import ErrorsConfig
+
+    error_model, calibration = _error_model(heldout, heldout_source, section(cfg, "errors", ErrorsConfig), cfg, tcfg)
+    metrics["error_calibration"] = calibration
+    ranges = _training_ranges(y, ~val_mask, feh[vmp_rows][~vmp_val], tcfg.range_percentile)
+    ood = None
+    if mcfg.ood_components > 0:  # the "unlike the training spectra" basis and threshold
+        ood, model_params["ood"] = _ood_model(x, x_good, x_std, spec.snrg[usable], mcfg)
+        if tcfg.test_catalog:
+            ood["test_flagged_fraction"] = _ood_flagged(model_params["ood"], ood, x_mean, x_std,
+                                                        data / tcfg.test_catalog, data, cache, tcfg, mcfg, progress)
+        metrics["ood"] = ood
+
+    # 7. checkpoint + report
     meta = {
         "labels": list(LABEL_NAMES),
         "units": [lab.unit for lab in LABELS],
@@ -213,9 +248,12 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         "config": {k: v for k, v in cfg.items() if k in ("model", "train", "curation", "_source")},
         "curation_notes": notes,
         "metrics": metrics,
+        "error_model": error_model,
+        "training_ranges": ranges,
+        **({"ood": ood} if ood else {}),
     }
     ck = checkpoint.save(out / "checkpoint", model_params, meta, layout=LAYOUT)  # load_spectra normalised with it
-    report = _write_report(out, ck, metrics, notes, table, plot)
+    report = _write_report(out, ck, metrics, notes, table, plot, error_model, ranges, ood)
     return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics)
 
 
@@ -225,7 +263,7 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
     from jaxvac.train.dataset import catalog_paths, load_spectra
     from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import predict_standardized
-    from jaxvac.preprocess import standardize
+    from jaxvac.preprocess import mask_inputs, standardize
 
     cat = read_table(test_path, hint=_CATALOG_HINT)
     paths = catalog_paths(cat, data, where=str(test_path))
@@ -233,7 +271,8 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
     usable = spec.usable(mcfg.max_bad_fraction) & (paths != "")
     if (~usable).any():
         notes.append(f"test spectra left out: {int((~usable).sum())} of {len(paths)} (unreadable or failed pre-processing)")
-    x = np.asarray(standardize(spec.norm[usable], spec.good[usable], x_mean, x_std), np.float32)
+    norm, good = spec.norm[usable], spec.good[usable]
+    x = np.asarray(standardize(norm, mask_inputs(norm, good, x_mean, x_std), x_mean, x_std), np.float32)
     names = list(LABEL_NAMES) + [VMP.name]
     truth = np.stack([np.asarray(cat[n], float) if n in cat else np.full(len(paths), np.nan) for n in names], 1)
     # A test catalogue may say which training set's pool each star belongs to (in_pastel, ...):
@@ -256,14 +295,164 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
     rows = evaluate.residual_stats(truth, pred, snr, names, tcfg.snr_bins)
     bins = ["all"] + evaluate.snr_bin_names(tcfg.snr_bins)
     table = evaluate.markdown_table(rows, units, bins)
+    # feh_VMP against feh_PASTEL on the same candidates, against the same true [Fe/H]
+    true_feh = np.where(np.isfinite(truth[:, -1]), truth[:, -1], truth[:, names.index("feh_PASTEL")])
+    vmp_rows = evaluate.vmp_comparison(true_feh, pred[:, -1], pred[:, names.index("feh_PASTEL")], snr, tcfg.snr_bins)
+    table += "\n### feh_VMP and feh_PASTEL on the VMP candidates (residual = estimate - true [Fe/H])\n\n"
+    table += evaluate.vmp_markdown(vmp_rows)
     plot = evaluate.plot_residuals(truth, pred, names, units, out / "residuals.png")
-    return table, plot, rows
+    return table, plot, rows, vmp_rows, (truth, pred, snr)
 
 
-def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, plot) -> Path:
+def _validation_residuals(x, y, val_mask, snrg, params, y_mean, y_std, fit_vmp, vmp_rows, vmp_val, batch):
+    """(truth, pred, snr) of the validation stars: (N, 24) in the order of LABEL_NAMES + feh_VMP
+    (NaN where a star has no such label or is not a VMP validation star), snr (N,)."""
+    from jaxvac.labels import LABEL_NAMES
+    from jaxvac.model import N_VMP_INPUT
+
+    vmp_idx = np.flatnonzero(vmp_rows)[vmp_val]
+    rows = np.union1d(np.flatnonzero(val_mask), vmp_idx)
+    m = len(LABEL_NAMES)
+    truth = np.full((rows.size, m + 1), np.nan)
+    pred = np.full((rows.size, m + 1), np.nan)
+    in_val = val_mask[rows]
+    truth[in_val, :m] = y[rows[in_val]]
+    pred[in_val, :m] = predict_stack(params, x[rows[in_val]], y_mean, y_std, batch)
+    at = np.searchsorted(rows, vmp_idx)
+    truth[at, m] = y[vmp_idx, LABEL_NAMES.index("feh_PASTEL")]
+    pred[at, m] = predict_stack(fit_vmp.params, x[vmp_idx, :N_VMP_INPUT], fit_vmp.y_mean, fit_vmp.y_std, batch)[:, 0]
+    return truth, pred, np.asarray(snrg, float)[rows]
+
+
+def _error_model(heldout, source: str, ecfg, cfg, tcfg) -> tuple[dict, list[dict]]:
+    """The checkpoint's error model from held-out residuals, and its 2-fold cross-check.
+
+    Rows: :func:`jaxvac.train.calibrate.heldout_error_rows` on all held-out stars (a label without
+    a row keeps the config's, Table 2). Cross-check: the held-out stars are split in two halves
+    (seed ``[train] seed``); each half's Err comes from rows fitted on the other half, and
+    std((pred - truth) / Err) is tabulated per label and ``[train] error_check_bins`` snrg bin
+    (:func:`jaxvac.train.evaluate.error_calibration`), so the table is not scored on the stars
+    its model was fitted to.
+    """
+    from jaxvac.labels import LABEL_NAMES, VMP
+    from jaxvac.run.uncertainties import ErrorModel, vmp_error
+    from jaxvac.train import evaluate
+    from jaxvac.train.calibrate import heldout_error_rows
+
+    truth, pred, snr = heldout
+    names = list(LABEL_NAMES) + [VMP.name]
+    resid = pred - truth
+    config_model = ErrorModel.from_config(cfg)
+
+    def model_of(sel):
+        rows = heldout_error_rows(snr[sel], {n: resid[sel, k] for k, n in enumerate(names)}, ecfg)
+        vmp = resid[sel, -1][np.isfinite(resid[sel, -1])]
+        vmp_sigma = float(np.std(vmp, ddof=1)) if vmp.size >= 2 else config_model.feh_vmp_sigma
+        return rows, vmp_sigma, ErrorModel.from_rows(rows, vmp_sigma, "held-out fit", fallback=config_model)
+
+    rows, vmp_sigma, model = model_of(np.ones(len(snr), bool))
+    half = np.random.default_rng([tcfg.seed, 3]).random(len(snr)) < 0.5
+    err = np.full(resid.shape, np.nan)
+    for fit_on in (half, ~half):
+        _, _, m = model_of(fit_on)
+        err[~fit_on, :-1] = m.sigma(snr[~fit_on])
+        feh_vmp = np.where(np.isfinite(pred[~fit_on, -1]), -2.0, np.nan)  # any finite value: the error where predicted
+        err[~fit_on, -1] = vmp_error(feh_vmp, snr[~fit_on], m)
+    calibration = evaluate.error_calibration(resid, err, snr, names, tcfg.error_check_bins)
+    record = {
+        "kind": "checkpoint",
+        "source": source,
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2)",
+        "rows": rows,
+        "feh_vmp_sigma": vmp_sigma,
+        "fallback": "rows missing here are the config's [errors.coefficients] (Table 2)",
+        "settings": {"lowest_snrg": float(ecfg.snr_bin_edges[0]), "max_bins": ecfg.heldout_bins,
+                     "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter},
+        "digest": model.digest(),
+    }
+    return record, calibration
+
+
+def _ood_model(x: np.ndarray, x_good: np.ndarray, x_std: np.ndarray, snrg: np.ndarray, mcfg: ModelConfig) -> tuple[dict, dict]:
+    """The "unlike the training spectra" model: the K = ``ood_components`` leading principal axes
+    of the training spectra's standardised flux x (about the training mean, which is x = 0: no
+    centring), and the threshold, the ``ood_percentile``-th percentile of the training spectra's
+    own scores (``jaxvac.kernels.ood.pca_residual_score``). Returns (metadata, params {"basis",
+    "floor"})."""
+    import jax.numpy as jnp
+
+    from jaxvac.kernels.ood import pca_residual_score
+
+    k = int(mcfg.ood_components)
+    xtx = np.zeros((x.shape[1], x.shape[1]))
+    for s in range(0, len(x), 4096):  # X^T X in float64 pieces: a (D, D) matrix, whatever N
+        xb = x[s : s + 4096].astype(np.float64)
+        xtx += xb.T @ xb
+    _, vecs = np.linalg.eigh(xtx)  # ascending eigenvalues
+    basis = np.ascontiguousarray(vecs[:, ::-1][:, :k].T, dtype=np.float32)
+    params = {"basis": basis, "floor": np.float32(mcfg.ood_floor)}
+    scores = np.concatenate([
+        np.asarray(pca_residual_score(jnp.asarray(x[s : s + 4096]), jnp.asarray(x_good[s : s + 4096]), basis,
+                                      jnp.asarray(x_std), jnp.asarray(snrg[s : s + 4096]), params["floor"]))
+        for s in range(0, len(x), 4096)])
+    ok = np.isfinite(scores)
+    threshold = float(np.percentile(scores[ok], mcfg.ood_percentile)) if ok.any() else float("inf")
+    meta = {
+        "score": "mean over input pixels of r**2 / (floor**2 + 1 / (snrg * x_std)**2), r = x - V^T V x "
+                 "(jaxvac.kernels.ood.pca_residual_score)",
+        "components": k, "floor": float(mcfg.ood_floor), "percentile": float(mcfg.ood_percentile),
+        "threshold": threshold, "train_median": float(np.median(scores[ok])) if ok.any() else float("nan"),
+    }
+    return meta, params
+
+
+def _ood_flagged(params, meta, x_mean, x_std, test_path, data, cache, tcfg, mcfg, progress) -> float:
+    """Fraction of the usable test spectra with snrg > 10 whose score exceeds the threshold."""
+    import jax.numpy as jnp
+
+    from jaxvac.io.tables import read_table
+    from jaxvac.kernels.ood import pca_residual_score
+    from jaxvac.preprocess import mask_inputs, standardize
+    from jaxvac.train.dataset import catalog_paths, load_spectra
+
+    cat = read_table(test_path, hint=_CATALOG_HINT)
+    paths = catalog_paths(cat, data, where=str(test_path))
+    spec = load_spectra(list(paths), cache, workers=tcfg.workers, progress=progress)  # cached by _evaluate
+    use = spec.usable(mcfg.max_bad_fraction) & (paths != "") & (spec.snrg > 10)
+    if not use.any():
+        return float("nan")
+    norm, good = spec.norm[use], spec.good[use]
+    g = mask_inputs(norm, good, x_mean, x_std)
+    x = standardize(norm, g, x_mean, x_std)
+    s = np.asarray(pca_residual_score(x, g, params["basis"], jnp.asarray(x_std), jnp.asarray(spec.snrg[use]),
+                                      params["floor"]))
+    return float(np.mean(~(s <= meta["threshold"])))
+
+
+def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, percentile: float) -> dict:
+    """Flag ranges of the networks: per label the [p, 100 - p] percentiles (p = ``[train]
+    range_percentile``; 0: min and max) of its curated training stars' labels (the validation
+    stars left out), and of the VMP network's training [Fe/H]."""
+    from jaxvac.labels import LABEL_NAMES, VMP
+
+    def lo_hi(v):
+        v = v[np.isfinite(v)]
+        return [float(a) for a in np.percentile(v, [percentile, 100.0 - percentile])] if v.size else [-np.inf, np.inf]
+
+    return {
+        "rule": f"[{percentile:g}, {100 - percentile:g}] percentiles of each label over its curated training stars",
+        "percentile": float(percentile),
+        "labels": {n: lo_hi(y[train, k]) for k, n in enumerate(LABEL_NAMES)},
+        VMP.name: lo_hi(np.asarray(vmp_feh, float)),
+    }
+
+
+def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, plot, error_model: dict,
+                  ranges: dict, ood: dict | None) -> Path:
     import json
 
     from jaxvac.io.atomic import atomic_write
+    from jaxvac.train import evaluate
 
     lines = ["# jaxvac training run", "", f"Checkpoint: `{ck}`", "", "## Curation and data notes", ""]
     lines += [f"- {n}" for n in notes] or ["- none"]
@@ -276,6 +465,23 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         lines += ["", "## Test set: residual (prediction - truth) bias / std (n) by SNR (snrg)", "", table]
     if plot:
         lines += ["", f"![residuals]({Path(plot).name})", ""]
+    lines += ["", f"## Error model (from the {error_model['source']}; `jaxvac run` uses it with [errors] source = "
+              f"\"checkpoint\")", "", f"{error_model['form']}, digest {error_model['digest']}.", "",
+              "| label | a | b | c | sigma_m | training range | fit |", "|---|---|---|---|---|---|---|"]
+    for name, row in error_model["rows"].items():
+        rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
+        lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | "
+                     f"{rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
+    lines += ["", f"Flag ranges: {ranges['rule']}.", "",
+              "### Error calibration: std(residual / Err) by snrg (2-fold: each half's Err fitted on the other half)",
+              "", evaluate.calibration_markdown(metrics["error_calibration"])]
+    if ood:
+        lines += ["", "## Unlike the training spectra (ood_score)", "",
+                  f"{ood['components']} principal axes, floor {ood['floor']:g}; threshold {ood['threshold']:.4g} "
+                  f"(the {ood['percentile']:g}th percentile of the training spectra's scores; their median "
+                  f"{ood['train_median']:.3g})"
+                  + (f"; test spectra (snrg > 10) above it: {ood['test_flagged_fraction']:.1%}"
+                     if "test_flagged_fraction" in ood else "") + "."]
     report = atomic_write(out / "report.md", "\n".join(lines) + "\n")
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     return report

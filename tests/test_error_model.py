@@ -1,0 +1,234 @@
+"""Issue 12: the checkpoint's own error model, training-range flags, the input-range mask and the
+"unlike the training spectra" score: the maths against known answers and independent NumPy
+references. The trained-model checks (wild pixels, run_catalog) are in tests/test_train.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jaxvac.config import ConfigError, load_config
+from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+from jaxvac.run.rows import QFLAG_INPUT_MASKED, QFLAG_OOD, quality_flags
+from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig, default_ranges, run_error_model, run_ranges
+from jaxvac.train.calibrate import fit_total_error, heldout_error_rows
+from jaxvac.train.evaluate import calibration_markdown, error_calibration
+
+
+def _total(snr, a, b, c, sm):
+    return np.hypot(a + c / snr**b, sm)
+
+
+def test_fit_total_error_recovers_an_exact_curve():
+    snr = np.geomspace(12, 350, 10)
+    for a, b, c, sm in ((0.03, 1.1, 2.5, 0.05), (0.0, 1.3, 4.0, 0.0), (0.1, 0.8, 1.0, 0.0)):
+        y = _total(snr, a, b, c, sm)
+        fit = fit_total_error(snr, y, 0.01 * y)
+        np.testing.assert_allclose(fit(snr), y, rtol=2e-3)
+        np.testing.assert_allclose(fit(np.array([1000.0])), _total(1000.0, a, b, c, sm), rtol=0.05)
+        assert fit.dof == 6 and fit.chi2 < 0.1
+    three = fit_total_error(snr[:3], _total(snr[:3], 0.03, 1.1, 2.5, 0.0), np.full(3, 1e-3))
+    assert three.sigma_m == 0.0 and three.dof == 0  # three points fix a, b, c only
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    """Residuals of 4,000 stars drawn with a known sigma(snr) for two labels, 30 stars for a third."""
+    rng = np.random.default_rng(12)
+    snr = np.exp(rng.uniform(np.log(10), np.log(500), 4000))
+    truth = {"Teff_PASTEL": (20.0, 1.2, 3000.0, 60.0), "feh_APOGEE": (0.02, 1.0, 1.5, 0.03)}
+    res = {n: _total(snr, *p) * rng.normal(size=snr.size) for n, p in truth.items()}
+    few = np.full(snr.size, np.nan)
+    few[:30] = rng.normal(0, 0.2, 30)
+    res["a_gg"] = few
+    res["logg_PASTEL"] = np.full(snr.size, np.nan)
+    return snr, res, truth
+
+
+def test_heldout_rows_describe_the_scatter_that_made_them(heldout):
+    snr, res, truth = heldout
+    rows = heldout_error_rows(snr, res, ErrorsConfig())
+    assert set(rows) == {"Teff_PASTEL", "feh_APOGEE", "a_gg"}  # logg_PASTEL: no residual, no row
+    for name, p in truth.items():
+        assert rows[name]["status"].startswith("fit (8 bins") and rows[name]["n"] == 4000
+        r = rows[name]
+        grid = np.geomspace(12, 450, 20)
+        np.testing.assert_allclose(_total(grid, r["a"], r["b"], r["c"], r["sigma_m"]), _total(grid, *p), rtol=0.12,
+                                   err_msg=name)
+    assert rows["a_gg"]["status"].startswith("constant") and rows["a_gg"]["b"] == 0 and rows["a_gg"]["c"] == 0
+    assert rows["a_gg"]["a"] == pytest.approx(np.std(res["a_gg"][:30], ddof=1))
+
+
+def test_error_calibration_against_numpy(heldout):
+    snr, res, truth = heldout
+    names = list(truth)
+    resid = np.stack([res[n] for n in names], 1)
+    err = np.stack([_total(snr, *truth[n]) for n in names], 1)
+    rows = error_calibration(resid, err, snr, names, [10, 20, 50, 100])
+    assert [r["bin"] for r in rows[:4]] == ["10-20", "20-50", "50-100", ">100"]
+    for r in rows:
+        k = names.index(r["label"])
+        lo, hi = {"10-20": (10, 20), "20-50": (20, 50), "50-100": (50, 100), ">100": (100, np.inf)}[r["bin"]]
+        z = (resid[:, k] / err[:, k])[(snr >= lo) & (snr < hi)]
+        assert r["n"] == z.size and r["z_std"] == pytest.approx(np.std(z, ddof=1), rel=1e-12)
+        assert 0.85 < r["z_std"] < 1.15  # the true sigma is calibrated
+    assert "| Teff_PASTEL | " in calibration_markdown(rows)
+
+
+def _meta_rows():
+    return {"Teff_PASTEL": {"a": 50.0, "b": 1.0, "c": 2000.0, "sigma_m": 40.0, "scale": 1.0, "n": 10, "status": "fit"},
+            "feh_VMP": {"a": 0.1, "b": 1.0, "c": 1.0, "sigma_m": 0.1, "scale": 1.0}}
+
+
+def test_from_rows_takes_missing_rows_from_the_fallback_and_digests_change_with_numbers():
+    cfg_model = ErrorModel.default()
+    m = ErrorModel.from_rows(_meta_rows(), 0.2, "test", fallback=cfg_model)
+    assert m.names == tuple(LABEL_NAMES) + (VMP.name,)
+    assert m.sigma(np.array([40.0]), ["Teff_PASTEL"])[0, 0] == pytest.approx(np.hypot(50 + 2000 / 40, 40))
+    assert m.row("a_gg") == cfg_model.row("a_gg")
+    again = ErrorModel.from_rows(m.to_rows(), 0.2)
+    assert again.digest() == m.digest() and len(m.digest()) == 16
+    other = _meta_rows()
+    other["Teff_PASTEL"]["a"] = 51.0
+    assert ErrorModel.from_rows(other, 0.2, fallback=cfg_model).digest() != m.digest()
+    with pytest.raises(ConfigError, match=r"lacks rows for \['logg_PASTEL'"):
+        ErrorModel.from_rows(_meta_rows(), 0.2, "ckpt")
+    with pytest.raises(ConfigError, match=r"In ckpt: error model Teff_PASTEL.a must be a finite number >= 0"):
+        ErrorModel.from_rows({"Teff_PASTEL": {"a": -1, "b": 1, "c": 1, "sigma_m": 1}}, 0.2, "ckpt", fallback=cfg_model)
+
+
+def _config(tmp_path, source):
+    p = tmp_path / f"{source}.toml"
+    p.write_text(f'base = "{load_config("dr8.toml")["_source"][-1]}"\n[errors]\nsource = "{source}"\n')
+    return load_config(p)
+
+
+def test_run_error_model_and_ranges_follow_errors_source(tmp_path):
+    meta = {"error_model": {"kind": "checkpoint", "rows": _meta_rows(), "feh_vmp_sigma": 0.2},
+            "training_ranges": {"labels": {"Teff_PASTEL": [4000.0, 7000.0]}, VMP.name: [-3.0, -1.2]}}
+    ck = _config(tmp_path, "checkpoint")
+    model, kind = run_error_model(ck, meta)
+    assert kind == f"checkpoint:{model.digest()}" and model.row("Teff_PASTEL").a == 50.0
+    cfg_model, cfg_kind = run_error_model(_config(tmp_path, "config"), meta)
+    assert cfg_kind.startswith("config:") and cfg_model.row("Teff_PASTEL").a == 0.21  # Table 2
+    assert run_error_model(ck, {})[1] == cfg_kind  # a checkpoint without a model: the config's
+    meta_rep = {"error_model": {**meta["error_model"], "kind": "repeats"}}
+    assert run_error_model(ck, meta_rep)[1].startswith("repeats:")
+    rng, vmp, kind = run_ranges(ck, meta)
+    assert kind == "checkpoint" and tuple(rng[0]) == (4000.0, 7000.0) and vmp == (-3.0, -1.2)
+    np.testing.assert_array_equal(rng[1:], default_ranges()[1:])  # labels without a record: Table 1
+    rng, vmp, kind = run_ranges(_config(tmp_path, "config"), meta)
+    assert kind == "config" and tuple(rng[0]) == (LABELS[0].lo, LABELS[0].hi) and vmp == (VMP.lo, VMP.hi)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'base = "{load_config("dr8.toml")["_source"][-1]}"\n[errors]\nsource = "table2"\n')
+    with pytest.raises(ConfigError, match=r"source must be one of \['checkpoint', 'config'\], got 'table2'"):
+        run_error_model(load_config(bad), meta)
+
+
+def test_quality_flags_bits():
+    ood = np.array([0.5, 3.0, np.nan, 2.0])
+    q = quality_flags(4, ood, 2.0, np.array([False, True, False, False]))
+    np.testing.assert_array_equal(q, [0, QFLAG_OOD | QFLAG_INPUT_MASKED, QFLAG_OOD, 0])
+    assert q.dtype == np.uint8
+    np.testing.assert_array_equal(quality_flags(2), [0, 0])  # no score, no mask: nothing set
+
+
+def test_input_mask_and_pca_score_against_numpy():
+    import jax
+
+    from jaxvac.kernels.ood import pca_residual_score
+    from jaxvac.kernels.standardize import input_mask
+
+    rng = np.random.default_rng(4)
+    b, p, k = 6, 50, 4
+    mean = rng.uniform(0.6, 1.0, p).astype(np.float32)
+    std = rng.uniform(0.02, 0.1, p).astype(np.float32)
+    norm = (mean + std * rng.normal(size=(b, p))).astype(np.float32)
+    norm[0, 3], norm[1, 4], norm[2, 5], norm[3, 6] = 1e30, -0.7, mean[5] - 11 * std[5], mean[6] + 9 * std[6]
+    good = rng.random((b, p)) > 0.1
+    good[:4, 3:7] = True
+    got = np.asarray(jax.jit(lambda n, g, m, s: input_mask(n, g, m, s, flux_min=-0.5, flux_max=3.0, max_abs=10.0))(
+        norm, good, mean, std))
+    n64 = norm.astype(np.float64)
+    want = good & (n64 >= -0.5) & (n64 <= 3.0) & (np.abs(n64 - mean) <= 10.0 * std.astype(np.float64))
+    np.testing.assert_array_equal(got, want)
+    assert not got[0, 3] and not got[1, 4] and not got[2, 5] and got[3, 6]
+    no_stats = np.asarray(input_mask(norm, good, None, None, flux_min=-0.5, flux_max=3.0, max_abs=10.0))
+    assert no_stats[2, 5] and not no_stats[0, 3]  # without statistics only the physical range
+
+    x = np.where(got, (norm - mean) / std, 0).astype(np.float32)
+    q, _ = np.linalg.qr(rng.normal(size=(p, k)))
+    basis = q.T.astype(np.float32)
+    snrg = np.array([20.0, 50.0, 100.0, np.nan, -9999.0, 300.0], np.float32)
+    score = np.asarray(jax.jit(pca_residual_score)(x, got, basis, std, snrg, np.float32(0.1)))
+    x64, v64 = x.astype(np.float64), basis.astype(np.float64)
+    r = x64 - (x64 @ v64.T) @ v64
+    var = 0.1**2 + 1.0 / (snrg.astype(np.float64)[:, None] * std.astype(np.float64)) ** 2
+    want = (np.where(got, r**2 / var, 0).sum(1) / got.sum(1))
+    np.testing.assert_allclose(score[[0, 1, 2, 5]], want[[0, 1, 2, 5]], rtol=1e-5)
+    assert np.isnan(score[3]) and np.isnan(score[4])  # no usable snrg: no score
+    inside = (basis.T @ rng.normal(size=(k, 1))).T.astype(np.float32)  # a spectrum in the span scores 0
+    assert float(pca_residual_score(inside, np.ones((1, p), bool), basis, std, np.float32([50]), 0.1)[0]) < 1e-8
+
+
+def test_a_rising_curve_is_fitted_and_held_flat_beyond_the_data():
+    rng = np.random.default_rng(8)
+    snr = np.exp(rng.uniform(np.log(10), np.log(300), 6000))
+    sigma = 0.1 * (snr / 10) ** 0.4  # residuals that grow with snrg (the bright stars are the hard ones)
+    rows = heldout_error_rows(snr, {"a_gg": sigma * rng.normal(size=snr.size)}, ErrorsConfig())
+    r = rows["a_gg"]
+    assert r["b"] < 0 and r["snr_max"] < 300
+    model = ErrorModel.from_rows(rows, 0.2, fallback=ErrorModel.default())
+    grid = np.array([15.0, 50.0, 150.0])
+    np.testing.assert_allclose(model.sigma(grid, ["a_gg"])[:, 0], 0.1 * (grid / 10) ** 0.4, rtol=0.1)
+    at_max = model.sigma(np.array([r["snr_max"]]), ["a_gg"])[0, 0]
+    assert model.sigma(np.array([5000.0]), ["a_gg"])[0, 0] == pytest.approx(at_max)  # not extrapolated
+    back = ErrorModel.from_rows({"a_gg": {**model.to_rows()["a_gg"]}}, 0.2, fallback=ErrorModel.default())
+    assert back.row("a_gg") == model.row("a_gg")
+    assert "snr_max" not in ErrorModel.default().to_rows()["Teff_PASTEL"]  # Table 2 rows are not clipped
+
+
+def test_calibrate_errors_into_a_checkpoint(tmp_path):
+    from astropy.table import Table
+    from click.testing import CliRunner
+
+    from jaxvac.cli import main
+    from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
+    from jaxvac.train import checkpoint
+    from jaxvac.train.calibrate_job import run_calibration
+
+    m = len(LABEL_NAMES)
+    params = {"ensemble": init_stack(0, N_INPUT, (4,), m), "vmp": init_stack(1, N_VMP_INPUT, (3,), 1)}
+    st = {"x_mean": np.ones(N_INPUT, np.float32), "x_std": np.full(N_INPUT, 0.1, np.float32),
+          "y_mean": np.zeros(m, np.float32), "y_std": np.ones(m, np.float32), "vmp_mean": np.float32(-2), "vmp_std": np.float32(1)}
+    heldout = {"kind": "checkpoint", "rows": _meta_rows(), "feh_vmp_sigma": 0.2}
+    meta = {"labels": list(LABEL_NAMES), "model": {"hidden": [4], "vmp_hidden": [3]}, "standardization": st,
+            "error_model": heldout}
+    ck = tmp_path / "checkpoint"
+    checkpoint.save(ck, params, meta)
+    # repeats with the noise of Table 2's a_gg row and Teff sigma_r = 100 (0.5 + 30 / snr)
+    rng = np.random.default_rng(3)
+    n = 6000
+    snr = np.exp(rng.uniform(np.log(10), np.log(400), n))
+    snr = np.concatenate([snr, snr * 1.02])
+    sig_t = 100 * (0.5 + 30 / snr)
+    sig_g = ErrorModel.default().random(snr, ["a_gg"])[:, 0]
+    Table({"star_id": np.tile(np.arange(n), 2), "snrg": snr, "Teff_PASTEL": 5000 + sig_t * rng.normal(size=2 * n),
+           "a_gg": 4 + sig_g * rng.normal(size=2 * n)}).write(tmp_path / "rep.fits")
+    cal, paths = run_calibration(tmp_path / "rep.fits", tmp_path / "out", "dr8", into=ck)
+    assert paths[-1].endswith("/1")  # a new step; the networks are unchanged
+    rec = checkpoint.read_metadata(ck)["error_model"]
+    assert rec["kind"] == "repeats" and rec["replaces"]["kind"] == "checkpoint" and set(rec["fitted"]) == {"Teff_PASTEL", "a_gg"}
+    t = rec["rows"]["Teff_PASTEL"]
+    assert t["scale"] == 100 and t["sigma_m"] == 40.0  # sigma_m kept from the checkpoint's held-out model
+    np.testing.assert_allclose(100 * (t["a"] + t["c"] / np.array([20.0, 200.0]) ** t["b"]), 100 * (0.5 + 30 / np.array([20.0, 200.0])),
+                               rtol=0.1)
+    assert rec["rows"]["a_gg"]["sigma_m"] == ErrorModel.default().row("a_gg").sigma_m  # no held-out row: the config's
+    model, kind = run_error_model(load_config("dr8"), checkpoint.read_metadata(ck))
+    assert kind == f"repeats:{rec['digest']}" and model.row("Teff_PASTEL").scale == 100
+    pred = checkpoint.load(ck)
+    np.testing.assert_array_equal(np.asarray(pred.params["ensemble"]["w"][0]), np.asarray(params["ensemble"]["w"][0]))
+    res = CliRunner().invoke(main, ["calibrate-errors", str(tmp_path / "rep.fits"), "--out", str(tmp_path / "o2"),
+                                    "--into", str(ck)])
+    assert res.exit_code == 0, res.output
+    assert checkpoint.read_metadata(ck)["error_model"]["replaces"]["kind"] == "repeats"
