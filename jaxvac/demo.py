@@ -65,10 +65,9 @@ def truth_accuracy(catalogue: str | Path, truth: str | Path) -> tuple[list[dict]
 def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: str = "demo.toml",
              workers: int | None = None, progress: bool | None = None, echo=print) -> DemoResult:
     """Run the demo into ``out``; ``echo`` receives one line per step."""
-    from jaxvac.run.catalog import read_catalog
     from jaxvac.config import load_config
     from jaxvac.run.loop import run_catalog
-    from jaxvac.display.report import write_report
+    from jaxvac.display.report import report_catalogue
     from jaxvac.simulate import simulate_survey
     from jaxvac.train.job import train_from_config
 
@@ -101,10 +100,9 @@ def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: st
     seconds["run"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    rows, rejects = read_catalog(cat)
     report_dir = out / "report"
-    write_report(rows, report_dir, title="jaxvac demo catalogue", n_rejects=len(rejects))
-    echo(f"[4/5] report: {report_dir}/summary.md and its PNG plots")
+    report_catalogue(cat, report_dir, title="jaxvac demo catalogue")
+    echo(f"[4/5] report: {report_dir}/index.html (plots, tables, provenance), summary.md")
     seconds["report"] = time.perf_counter() - t
 
     _, table = truth_accuracy(cat, survey / "truth.fits")
@@ -114,5 +112,5 @@ def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: st
     (out / "accuracy.md").write_text("# Demo catalogue vs simulator truth (held-out stars)\n\n" + table + "\n")
     echo(f"done in {sum(seconds.values()):.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()) + ")")
     echo(f"  survey      {survey}\n  checkpoint  {model}\n  training    {trained.report}\n"
-         f"  catalogue   {cat}\n  report      {report_dir}/summary.md\n  accuracy    {out / 'accuracy.md'}")
+         f"  catalogue   {cat}\n  report      {report_dir}/index.html\n  accuracy    {out / 'accuracy.md'}")
     return DemoResult(survey, run_dir, cat, report_dir, table, seconds)

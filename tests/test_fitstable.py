@@ -91,3 +91,24 @@ def test_padded_dtype_is_written_packed(tmp_path):
     assert fitsio.read_header(str(tmp_path / "p.fits"), "T")["NAXIS1"] == 11
     for name in dt.names:
         np.testing.assert_array_equal(back[name], rows[name])
+
+
+@pytest.mark.filterwarnings("error")
+def test_units_outside_the_fits_standard_go_to_tcomm(tmp_path):
+    """TUNIT only for units astropy's FITS parser reads; 'dex' is kept as TCOMMn, and astropy
+    reads the table without a UnitsWarning; uint8 'B' has no TZERO and reads back as uint8."""
+    from astropy.table import Table
+
+    from jaxvac.io.fitstable import fits_unit
+
+    assert fits_unit("km/s") and fits_unit("kpc") and fits_unit("mag") and fits_unit("K") and fits_unit("deg")
+    assert not fits_unit("dex") and not fits_unit("[dex]") and not fits_unit("furlong")
+    rows = np.zeros(3, [("v", "f4"), ("feh", "f4"), ("flag", "u1")])
+    rows["flag"] = [0, 1, 255]
+    write_tables(tmp_path / "u.fits", [("T", rows, {"v": "km/s", "feh": "dex", "flag": ""}, None)])
+    h = fits.getheader(tmp_path / "u.fits", "T")
+    assert h["TUNIT1"] == "km/s" and "TUNIT2" not in h and h["TCOMM2"] == "unit: dex"
+    assert h["TFORM3"] == "B" and "TZERO3" not in h and "TUNIT3" not in h and "TCOMM3" not in h
+    t = Table.read(tmp_path / "u.fits", hdu="T")
+    assert str(t["v"].unit) == "km / s" and t["feh"].unit is None
+    assert t["flag"].dtype == np.uint8 and t["flag"].tolist() == [0, 1, 255]

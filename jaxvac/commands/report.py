@@ -1,4 +1,4 @@
-"""`jaxvac report CATALOGUE`: PNG plots and a Markdown summary of a catalogue."""
+"""`jaxvac report CATALOGUE`: PNG plots, summary.md and a self-contained index.html of a catalogue."""
 
 from __future__ import annotations
 
@@ -8,22 +8,24 @@ import click
 @click.command(name="report")
 @click.argument("catalogue", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the plots and summary.md [default: CATALOGUE without suffix + '_report'].")
+              help="Folder for the plots, summary.md and index.html [default: CATALOGUE without suffix + '_report'].")
 def command(catalogue, out_dir):
     """Plots of a catalogue written by `jaxvac run`: Kiel diagram coloured by [Fe/H],
-    [Fe/H] vs [alpha/M], M_G vs BP-RP, X-Y and X-Z density, label histograms, flag fractions,
-    and summary.md with per-label medians, errors and flagged fractions.
+    [Fe/H] vs [alpha/M], M_G vs BP-RP, X-Y and X-Z density maps with the Sun and the Galactic
+    centre, label histograms and flagged shares; summary.md with per-label medians, errors and
+    flagged counts over their denominators; and index.html, one page holding all of it with the
+    run's provenance from the catalogue header, readable offline (plots embedded, no external
+    resource). Axis limits are percentiles, stated in each caption (docs/catalogue.md).
 
     \b
-    Example:
-      jaxvac report demo/catalogue.fits     # -> demo/catalogue_report/*.png, summary.md
+    Examples:
+      jaxvac report demo/catalogue.fits     # -> demo/catalogue_report/index.html, summary.md, *.png
+      jaxvac report cat.parquet --out qa/   # -> qa/index.html ...
     """
-    from pathlib import Path
+    from jaxvac.cli import on_interrupt
+    from jaxvac.display.report import report_catalogue
 
-    from jaxvac.run.catalog import read_catalog
-    from jaxvac.display.report import write_report
+    on_interrupt("the report folder may be incomplete; rerun the same command")
 
-    rows, rejects = read_catalog(catalogue)
-    out = Path(out_dir) if out_dir else Path(catalogue).with_name(Path(catalogue).stem + "_report")
-    for p in write_report(rows, out, title=f"jaxvac report of {Path(catalogue).name}", n_rejects=len(rejects)):
+    for p in report_catalogue(catalogue, out_dir):  # a file that is not a catalogue: ReportError, one line (cli.py)
         click.echo(p)

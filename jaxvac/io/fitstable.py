@@ -10,12 +10,19 @@ cfitsio (which does not fsync), and the data bytes are identical to cfitsio's
 
 Column types: float32 'E', float64 'D', int16 'I', int32 'J', int64 'K', uint8 'B', int8 'B'
 with TZERO = -128 (the standard's offset for signed bytes: stored byte = value + 128), bool 'L'
-('T'/'F'), bytes 'nA' (NUL-padded). Header cards are formatted by astropy.io.fits.Header (long
-strings continue on CONTINUE cards).
+('T'/'F'), bytes 'nA' (NUL-padded). The catalogue's flags are uint8: 'B' without TZERO, which
+astropy and fitsio read as uint8 (a TZERO'd signed byte comes back from some readers as float).
+Header cards are formatted by astropy.io.fits.Header (long strings continue on CONTINUE cards).
+
+Units: a unit the FITS standard defines (as astropy's FITS unit parser reads it: "K", "km/s",
+"kpc", "mag", "deg") becomes TUNITn; one it does not ("dex") would make every astropy.table read
+warn (UnitsWarning) and is written as TCOMMn = 'unit: dex' instead, so the unit stays in the
+header for a human and every reader parses the file cleanly.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +42,18 @@ def _tform(dt: np.dtype) -> str:
         raise TypeError(f"column type {dt} is not supported by the FITS table writer; use float32/64, "
                         f"int8/16/32/64, uint8, bool or fixed-size bytes.")
     return _TFORM[key]
+
+
+@functools.lru_cache(maxsize=256)
+def fits_unit(unit: str) -> bool:
+    """True if ``unit`` is a FITS-standard unit string (astropy's FITS unit parser accepts it)."""
+    import astropy.units as u
+
+    try:
+        u.Unit(unit, format="fits")
+    except ValueError:
+        return False
+    return True
 
 
 def _storage_dtype(dtype: np.dtype) -> np.dtype:
@@ -66,7 +85,8 @@ def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = 
                  extra: dict | None = None) -> bytes:
     """The binary-table extension header of ``rows`` (structured array), padded to 2880 bytes.
 
-    units: {column: unit} (TUNITn); extra: {KEYWORD: value or (value, comment)} appended."""
+    units: {column: unit}: TUNITn, or TCOMMn = 'unit: <unit>' for a unit outside the FITS
+    standard (:func:`fits_unit`); extra: {KEYWORD: value or (value, comment)} appended."""
     from astropy.io import fits
 
     units = units or {}
@@ -78,8 +98,10 @@ def table_header(rows: np.ndarray, extname: str, units: dict[str, str] | None = 
     for i, name in enumerate(rows.dtype.names, 1):
         dt = rows.dtype[name]
         cards += [(f"TTYPE{i}", name, f"label for field {i}"), (f"TFORM{i}", _tform(dt), f"data format of field {i}")]
-        if units.get(name):
+        if units.get(name) and fits_unit(units[name]):
             cards.append((f"TUNIT{i}", units[name], "physical unit of field"))
+        elif units.get(name):
+            cards.append((f"TCOMM{i}", f"unit: {units[name]}", "not a FITS unit, so no TUNIT"))
         if dt.kind == "i" and dt.itemsize == 1:
             cards += [(f"TZERO{i}", -128, "offset for signed bytes"), (f"TSCAL{i}", 1, "data are not scaled")]
     cards.append(("EXTNAME", extname, "name of this binary table extension"))

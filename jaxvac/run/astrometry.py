@@ -30,12 +30,16 @@ class AstrometryConfig:
     galcen_distance_kpc: distance of the Sun from the Galactic centre, kpc.
     z_sun_pc: height of the Sun above the Galactic mid-plane, pc.
     roll_deg: roll of the Galactocentric frame about its X axis, deg.
+    dist_max_kpc: flag_dist_phot = 1 beyond this distance, kpc (jaxvac/run/rows.py distance_flag).
+    dist_max_frac_err: flag_dist_phot = 1 where Err_dist_phot / dist_phot exceeds this.
     """
 
     r_ks: float
     galcen_distance_kpc: float
     z_sun_pc: float
     roll_deg: float
+    dist_max_kpc: float
+    dist_max_frac_err: float
 
     def frame(self) -> Galactocentric:
         return Galactocentric(
