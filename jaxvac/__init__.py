@@ -8,7 +8,8 @@ fast (JAX, orbax and astropy load only when a name that needs them is touched)::
     simulate_survey                                     a synthetic survey with known labels
     train_from_config, load_checkpoint                  the 23 networks + the VMP network
     ErrorModel, run_catalog, merge, write_report        the catalogue
-    load_config                                         configs/*.toml
+    load_config                                         configs/*.toml (built-in names or paths)
+    JaxvacError                                         the base of every error a user can cause
 """
 
 import importlib
@@ -27,6 +28,7 @@ _PUBLIC = {
     "merge": "jaxvac.run.merge",
     "write_report": "jaxvac.display.report",
     "load_config": "jaxvac.config",
+    "JaxvacError": "jaxvac.errors",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -38,13 +38,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from jaxvac.errors import JaxvacError
+
 T = TypeVar("T")
 
 BUILTIN_PACKAGE = "jaxvac.configs"
 RECIPE = "dr8.toml"  # the built-in config that holds every default
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, JaxvacError):
     """A config file that cannot be used; the message names the file, the key and the fix."""
 
 

@@ -215,7 +215,7 @@ def test_command_end_to_end(small_catalogue, tmp_path):
 def test_command_reports_bad_input_without_a_traceback(small_catalogue, tmp_path):
     res = CliRunner().invoke(main, ["calibrate-errors", str(small_catalogue / "cat.fits"), "--out", str(tmp_path),
                                     "--star-column", "obsid"])
-    assert res.exit_code == 1 and "has no star id column 'obsid'" in res.output
+    assert res.exit_code == 2 and "has no star id column 'obsid'" in res.output
     res = CliRunner().invoke(main, ["calibrate-errors", str(tmp_path / "missing.fits"), "--out", str(tmp_path)])
-    assert res.exit_code == 1 and "not found" in res.output
+    assert res.exit_code == 2 and "not found" in res.output
     assert not list(tmp_path.glob(".*tmp*"))

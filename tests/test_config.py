@@ -175,12 +175,12 @@ def test_train_and_run_refuse_a_bad_type_before_writing(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('base = "demo"\n[model]\nhidden = "abc"\n[run]\nbatch_size = "abc"\n')
     res = CliRunner().invoke(main, ["train", "--config", str(cfg), "--data", str(tmp_path), "--out", str(tmp_path / "t")])
-    assert res.exit_code == 1 and f"In {cfg}: model.hidden must be a list of integers" in res.output
+    assert res.exit_code == 2 and f"In {cfg}: model.hidden must be a list of integers" in res.output
     model = tmp_path / "model"
     model.mkdir()
     res = CliRunner().invoke(main, ["run", "--model", str(model), "--input", str(tmp_path), "--out", str(tmp_path / "c.fits"),
                                     "--config", str(cfg), "--no-progress"])
-    assert res.exit_code == 1 and f"In {cfg}: run.batch_size must be an integer" in res.output
+    assert res.exit_code == 2 and f"In {cfg}: run.batch_size must be an integer" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml", "model"]
 
 

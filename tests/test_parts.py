@@ -9,7 +9,7 @@ def _part(store, idx_rows, idx_rej=(), idx_skip=()):
     rows = empty_catalog(len(idx_rows))
     rows["obsid"] = np.asarray(idx_rows) * 10
     rej = rejects_table([(f"f{i}", "truncated") for i in idx_rej])
-    skip = np.array([(f"s{i}".encode(), b"class GALAXY") for i in idx_skip], dtype=SKIP_DTYPE)
+    skip = np.array([(f"s{i}".encode(), 100 + i, b"class GALAXY") for i in idx_skip], dtype=SKIP_DTYPE)
     return store.write(rows, np.asarray(idx_rows), rej, np.asarray(idx_rej, int), skip, np.asarray(idx_skip, int))
 
 
@@ -26,6 +26,23 @@ def test_parts_merge_in_input_order_and_resume(tmp_path):
     rows, rej, skipped = s2.collect()
     np.testing.assert_array_equal(rows["obsid"], [0, 20, 40, 50, 70])
     assert rej["path"].tolist() == [b"f6"] and skipped["path"].tolist() == [b"s1", b"s3"]
+    assert skipped["obsid"].tolist() == [101, 103] and skipped["reason"].tolist() == [b"class GALAXY"] * 2
+
+
+def test_parts_of_older_versions_without_obsid_or_writer_still_merge(tmp_path):
+    """A part written before skipped obsids and writer ids were recorded: obsid -1, no share count."""
+    from jaxvac.run.parts import collect_parts, coverage
+
+    s = PartStore(tmp_path / "p", {"i": 1})
+    old = np.array([(b"s1", b"snrg <= 10")], dtype=[("path", "S512"), ("reason", "S64")])
+    np.savez(tmp_path / "p" / "part-p000-000000.npz", rows=empty_catalog(1), row_index=np.array([0]),
+             rejects=rejects_table([]), reject_index=np.zeros(0, np.int64), skipped=old, skip_index=np.array([1]),
+             indices=np.array([0, 1]))
+    assert s.done_indices() == {0, 1}
+    _, _, skipped = collect_parts(tmp_path / "p")
+    assert skipped.tolist() == [(b"s1", -1, b"snrg <= 10")]
+    covered, writers = coverage(tmp_path / "p", 3)
+    assert covered.tolist() == [True, True, False] and writers == set()
 
 
 def test_other_run_refused_and_fresh(tmp_path):
@@ -40,7 +57,7 @@ def test_duplicate_input_detected(tmp_path):
     s = PartStore(tmp_path / "p", {"i": 1})
     _part(s, [1])
     _part(s, [1])
-    with pytest.raises(RuntimeError, match="appears in two parts"):
+    with pytest.raises(RuntimeError, match="appears in two parts"):  # PartsError, a RuntimeError and a JaxvacError
         s.collect()
 
 

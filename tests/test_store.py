@@ -309,7 +309,8 @@ def test_store_split_across_two_jax_distributed_processes(setup, fits_run):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = setup["tmp"] / "dist.fits"
-    procs = [_run_cli(setup, out, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i))
+    procs = [_run_cli(setup, out, "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
+                      "--keep-parts")
              for i in range(2)]
     logs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs

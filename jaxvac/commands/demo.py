@@ -26,11 +26,10 @@ def command(out, n, seed, config, workers):
     Example:
       jaxvac demo --out demo --n 20000
     """
-    from jaxvac.config import ConfigError, load_config
+    from jaxvac.cli import on_interrupt
+    from jaxvac.config import load_config
     from jaxvac.demo import run_demo
 
-    try:
-        load_config(config)  # a config that cannot be found or read stops here, before the survey is written
-        run_demo(out, n=n, seed=seed, config=config, workers=workers, echo=click.echo)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    on_interrupt(f"finished steps stay in {out}/ and a rerun of the same command reuses them")
+    load_config(config)  # a config that cannot be found or read stops here, before the survey is written
+    run_demo(out, n=n, seed=seed, config=config, workers=workers, echo=click.echo)

@@ -49,8 +49,16 @@ def command(paths, as_json, engine):
       jaxvac info spec-55859-F5902_sp03-232.fits.gz
       jaxvac info --json ../shared/lamost > inventory.json
     """
+    from jaxvac.cli import on_interrupt
+    from jaxvac.io.inputs import InputError
     from jaxvac.io.lamost import describe
 
+    on_interrupt("nothing to resume (info writes no files); rerun the same command")
+
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise InputError(f"no such file or directory: {', '.join(map(repr, missing))}; give .fits/.fits.gz files "
+                         f"or folders holding them.")
     report = describe(paths, engine=engine)
     if as_json:
         click.echo(json.dumps(report, indent=1))

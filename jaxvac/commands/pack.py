@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
@@ -30,14 +28,11 @@ def command(inputs, out, shard_size, workers, no_progress):
       jaxvac pack --input dr8/spectra --out dr8.store
       jaxvac run --model RUN/checkpoint --input dr8.store --out catalogue.fits
     """
-    from jaxvac.io.stream import StreamError
+    from jaxvac.cli import on_interrupt
     from jaxvac.io.pack import pack
 
-    try:
-        summary = pack(list(inputs), out, shard_size=shard_size, workers=workers,
-                       progress=False if no_progress else None)
-    except (ValueError, FileNotFoundError, StreamError) as e:  # InputError and StoreError are ValueErrors
-        click.echo(f"jaxvac pack: {e}", err=True)
-        sys.exit(1)
+    on_interrupt(f"the complete shards in {out}/ are kept; rerun the same command to continue")
+    summary = pack(list(inputs), out, shard_size=shard_size, workers=workers,
+                   progress=False if no_progress else None)
     for line in summary.lines():
         click.echo(line)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 
@@ -48,44 +46,56 @@ def _shard(ctx, param, value):
               help="Catalogue format [default: from the suffix of OUT].")
 @click.option("--min-snrg", type=float, default=None, help="Skip spectra with snrg <= this [config: 10].")
 @click.option("--all-classes", is_flag=True, help="Process every CLASS, not only STAR.")
-@click.option("--fresh", is_flag=True, help="Discard earlier parts of OUT and start over.")
+@click.option("--fresh", is_flag=True,
+              help="Start over: discard the parts in OUT.parts/ (of this or another run); OUT, if it exists, is "
+                   "replaced at the end.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing OUT that no parts in OUT.parts/ record (another run's catalogue); parts "
+                   "that match this run are still used. Without it (or --fresh) such an OUT is refused.")
+@click.option("--keep-parts", is_flag=True, help="Keep OUT.parts/ after the merge (default: removed once OUT is written).")
+@click.option("--force-lock", is_flag=True,
+              help="Take over OUT's lock when a run on another host holds it (a job that crashed there). "
+                   "A dead run's lock on this host is taken over without it.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(model, inputs, on_bad_shard, crossmatch, out, config, batch_size, workers, parallel, shard, coordinator,
-            num_processes, process_id, fmt, min_snrg, all_classes, fresh, no_progress):
+            num_processes, process_id, fmt, min_snrg, all_classes, fresh, overwrite, keep_parts, force_lock,
+            no_progress):
     """Stellar labels, errors, flags, distances and positions for every spectrum.
 
     Streams the spectra through the reader, the normalisation kernels and the 23 networks
     (+ the very-metal-poor net where [Fe/H] < -1.5 and Teff < 6500 K), then the error model, the
     training-range flags, Galactic coordinates, the spectro-photometric distance and X/Y/Z.
-    Non-STAR spectra and snrg <= 10 are skipped and counted; unreadable files go to the REJECTS
-    table with the reason. The run is resumable: rerun the same command after a crash and it
+    Non-STAR spectra and snrg <= 10 go to the SKIPPED table with the reason; unreadable files go
+    to the REJECTS table with the reason (inputs = rows + rejects + skipped, counted in the header). The run is resumable: rerun the same command after a crash and it
     continues where it stopped (--fresh to start over).
 
     \b
     Examples:
       jaxvac run --model demo/run/checkpoint --input demo/survey/spectra \\
-                 --crossmatch demo/survey/crossmatch.fits --out demo/catalogue.fits
+                 --crossmatch demo/survey/crossmatch.fits --out demo/catalogue.fits --config demo
       jaxvac pack --input dr8/spectra --out dr8.store   # once: FITS -> store
       jaxvac run --model demo/run/checkpoint --input dr8.store --out catalogue.fits
       jaxvac run ... --shard 3/16          # job 3 of a 16-job array; then: jaxvac merge OUT
       srun -n 8 jaxvac run ...             # jax.distributed, detected from SLURM
     """
+    from jaxvac.cli import on_interrupt
     from jaxvac.run.distributed import initialize
+    from jaxvac.run.parts import parts_dir
 
+    on_interrupt(f"progress saved in {parts_dir(out)}/; rerun the same command to continue")
     pid, nproc, barrier = initialize(coordinator, num_processes, process_id)
     from jaxvac.run.loop import run_catalog
 
-    try:
-        summary = run_catalog(
-            model, list(inputs), out, crossmatch=crossmatch, config=config, batch_size=batch_size,
-            workers=workers, parallel=parallel, shard=shard, fresh=fresh, fmt=fmt,
-            progress=False if no_progress else None, min_snrg=min_snrg,
-            classes=("STAR", "GALAXY", "QSO", "Unknown", "") if all_classes else None,
-            process=(pid, nproc), barrier=barrier, on_bad_shard=on_bad_shard,
-        )
-    except (ValueError, FileNotFoundError) as e:
-        click.echo(f"jaxvac run: {e}", err=True)
-        sys.exit(1)
+    summary = run_catalog(
+        model, list(inputs), out, crossmatch=crossmatch, config=config, batch_size=batch_size,
+        workers=workers, parallel=parallel, shard=shard, fresh=fresh, fmt=fmt,
+        progress=False if no_progress else None, min_snrg=min_snrg,
+        classes=("STAR", "GALAXY", "QSO", "Unknown", "") if all_classes else None,
+        process=(pid, nproc), barrier=barrier, on_bad_shard=on_bad_shard,
+        overwrite=overwrite, keep_parts=keep_parts, force_lock=force_lock,
+    )
+    for note in summary.notes:
+        click.echo(f"note: {note}", err=True)
     for line in summary.lines():
         click.echo(line)
     if shard[1] > 1:

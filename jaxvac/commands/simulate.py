@@ -80,16 +80,19 @@ def command(n, out, seed, workers, repeat_fraction, nonstar_fraction, sentinel_f
       jaxvac simulate --n 20000 --out demo/ --seed 7 --workers 2
       jaxvac simulate --n 500 --out bad/ --corrupt-fraction 0.1 --sentinel-fraction 0.05
     """
+    from jaxvac.cli import on_interrupt
+    from jaxvac.errors import JaxvacError
     from jaxvac.simulate import simulate_survey
 
+    on_interrupt(f"{out} is incomplete: delete it, then rerun the same command")
     try:
         info = simulate_survey(out, n, seed, progress=progress, workers=workers, repeat_fraction=repeat_fraction,
                                nonstar_fraction=nonstar_fraction, sentinel_fraction=sentinel_fraction,
                                corrupt_fraction=corrupt_fraction, table_fraction=table_fraction,
                                gzip_fraction=gzip_fraction, test_fraction=test_fraction,
                                train_scale=train_scale, halo_fraction=halo_fraction)
-    except (ValueError, FileExistsError) as e:
-        raise click.UsageError(str(e)) from None
+    except (ValueError, FileExistsError) as e:  # bad options or a non-empty --out: one line (exit 2)
+        raise JaxvacError(str(e)) from None
     c = info.counts
     click.echo(f"wrote {c['n_spectra']} spectra of {c['n_stars']} stars to {info.out_dir} in {info.seconds:.1f} s "
                f"({c['n_spectra'] / max(info.seconds, 1e-9):.0f} spectra/s)")

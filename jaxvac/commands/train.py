@@ -75,25 +75,37 @@ class _TrainDisplay:
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: only on a terminal).")
 def command(config_path, data_dir, out_dir, progress):
     """Train the 23 label networks and the very-metal-poor network, evaluate them on the test
-    catalogue and save an orbax checkpoint (see docs/training.md)."""
-    from jaxvac.config import ConfigError, load_config
-    from jaxvac.train.dataset import DatasetError
+    catalogue and save an orbax checkpoint (see docs/training.md).
+
+    Writes OUT/checkpoint/, report.md (test residuals per SNR bin beside the paper's),
+    residuals.png and metrics.json.
+
+    \b
+    Examples:
+      jaxvac simulate --n 2000 --out sim
+      jaxvac train --config demo --data sim --out sim_run      # small networks, minutes on a CPU
+      jaxvac train --config dr8 --data dr8_train --out runs/dr8   # the paper's networks
+      jaxvac train --config my.toml --data sim --out run2      # my.toml: base = "demo.toml" + changes
+    """
+    from jaxvac.cli import on_interrupt
+    from jaxvac.config import load_config
     from jaxvac.display.progress import progress_wanted
-    from jaxvac.io.stream import StreamError
+    from jaxvac.errors import JaxvacError
     from jaxvac.labels import LABEL_NAMES
     from jaxvac.train.job import train_from_config
 
-    try:
-        cfg = load_config(config_path)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from e
+    on_interrupt("no checkpoint was written; spectra already normalised stay in the [train] cache_dir, so "
+                 "rerunning the same command skips reading them, but training restarts from the first epoch")
+    cfg = load_config(config_path)
     show = progress_wanted(progress)
     try:
         with _TrainDisplay(show, list(LABEL_NAMES)) as disp:
             res = train_from_config(cfg, data_dir=data_dir, out_dir=out_dir, on_stage=disp.on_stage,
                                     on_epoch=disp.on_epoch, progress=show)
-    except (ConfigError, DatasetError, StreamError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+    except JaxvacError:
+        raise
+    except ValueError as e:  # train/job.py still raises plain ValueError for bad catalogues: one line too
+        raise JaxvacError(str(e)) from e
     for n in res.notes:
         click.echo(f"note: {n}", err=True)
     if res.table:

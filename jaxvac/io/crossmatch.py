@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxvac.io.tables import column_names, read_table
+from jaxvac.io.tables import TableError, column_names, read_table
 
 _XM_ALIASES = {
     "obsid": ("obsid",),
@@ -44,7 +44,7 @@ class CrossMatch:
         for key, names in _XM_ALIASES.items():
             hit = next((present[n] for n in names if n in present), None)
             if hit is None and key in ("obsid", "ks"):
-                raise ValueError(f"cross-match table {str(path)!r} has no {key} column (looked for {names}); "
+                raise TableError(f"cross-match table {str(path)!r} has no {key} column (looked for {names}); "
                                  f"it has {sorted(present)}.")
             picked[key] = hit
         table = read_table(path, [n for n in picked.values() if n is not None], hint=hint)

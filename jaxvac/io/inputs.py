@@ -31,6 +31,7 @@ import gzip
 import os
 import zlib
 
+from jaxvac.errors import JaxvacError
 from jaxvac.io import fitsheader
 from jaxvac.io.lamost import SUFFIXES
 from jaxvac.io.tables import CSV_SUFFIXES, PARQUET_SUFFIXES, TableError, read_table, table_format
@@ -41,7 +42,7 @@ SPECTRUM_SUFFIXES = SUFFIXES  # the reader's: .fits, .fits.gz, .fit, .fit.gz, in
 _GLOB_CHARS = set("*?[")
 
 
-class InputError(ValueError):
+class InputError(ValueError, JaxvacError):
     """An input that cannot be resolved; the message names it and says what to do."""
 
 

@@ -49,6 +49,7 @@ try:
 except ImportError:  # pragma: no cover
     import zlib as _zlib
 
+from jaxvac.errors import JaxvacError
 from jaxvac.io.records import META_DTYPE, Reject, empty_meta
 
 __all__ = ["FORMAT", "SHARD_FILES", "STORED_META_DTYPE", "PackedStream", "Store", "StoreError", "checksum", "geometry",
@@ -62,7 +63,7 @@ STORED_META_DTYPE = np.dtype([(n, f"S{META_DTYPE[n].itemsize // 4}" if META_DTYP
                               for n in META_DTYPE.names if n != "path"])
 
 
-class StoreError(ValueError):
+class StoreError(ValueError, JaxvacError):
     """A store that cannot be written or read as asked (mismatch, damage, incomplete)."""
 
 

@@ -43,6 +43,7 @@ from multiprocessing import shared_memory
 import numpy as np
 
 from jaxvac.constants import NPIX_GLOBAL
+from jaxvac.errors import JaxvacError
 from jaxvac.io.lifetime import exit_with, shm_name, sweep_shared_memory
 from jaxvac.io.records import META_DTYPE, Reject, Spectrum, empty_meta
 
@@ -51,7 +52,7 @@ __all__ = ["Batch", "BatchStream", "StreamError", "StreamSummary", "auto_chunk_s
 WORKER_DIED = "worker process died while reading this file (a crash in the FITS library, or out of memory)"
 
 
-class StreamError(RuntimeError):
+class StreamError(RuntimeError, JaxvacError):
     """The stream cannot go on (workers cannot start, or a worker failed outside the reader)."""
 
 
@@ -531,10 +532,12 @@ def _read_chunk_into(reader: Callable, paths: list[str], index: np.ndarray, slot
 
 
 def _worker_init(parent: int) -> None:
-    """Workers ignore Ctrl-C: the main process gets it and stops them (a worker interrupted
-    inside the pool's queues can leave the pool's shutdown waiting forever). They exit as soon
-    as the main process ``parent`` is gone, however it ended (``jaxvac.io.lifetime``)."""
+    """Workers ignore Ctrl-C and SIGTERM (a batch system signals the whole process group): the
+    main process gets them and stops the workers (a worker interrupted inside the pool's queues
+    can leave the pool's shutdown waiting forever). They exit as soon as the main process
+    ``parent`` is gone, however it ended (``jaxvac.io.lifetime``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_with(parent)
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvac.errors import JaxvacError
+
 __all__ = ["TableError", "read_table", "column_names", "table_format", "FITS_SUFFIXES", "CSV_SUFFIXES",
            "PARQUET_SUFFIXES"]
 
@@ -41,7 +43,7 @@ PARQUET_SUFFIXES = (".parquet",)
 _EXACT_INT = 2**53  # largest integer magnitude float64 holds exactly
 
 
-class TableError(ValueError):
+class TableError(ValueError, JaxvacError):
     """A table that cannot be read as asked; the message names the file and says what to do."""
 
 

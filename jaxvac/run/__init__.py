@@ -7,6 +7,7 @@
     astrometry     gl/gb, photometric distance, Galactocentric X/Y/Z, uqflag
     catalog        the catalogue's columns, units and its FITS/Parquet writer and reader
     parts          resumable parts of a run and its manifest
+    output         who may write the catalogue: the output lock, the replace rule, clean-up
     merge          parts -> the catalogue with its provenance header
     distributed    jax.distributed set-up for multi-process runs
 """

@@ -3,6 +3,11 @@
 One row per spectrum. Column names, units (FITS TUNIT) and meanings are defined once here;
 the pipeline fills a structured array of ``CATALOG_DTYPE`` and hands it to ``write_catalog``.
 Missing values: NaN for floats, -1 for integer ids, flags set to 1 where the value is missing.
+Flags and uqflag are unsigned bytes (uint8; FITS 'B' without TZERO), so every reader gets integers.
+Units: TUNIT strings of the FITS standard ("K", "deg", "km/s", "kpc", "mag"), and "dex" for the
+logarithmic labels, which FITS has no unit for: the FITS writer (jaxvac.io.fitstable) writes that
+one as TCOMMn = 'unit: dex' instead of TUNITn, so astropy reads the file without UnitsWarning
+(docs/catalogue.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ _DEX_ORDER = ["logg_PASTEL", "logg_APOGEE", "feh_PASTEL", "feh_APOGEE", "feh_VMP
               "AFE_APOGEE", "CFE_APOGEE", "NFE_APOGEE"]
 _UNITS = {l.name: l.unit for l in LABELS + (VMP,)}
 PARAMETERS: tuple[str, ...] = ("Teff_PASTEL", *_DEX_ORDER, "dist_phot", *(l.name for l in _BAND_LABELS))
+
+
+_FLAG_MEANING = {"dist_phot": "1 if dist_phot is missing or implausible (Err_dist_phot / dist_phot or dist_phot "
+                              "above the [astrometry] limits) or flag_a_ks = 1, else 0 (docs/catalogue.md)"}
 
 
 def _columns() -> list[tuple[str, str, str, str]]:
@@ -48,9 +57,14 @@ def _columns() -> list[tuple[str, str, str, str]]:
     for axis in "XYZ":
         cols.append((f"Err_{axis}", "f4", "kpc", f"error of {axis}"))
     cols.append(("EBV", "f4", "mag", "E(B-V) from the cross-match"))
-    cols.append(("uqflag", "i1", "", "1 for the highest-snrg spectrum of each star, else 0"))
+    cols.append(("uqflag", "u1", "", "1 for the highest-snrg spectrum of each star, else 0"))
     for p in PARAMETERS:
-        cols.append((f"flag_{p}", "i1", "", f"1 if {p} is outside its training range or missing, else 0"))
+        cols.append((f"flag_{p}", "u1", "", _FLAG_MEANING.get(p, f"1 if {p} is outside its training range or missing, else 0")))
+    # --- issue 12 (errors, flags, inputs unlike the training set; jaxvac.run.rows.quality_flags) ---
+    cols.append(("ood_score", "f4", "", "unlike the training spectra: PCA residual over noise (docs/errors.md), NaN if not computed"))
+    cols.append(("qflag", "u1", "", "quality bits: 1 ood_score above the checkpoint's threshold, 2 input pixels "
+                                    "outside the training range were masked"))
+    # --- end issue 12 ---
     return cols
 
 
@@ -59,6 +73,9 @@ CATALOG_DTYPE = np.dtype([(n, t) for n, t, _, _ in COLUMNS])
 UNITS = {n: unit for n, _, unit, _ in COLUMNS}
 
 REJECT_DTYPE = np.dtype([("path", "S512"), ("reason", "S256")])
+# Inputs read but not processed (CLASS not wanted, snrg too low): every input is a row, a reject
+# or one of these, so NINPUTS = NROWS + NREJECT + NSKIPPED in the header (+ NMISSING if PARTIAL).
+SKIPPED_DTYPE = np.dtype([("path", "S512"), ("obsid", "i8"), ("reason", "S64")])
 
 
 def _missing_row() -> np.ndarray:
@@ -93,25 +110,30 @@ def rejects_table(rejects) -> np.ndarray:
 
 
 def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict | None = None,
-                  fmt: str | None = None) -> Path:
+                  fmt: str | None = None, skipped: np.ndarray | None = None) -> Path:
     """Write the catalogue atomically (jaxvac.io.atomic: temporary name, then rename); return its path.
 
     header: {KEYWORD: value or (value, comment)}, the provenance cards (model, config, version...).
-    FITS: HDU 1 ``CATALOG`` (TUNIT per column, the ``header`` cards),
-    HDU 2 ``REJECTS`` (path, reason). Parquet (``fmt="parquet"`` or a .parquet suffix): the
-    catalogue with units in the schema metadata, rejects in ``<name>.rejects.parquet``.
+    skipped: SKIPPED_DTYPE rows (path, obsid, reason) of the inputs skipped by class or snrg.
+    FITS: HDU 1 ``CATALOG`` (TUNIT per column, the ``header`` cards), HDU 2 ``REJECTS`` (path,
+    reason), HDU 3 ``SKIPPED`` (path, obsid, reason). Parquet (``fmt="parquet"`` or a .parquet
+    suffix): the catalogue with units and the cards in the schema metadata, the others in
+    ``<name>.rejects.parquet`` and ``<name>.skipped.parquet`` (written first: the catalogue
+    itself is renamed into place last).
     """
     path = Path(path)
     fmt = fmt or ("parquet" if path.suffix == ".parquet" else "fits")
     if rows.dtype != CATALOG_DTYPE:
         raise ValueError(f"catalogue rows must have CATALOG_DTYPE; got fields {rows.dtype.names[:5]}...")
     rej = rejects if isinstance(rejects, np.ndarray) else rejects_table(list(rejects))
+    skip = np.zeros(0, SKIPPED_DTYPE) if skipped is None else np.asarray(skipped).astype(SKIPPED_DTYPE)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "fits":
         from jaxvac.io.fitstable import write_tables
 
         cards = {k[:8].upper(): v for k, v in (header or {}).items()}
-        write_tables(path, [("CATALOG", rows, UNITS, cards), ("REJECTS", rej.astype(REJECT_DTYPE), None, None)])
+        write_tables(path, [("CATALOG", rows, UNITS, cards), ("REJECTS", rej.astype(REJECT_DTYPE), None, None),
+                            ("SKIPPED", skip, None, None)])
     elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -119,10 +141,11 @@ def write_catalog(path: str | Path, rows: np.ndarray, rejects=(), header: dict |
         value = lambda v: str(v[0] if isinstance(v, tuple) else v)  # noqa: E731  (drop the FITS comment)
         meta = {"units": repr(UNITS), **{str(k): value(v) for k, v in (header or {}).items()}}
         table = pa.table({n: _arrow_col(rows[n]) for n in CATALOG_DTYPE.names}).replace_schema_metadata(meta)
+        for suffix, t, dtype in ((".rejects.parquet", rej, REJECT_DTYPE), (".skipped.parquet", skip, SKIPPED_DTYPE)):
+            with atomic_path(path.with_name(path.stem + suffix)) as tmp:
+                pq.write_table(pa.table({n: _arrow_col(t[n]) for n in dtype.names}), tmp)
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
-        with atomic_path(path.with_name(path.stem + ".rejects.parquet")) as tmp:
-            pq.write_table(pa.table({n: _arrow_col(rej[n]) for n in REJECT_DTYPE.names}), tmp)
     else:
         raise ValueError(f"unknown catalogue format {fmt!r}; use 'fits' or 'parquet'.")
     return path
@@ -154,3 +177,41 @@ def read_catalog(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         rows = f["CATALOG"].read()
         rej = f["REJECTS"].read() if f["REJECTS"].get_nrows() else np.zeros(0, REJECT_DTYPE)
     return rows.astype(CATALOG_DTYPE), rej.astype(REJECT_DTYPE)
+
+
+def read_skipped(path: str | Path) -> np.ndarray:
+    """The SKIPPED table (path, obsid, reason) of a catalogue; empty for catalogues without one."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        side = path.with_name(path.stem + ".skipped.parquet")
+        if not side.is_file():
+            return np.zeros(0, SKIPPED_DTYPE)
+        t = pq.read_table(side)
+        out = np.zeros(t.num_rows, SKIPPED_DTYPE)
+        for name in SKIPPED_DTYPE.names:
+            col = t.column(name).to_numpy(zero_copy_only=False)
+            out[name] = np.char.encode(col.astype(str), "utf-8") if SKIPPED_DTYPE[name].kind == "S" else col
+        return out
+    import fitsio
+
+    with fitsio.FITS(str(path)) as f:
+        if "SKIPPED" not in f or not f["SKIPPED"].get_nrows():
+            return np.zeros(0, SKIPPED_DTYPE)
+        return f["SKIPPED"].read().astype(SKIPPED_DTYPE)
+
+
+def read_header(path: str | Path) -> dict[str, str]:
+    """The provenance cards of a catalogue as strings ({KEYWORD: value}; FITS: the CATALOG HDU's
+    header, Parquet: the schema metadata)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+        return {k.decode(): v.decode() for k, v in meta.items()}
+    import fitsio
+
+    h = fitsio.read_header(str(path), "CATALOG")
+    return {k: str(h[k]) for k in h.keys() if k}

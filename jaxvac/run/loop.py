@@ -14,6 +14,11 @@ Input can also be a packed store (``jaxvac.io.store``, written once by ``jaxvac 
 come from memory-mapped shards of the window pixels, read ahead in a thread, and the device step
 runs on the packed Layout; the catalogue is the same as from the FITS files.
 
+Output safety (``jaxvac.run.output``, docs/running.md): the run holds the output's lock while it
+writes, refuses to replace a catalogue it did not write (unless ``fresh`` or ``overwrite``), and
+removes the parts after a successful merge (unless ``keep_parts``). Every input ends as a row, a
+reject or a skipped entry, all three in the catalogue.
+
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
 NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one device.
 """
@@ -32,12 +37,13 @@ import numpy as np
 import jaxvac
 from jaxvac.run.astrometry import AstrometryConfig
 from jaxvac.io.crossmatch import CrossMatch
-from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE, rejects_table
+from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE, read_header, rejects_table
 from jaxvac.config import load_config, recipe_defaults, section
 from jaxvac.run.device import Device
-from jaxvac.run.merge import merge
+from jaxvac.run.merge import merge, provenance_diff
+from jaxvac.run.output import OutputError, acquire, sweep_output
 from jaxvac.run.rows import assemble_rows, reject_reasons, skip_reasons
-from jaxvac.run.uncertainties import ErrorModel
+from jaxvac.run.uncertainties import run_error_model, run_ranges
 from jaxvac.labels import LABEL_NAMES
 from jaxvac.run.parts import SKIP_DTYPE, PartStore, inputs_digest, parts_dir
 
@@ -78,12 +84,17 @@ class RunSummary:
     catalogue: str | None = None
     merged_rows: int = 0
     devices: str = ""
+    notes: list = dataclasses.field(default_factory=list)  # for the user: locks taken over, replaced outputs
+    already_complete: bool = False  # the catalogue was made by this very run before: nothing done
 
     @property
     def spectra_per_s(self) -> float:
         return self.spectra_read / self.wall_s if self.wall_s > 0 else 0.0
 
     def lines(self) -> list[str]:
+        if self.already_complete:
+            return [f"catalogue: {self.catalogue} ({self.merged_rows} rows) is already complete: same model, inputs "
+                    f"and config; nothing to do (--fresh computes it again)"]
         out = [f"inputs: {self.inputs} files ({self.already_done} already done in earlier parts)",
                f"spectra read: {self.spectra_read}; rows out: {self.rows_out}",
                f"rejects: {sum(self.rejects.values())}" + "".join(f"\n  {n:6d}  {r}" for r, n in self.rejects.most_common()),
@@ -111,7 +122,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                 parallel: str = "sharding", shard: tuple[int, int] = (0, 1), fresh: bool = False,
                 fmt: str | None = None, progress: bool | None = None, min_snrg: float | None = None,
                 classes: tuple[str, ...] | None = None, process: tuple[int, int] = (0, 1),
-                barrier=None, on_bad_shard: str = "stop") -> RunSummary:
+                barrier=None, on_bad_shard: str = "stop", overwrite: bool = False, keep_parts: bool = False,
+                force_lock: bool = False) -> RunSummary:
     """Make the catalogue ``out`` from spectra ``inputs`` with the trained networks ``model``.
 
     inputs: anything ``jaxvac.io.inputs.resolve_inputs`` takes (directory, glob, list, table),
@@ -122,6 +134,13 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
         until every process reaches it; process 0 merges.
     on_bad_shard: for a store, "stop" at a shard whose checksum fails, or "skip" it (its inputs
         become rejects "bad shard: checksum mismatch").
+    fresh: discard the parts of earlier runs of ``out`` and start over (``out``, if it exists, is
+        replaced at the end). overwrite: replace an existing ``out`` that no parts here record (a
+        catalogue of another run), resuming from parts that match this run. Without either, such
+        an ``out`` is refused with OutputError -- unless its header shows this very run made it:
+        then nothing is done (the summary's ``catalogue`` names it).
+    keep_parts: keep ``out.parts/`` after the merge (default: removed once the catalogue is written).
+    force_lock: take over the output's lock when held by a run on another host (jaxvac.run.output).
     Returns the RunSummary (the merged catalogue's path in ``summary.catalogue``).
     """
     from jaxvac.train.checkpoint import load
@@ -129,12 +148,11 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     from jaxvac.io.stream import stream_batches
     from jaxvac.preprocess import LAYOUT as DR8_LAYOUT
     from jaxvac.io.store import open_store
-    from jaxvac.kernels.normalize import status_bits
+    from jaxvac.kernels.normalize import STATUS_INPUT_MASKED, status_bits
 
     t_start = time.perf_counter()
     cfg = load_config(config)
     rc = section(cfg, "run", RunConfig)
-    errors = ErrorModel.from_config(cfg)
     astro = section(cfg, "astrometry", AstrometryConfig)
     batch_size = batch_size or rc.batch_size
     min_snrg = rc.min_snrg if min_snrg is None else min_snrg
@@ -144,9 +162,15 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
     predictor = load(model)
     meta = predictor.metadata
     if list(meta["labels"]) != list(LABEL_NAMES):
-        raise ValueError(f"checkpoint {str(model)!r} predicts {meta['labels']}, not the 23 labels {list(LABEL_NAMES)}.")
-    ranges = np.asarray(meta["ranges"], np.float64)  # the training ranges the networks were trained with
-    vmp_range = meta["vmp"]["range"]
+        from jaxvac.train.checkpoint import CheckpointError
+
+        raise CheckpointError(f"checkpoint {str(model)!r} predicts {meta['labels']}, not the 23 labels "
+                              f"{list(LABEL_NAMES)}; give a checkpoint written by `jaxvac train`.")
+    # Err_ and flag ranges: the checkpoint's own (fitted on held-out stars, training ranges) or the
+    # config's Table 2 / Table 1, as [errors] source says (jaxvac.run.uncertainties; docs/errors.md)
+    errors, errmodel = run_error_model(cfg, meta, where=f"checkpoint {str(model)!r}")
+    ranges, vmp_range, _ = run_ranges(cfg, meta)
+    ood_threshold = float((meta.get("ood") or {}).get("threshold", "nan"))  # ood_score above it: qflag bit 1
     xm = CrossMatch.read(crossmatch) if crossmatch else None
 
     packed = open_store(inputs)  # None unless inputs is a store directory
@@ -157,117 +181,141 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
         "model_metadata": hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest(),
         "config": [_file_digest(p) for p in cfg["_source"]], "config_files": [Path(p).name for p in cfg["_source"]],
         "crossmatch": _file_digest(crossmatch),
-        "min_snrg": min_snrg, "classes": list(classes), "jaxvac": jaxvac.__version__,
+        "min_snrg": min_snrg, "classes": list(classes), "jaxvac": jaxvac.__version__, "error_model": errmodel,
     }
     pid, nproc = process
     si, sn = shard
     worker, n_workers = si * nproc + pid, sn * nproc
-    store = PartStore(parts_dir(out), identity, worker=worker, n_workers=n_workers, fresh=fresh)
-    if barrier is not None:
-        barrier("jaxvac-parts-ready")
-    done = store.done_indices()
+    summary = RunSummary(inputs=len(paths))
+    pdir = parts_dir(out)
+    with acquire(pdir, None if n_workers == 1 else worker, force=force_lock, out=out) as lock:
+        summary.notes += lock.notes
+        sweep_output(out)
+        if Path(out).exists() and not (pdir / "manifest.json").is_file() and not fresh:
+            diff = provenance_diff(out, identity)
+            if diff == []:
+                summary.already_complete, summary.catalogue = True, str(out)
+                summary.merged_rows = int(read_header(out).get("NROWS", -1))
+                summary.wall_s = time.perf_counter() - t_start
+                return summary
+            if not overwrite:
+                made = (f"its header differs from this run in {', '.join(diff)}" if diff else
+                        "it is not a catalogue jaxvac can read")
+                raise OutputError(
+                    f"{str(out)!r} exists and {str(pdir)!r} holds no record of the run that wrote it ({made}); "
+                    f"rerun with --overwrite to replace it (keeping parts that match this run) or --fresh to start "
+                    f"over, or choose another --out.")
+            summary.notes.append(f"{out} will be replaced (--overwrite): no parts here recorded writing it")
+        store = PartStore(parts_dir(out), identity, worker=worker, n_workers=n_workers, fresh=fresh)
+        if barrier is not None:
+            barrier("jaxvac-parts-ready")
+        done = store.done_indices()
 
-    device = Device(predictor, parallel, batch_size, layout)
-    bits = status_bits(layout)
-    summary = RunSummary(inputs=len(paths), devices=device.description)
-    summary.already_done = len(done)
+        device = Device(predictor, parallel, batch_size, layout)
+        bits = status_bits(layout)
+        summary.devices = device.description
+        summary.already_done = len(done)
 
-    pending_rows, pending_rej, pending_skip = [], [], []
+        pending_rows, pending_rej, pending_skip = [], [], []
 
-    def flush():
-        if not (pending_rows or pending_rej or pending_skip):
-            return
-        t = time.perf_counter()
-        cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-        rows = cat([r for r, _ in pending_rows], CATALOG_DTYPE)
-        ri = cat([i for _, i in pending_rows], np.int64)
-        rej = cat([r for r, _ in pending_rej], REJECT_DTYPE)
-        ji = cat([i for _, i in pending_rej], np.int64)
-        sk = cat([r for r, _ in pending_skip], SKIP_DTYPE)
-        sj = cat([i for _, i in pending_skip], np.int64)
-        store.write(rows, ri, rej, ji, sk, sj)
-        pending_rows.clear(), pending_rej.clear(), pending_skip.clear()
-        summary.stage_s["write"] += time.perf_counter() - t
-
-    def post(batch, out):
-        t = time.perf_counter()
-        y, vmp, _, status = device.fetch(out)
-        t_ready = time.perf_counter()
-        summary.stage_s["device"] += t_ready - t
-        t = t_ready
-        if len(batch.rejects):
-            pending_rej.append((rejects_table(list(batch.rejects)), np.asarray(batch.reject_index, np.int64)))
-            for r in batch.rejects:
-                summary.rejects[r.reason.split(":", 1)[0]] += 1
-        v = batch.valid
-        m = batch.meta
-        reason = skip_reasons(m["class"], m["snrg"], classes, min_snrg)
-        failed = reject_reasons(status, bits)
-        keep = v & (reason == "") & (failed == "")
-        unusable = v & (reason == "") & (failed != "")
-        skip = v & (reason != "")
-        summary.spectra_read += int(v.sum())
-        if unusable.any():
-            rej = rejects_table([(p, f) for p, f in zip(m["path"][unusable], failed[unusable])])
-            pending_rej.append((rej, batch.index[unusable]))
-            summary.rejects["normalisation failed"] += int(unusable.sum())
-        if skip.any():
-            sk = np.zeros(int(skip.sum()), SKIP_DTYPE)
-            sk["path"] = np.char.encode(m["path"][skip], "utf-8")
-            sk["reason"] = reason[skip].astype(SKIP_DTYPE["reason"])
-            pending_skip.append((sk, batch.index[skip]))
-            for r, c in zip(*np.unique(reason[skip], return_counts=True)):
-                summary.skipped[str(r)] += int(c)
-        if keep.any():
-            rows = assemble_rows(m[keep], y[keep], vmp[keep], ranges=ranges, vmp_range=vmp_range, errors=errors,
-                                 crossmatch=xm, astrometry=astro)
-            pending_rows.append((rows, batch.index[keep]))
-            summary.rows_out += len(rows)
-        summary.stage_s["post"] += time.perf_counter() - t
-        return t_ready
-
-    summary.stage_s["setup"] = time.perf_counter() - t_start
-    busy, last_ready = 0.0, float("-inf")  # device busy time: union of [dispatch, result ready]
-    n_batches = 0
-    if packed:
-        source = packed.batches(batch_size=device.batch_size, shard=(worker, n_workers), skip=done,
-                                on_bad_shard=on_bad_shard, progress=progress)
-    else:
-        source = stream_batches(paths, batch_size=device.batch_size, workers=workers, shard=(worker, n_workers),
-                                skip=done, progress=progress)
-    with source as stream:
-        it = iter(stream)
-        in_flight = None  # (batch, device outputs, dispatch time)
-        t_loop = time.perf_counter()
-        while True:
+        def flush():
+            if not (pending_rows or pending_rej or pending_skip):
+                return
             t = time.perf_counter()
-            batch = next(it, None)
-            summary.stage_s["read"] += time.perf_counter() - t
-            if batch is not None:
+            cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
+            rows = cat([r for r, _ in pending_rows], CATALOG_DTYPE)
+            ri = cat([i for _, i in pending_rows], np.int64)
+            rej = cat([r for r, _ in pending_rej], REJECT_DTYPE)
+            ji = cat([i for _, i in pending_rej], np.int64)
+            sk = cat([r for r, _ in pending_skip], SKIP_DTYPE)
+            sj = cat([i for _, i in pending_skip], np.int64)
+            store.write(rows, ri, rej, ji, sk, sj)
+            pending_rows.clear(), pending_rej.clear(), pending_skip.clear()
+            summary.stage_s["write"] += time.perf_counter() - t
+
+        def post(batch, out):
+            t = time.perf_counter()
+            y, vmp, _, status, *score = device.fetch(out)  # score: [ood_score] when the checkpoint has its basis
+            t_ready = time.perf_counter()
+            summary.stage_s["device"] += t_ready - t
+            t = t_ready
+            if len(batch.rejects):
+                pending_rej.append((rejects_table(list(batch.rejects)), np.asarray(batch.reject_index, np.int64)))
+                for r in batch.rejects:
+                    summary.rejects[r.reason.split(":", 1)[0]] += 1
+            v = batch.valid
+            m = batch.meta
+            reason = skip_reasons(m["class"], m["snrg"], classes, min_snrg)
+            failed = reject_reasons(status, bits)
+            keep = v & (reason == "") & (failed == "")
+            unusable = v & (reason == "") & (failed != "")
+            skip = v & (reason != "")
+            summary.spectra_read += int(v.sum())
+            if unusable.any():
+                rej = rejects_table([(p, f) for p, f in zip(m["path"][unusable], failed[unusable])])
+                pending_rej.append((rej, batch.index[unusable]))
+                summary.rejects["normalisation failed"] += int(unusable.sum())
+            if skip.any():
+                sk = np.zeros(int(skip.sum()), SKIP_DTYPE)
+                sk["path"] = np.char.encode(m["path"][skip], "utf-8")
+                sk["obsid"] = m["obsid"][skip]
+                sk["reason"] = reason[skip].astype(SKIP_DTYPE["reason"])
+                pending_skip.append((sk, batch.index[skip]))
+                for r, c in zip(*np.unique(reason[skip], return_counts=True)):
+                    summary.skipped[str(r)] += int(c)
+            if keep.any():
+                rows = assemble_rows(m[keep], y[keep], vmp[keep], ranges=ranges, vmp_range=vmp_range, errors=errors,
+                                     crossmatch=xm, astrometry=astro, ood=score[0][keep] if score else None,
+                                     ood_threshold=ood_threshold, masked=(status[keep] & STATUS_INPUT_MASKED) != 0)
+                pending_rows.append((rows, batch.index[keep]))
+                summary.rows_out += len(rows)
+            summary.stage_s["post"] += time.perf_counter() - t
+            return t_ready
+
+        summary.stage_s["setup"] = time.perf_counter() - t_start
+        busy, last_ready = 0.0, float("-inf")  # device busy time: union of [dispatch, result ready]
+        n_batches = 0
+        if packed:
+            source = packed.batches(batch_size=device.batch_size, shard=(worker, n_workers), skip=done,
+                                    on_bad_shard=on_bad_shard, progress=progress)
+        else:
+            source = stream_batches(paths, batch_size=device.batch_size, workers=workers, shard=(worker, n_workers),
+                                    skip=done, progress=progress)
+        with source as stream:
+            it = iter(stream)
+            in_flight = None  # (batch, device outputs, dispatch time)
+            t_loop = time.perf_counter()
+            while True:
                 t = time.perf_counter()
-                rv = batch.meta["rv"].astype(np.float32)  # NaN (unknown) is flagged by the kernel
-                new = (batch, device.dispatch(batch.flux, batch.ivar, batch.good, rv), time.perf_counter())
-                summary.stage_s["dispatch+compile"] += new[2] - t
-            if in_flight is not None:
-                b, o, t_disp = in_flight
-                t_ready = post(b, o)
-                busy += t_ready - max(t_disp, last_ready)
-                last_ready = t_ready
-                n_batches += 1
-                if n_batches % rc.part_batches == 0:
-                    flush()
-            if batch is None:
-                break
-            in_flight = new
-        flush()
-        loop_s = time.perf_counter() - t_loop
-    summary.device_idle_fraction = max(0.0, 1.0 - busy / loop_s) if loop_s > 0 else float("nan")
-    if barrier is not None:
-        barrier("jaxvac-parts-written")
-    if pid == 0 and sn == 1:
-        t = time.perf_counter()
-        path, n_rows, _ = merge(out, fmt=fmt)
-        summary.catalogue, summary.merged_rows = str(path), n_rows
-        summary.stage_s["merge"] = time.perf_counter() - t
-    summary.wall_s = time.perf_counter() - t_start
+                batch = next(it, None)
+                summary.stage_s["read"] += time.perf_counter() - t
+                if batch is not None:
+                    t = time.perf_counter()
+                    rv = batch.meta["rv"].astype(np.float32)  # NaN (unknown) is flagged by the kernel
+                    snrg = batch.meta["snrg"].astype(np.float32)  # for the ood_score
+                    new = (batch, device.dispatch(batch.flux, batch.ivar, batch.good, rv, snrg), time.perf_counter())
+                    summary.stage_s["dispatch+compile"] += new[2] - t
+                if in_flight is not None:
+                    b, o, t_disp = in_flight
+                    t_ready = post(b, o)
+                    busy += t_ready - max(t_disp, last_ready)
+                    last_ready = t_ready
+                    n_batches += 1
+                    if n_batches % rc.part_batches == 0:
+                        flush()
+                if batch is None:
+                    break
+                in_flight = new
+            flush()
+            loop_s = time.perf_counter() - t_loop
+        summary.device_idle_fraction = max(0.0, 1.0 - busy / loop_s) if loop_s > 0 else float("nan")
+        if barrier is not None:
+            barrier("jaxvac-parts-written")
+        if pid == 0 and sn == 1:
+            t = time.perf_counter()
+            merged = merge(out, fmt=fmt, keep_parts=keep_parts, locked=True)
+            summary.catalogue, summary.merged_rows = str(merged.path), merged.rows
+            summary.notes += merged.notes
+            summary.stage_s["merge"] = time.perf_counter() - t
+        summary.wall_s = time.perf_counter() - t_start
     return summary

@@ -4,12 +4,14 @@ Layout of ``<catalogue>.parts/`` (next to the final catalogue):
 
     manifest.json              what the run is (inputs digest, model, config); refuses a mismatch
     part-p<proc>-<seq>.npz     rows, rejects and skipped inputs of consecutive batches
+    lock, lock-p<proc>         who is writing now (jaxvac.run.output)
 
 A part is written to a temporary name, flushed to disk and renamed (jaxvac.io.atomic), so after
 a SIGKILL at any moment a part is either complete or absent (temporaries are swept on restart).
 Every input index a part covers (row, reject or skip) is recorded in it, so a rerun skips exactly
 those inputs and the merged catalogue equals that of an uninterrupted run, with no row lost or
-duplicated.
+duplicated. Each part also records its writer (k of n), so that a merge can say which shares of
+a sharded run are missing (:func:`coverage`).
 """
 
 from __future__ import annotations
@@ -23,15 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvac.errors import JaxvacError
 from jaxvac.io.atomic import TMP_MARK, atomic_write
-from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE
+from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE, SKIPPED_DTYPE
 
-SKIP_DTYPE = np.dtype([("path", "S512"), ("reason", "S64")])
+SKIP_DTYPE = SKIPPED_DTYPE  # (path, obsid, reason) of a spectrum skipped by class or snrg
 _PART_RE = re.compile(r"^part-p(\d+)-(\d+)\.npz$")
 
 
-class ManifestMismatch(RuntimeError):
+class ManifestMismatch(RuntimeError, JaxvacError):
     """The parts directory belongs to a different run (other inputs, model or config)."""
+
+
+class PartsError(RuntimeError, JaxvacError):
+    """The parts cannot be merged as they are (an input covered twice, or inputs missing)."""
 
 
 def inputs_digest(paths: list[str]) -> str:
@@ -53,6 +60,7 @@ class PartStore:
                  fresh: bool = False):
         self.dir = Path(directory)
         self.worker = worker
+        self.n_workers = n_workers
         self.dir.mkdir(parents=True, exist_ok=True)
         mine = f"part-p{worker:03d}-"
         for tmp in self.dir.glob(f".{mine}*{TMP_MARK}*"):  # only this worker's: others may be writing theirs
@@ -98,7 +106,8 @@ class PartStore:
         indices = np.concatenate([row_index, reject_index, skip_index]).astype(np.int64)
         arrays = dict(rows=rows.astype(CATALOG_DTYPE), row_index=row_index.astype(np.int64),
                       rejects=rejects.astype(REJECT_DTYPE), reject_index=reject_index.astype(np.int64),
-                      skipped=skipped.astype(SKIP_DTYPE), skip_index=skip_index.astype(np.int64), indices=indices)
+                      skipped=_as_skipped(skipped), skip_index=skip_index.astype(np.int64), indices=indices,
+                      writer=np.array([self.worker, self.n_workers], np.int64))
         atomic_write(path, lambda f: np.savez(f, **arrays), fsync=True)
         return path
 
@@ -120,15 +129,43 @@ def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
         with np.load(p) as z:
             rows.append(z["rows"]); ri.append(z["row_index"])
             rej.append(z["rejects"]); ji.append(z["reject_index"])
-            sk.append(z["skipped"]); si.append(z["skip_index"])
+            sk.append(_as_skipped(z["skipped"])); si.append(z["skip_index"])
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
     rows, ri = cat(rows, CATALOG_DTYPE), cat(ri, np.int64)
     rej, ji = cat(rej, REJECT_DTYPE), cat(ji, np.int64)
     sk, si = cat(sk, SKIP_DTYPE), cat(si, np.int64)
     allidx = np.concatenate([ri, ji, si])
     if len(np.unique(allidx)) != len(allidx):
-        raise RuntimeError(f"{directory}: an input appears in two parts; rerun with --fresh.")
+        raise PartsError(f"{directory}: an input appears in two parts (two runs wrote this output at once?); "
+                         f"rerun with --fresh.")
     return rows[np.argsort(ri, kind="stable")], rej[np.argsort(ji, kind="stable")], sk[np.argsort(si, kind="stable")]
+
+
+def _as_skipped(a: np.ndarray) -> np.ndarray:
+    """A skipped table as SKIP_DTYPE, field by field (parts of older versions had no obsid: -1)."""
+    if a.dtype == SKIP_DTYPE:
+        return a
+    out = np.zeros(len(a), SKIP_DTYPE)
+    out["obsid"] = -1
+    for name in SKIP_DTYPE.names:
+        if a.dtype.names and name in a.dtype.names:
+            out[name] = a[name]
+    return out
+
+
+def coverage(directory: str | Path, n_inputs: int) -> tuple[np.ndarray, set[int]]:
+    """(covered, writers): a bool (n_inputs,) mask of the inputs some complete part covers, and the
+    writer counts (n of "writer k of n") recorded by the parts (empty for parts of older versions)."""
+    covered = np.zeros(n_inputs, bool)
+    writers: set[int] = set()
+    for p in sorted(Path(directory).iterdir()):
+        if _PART_RE.match(p.name):
+            with np.load(p) as z:
+                idx = z["indices"]
+                covered[idx[(idx >= 0) & (idx < n_inputs)]] = True
+                if "writer" in z.files:
+                    writers.add(int(z["writer"][1]))
+    return covered, writers
 
 
 def parts_dir(out: str | Path) -> Path:

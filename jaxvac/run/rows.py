@@ -16,10 +16,15 @@ from jaxvac.run.uncertainties import ErrorModel, label_errors, range_flags, vmp_
 
 
 def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: np.ndarray, vmp_range,
-                  errors: ErrorModel, crossmatch: CrossMatch | None, astrometry: AstrometryConfig) -> np.ndarray:
+                  errors: ErrorModel, crossmatch: CrossMatch | None, astrometry: AstrometryConfig,
+                  ood: np.ndarray | None = None, ood_threshold: float = float("nan"),
+                  masked: np.ndarray | None = None) -> np.ndarray:
     """Catalogue rows from reader metadata (N,) META_DTYPE, labels y (N, 23) and feh_VMP (N,).
 
-    ranges: (23, 2) training ranges from the checkpoint (flag = 1 outside or NaN).
+    ranges: (23, 2) flag ranges (flag = 1 outside or NaN) and errors the Err_ model, both as
+    ``jaxvac.run.uncertainties.run_ranges`` / ``run_error_model`` chose them. ood: (N,) ood_score
+    (None: the checkpoint has no basis; NaN column, bit 1 never set); ood_threshold: the
+    checkpoint's. masked: (N,) bool, the device step masked pixels outside the input range.
     """
     n = len(meta)
     rows = empty_catalog(n)
@@ -41,6 +46,9 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
     rows["feh_VMP"] = vmp
     rows["Err_feh_VMP"] = vmp_error(vmp, snrg, errors)
     rows["flag_feh_VMP"] = range_flags(vmp, np.asarray(vmp_range, np.float64))
+    rows["qflag"] = quality_flags(n, ood, ood_threshold, masked)
+    if ood is not None:
+        rows["ood_score"] = ood
     if crossmatch is not None:
         xm = crossmatch.lookup(meta["obsid"])
         rows["gaiaid"], rows["EBV"] = xm["gaiaid"], xm["ebv"]
@@ -50,8 +58,35 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
         xyz, e_xyz = galactocentric(ra, dec, d, e_d, astrometry)
         for j, axis in enumerate("XYZ"):
             rows[axis], rows[f"Err_{axis}"] = xyz[:, j], e_xyz[:, j]
-    rows["flag_dist_phot"] = (~np.isfinite(rows["dist_phot"])).astype(np.int8)
+    rows["flag_dist_phot"] = distance_flag(rows["dist_phot"], rows["Err_dist_phot"], rows["flag_a_ks"], astrometry)
     return rows
+
+
+def distance_flag(d_kpc: np.ndarray, e_d_kpc: np.ndarray, flag_a_ks: np.ndarray, astrometry: AstrometryConfig) -> np.ndarray:
+    """flag_dist_phot, (N,) uint8: 1 where the distance is missing (NaN, inf), beyond
+    ``astrometry.dist_max_kpc``, its relative error Err / d above ``astrometry.dist_max_frac_err``,
+    or flag_a_ks = 1 (the M_Ks it rests on is outside the training range); else 0. A NaN error
+    alone (e_Ks or e_E(B-V) missing in the cross-match) does not flag. docs/catalogue.md."""
+    d = np.asarray(d_kpc, np.float64)
+    e = np.asarray(e_d_kpc, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bad = ~np.isfinite(d) | (d > astrometry.dist_max_kpc) | (e > astrometry.dist_max_frac_err * d)
+    return (bad | (np.asarray(flag_a_ks) == 1)).astype(np.uint8)
+
+
+QFLAG_OOD = 1  # qflag bit: ood_score above the checkpoint's threshold, or not computable (snrg unusable)
+QFLAG_INPUT_MASKED = 2  # qflag bit: pixels outside the networks' input range were masked (Layout, docs/errors.md)
+
+
+def quality_flags(n: int, ood=None, ood_threshold: float = float("nan"), masked=None) -> np.ndarray:
+    """qflag (N,) uint8: QFLAG_OOD where ``not ood <= ood_threshold`` (ood given), QFLAG_INPUT_MASKED
+    where ``masked``."""
+    q = np.zeros(n, np.uint8)
+    if ood is not None:
+        q |= np.where(np.asarray(ood, np.float64) <= ood_threshold, 0, QFLAG_OOD).astype(np.uint8)
+    if masked is not None:
+        q |= np.where(np.asarray(masked, bool), QFLAG_INPUT_MASKED, 0).astype(np.uint8)
+    return q
 
 
 def finalize(rows: np.ndarray) -> np.ndarray:
