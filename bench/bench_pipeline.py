@@ -64,31 +64,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_checkpoint(directory: Path, hidden=None, vmp_hidden=None) -> Path:
     """A checkpoint with random weights (for timing only); sizes default to dr8.toml's [model] (the paper's)."""
-    import numpy as np
-
+    from jaxvac.train import checkpoint
     from jaxvac.train.job import ModelConfig
 
-    hidden = hidden or ModelConfig().hidden
-    vmp_hidden = vmp_hidden or ModelConfig().vmp_hidden
-
-    from jaxvac.train import checkpoint
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
-    from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
-
-    params = {"ensemble": init_stack(0, N_INPUT, tuple(hidden), len(LABEL_NAMES)),
-              "vmp": init_stack(1, N_VMP_INPUT, tuple(vmp_hidden), 1),
-              "y_mean": np.zeros(23, np.float32), "y_std": np.ones(23, np.float32),
-              "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
-    meta = {"labels": list(LABEL_NAMES), "units": [l.unit for l in LABELS],
-            "training_sets": [l.training_set for l in LABELS], "ranges": [[l.lo, l.hi] for l in LABELS],
-            "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": -1.0},
-            "model": {"hidden": list(hidden), "vmp_hidden": list(vmp_hidden), "n_input": N_INPUT,
-                      "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
-            "standardization": {"x_mean": np.ones(N_INPUT, np.float32), "x_std": np.full(N_INPUT, 0.1, np.float32),
-                                "y_mean": params["y_mean"], "y_std": params["y_std"],
-                                "vmp_mean": params["vmp_mean"], "vmp_std": params["vmp_std"]},
-            "config": {}, "metrics": {"note": "random weights for benchmarking"}}
-    return checkpoint.save(directory, params, meta).parent
+    return checkpoint.save_random(directory, hidden or ModelConfig().hidden, vmp_hidden or ModelConfig().vmp_hidden,
+                                  note="random weights for benchmarking")
 
 
 def bench_reader(paths, workers, batch) -> float:

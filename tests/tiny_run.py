@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 RUN_TOML = """base = "{base}"
 [run]
@@ -24,24 +23,9 @@ workers = 2
 
 def random_checkpoint(directory: Path) -> Path:
     """A checkpoint of small random networks (16-8 and 8), as `jaxvac train` would lay it out."""
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
-    from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
     from jaxvac.train import checkpoint
 
-    hidden, vmp_hidden = (16, 8), (8,)
-    rng = np.random.default_rng(3)
-    params = {"ensemble": init_stack(0, N_INPUT, hidden, len(LABEL_NAMES)), "vmp": init_stack(1, N_VMP_INPUT, vmp_hidden, 1)}
-    st = {"x_mean": rng.uniform(0.8, 1.1, N_INPUT).astype(np.float32),
-          "x_std": rng.uniform(0.05, 0.2, N_INPUT).astype(np.float32),
-          "y_mean": np.zeros(23, np.float32), "y_std": np.ones(23, np.float32),
-          "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
-    meta = {"labels": list(LABEL_NAMES), "units": [lab.unit for lab in LABELS],
-            "training_sets": [lab.training_set for lab in LABELS], "ranges": [[lab.lo, lab.hi] for lab in LABELS],
-            "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": -1.0},
-            "model": {"hidden": list(hidden), "vmp_hidden": list(vmp_hidden), "n_input": N_INPUT,
-                      "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
-            "standardization": st, "config": {}, "metrics": {"note": "random weights for tests"}}
-    return checkpoint.save(directory, params, meta).parent
+    return checkpoint.save_random(directory, (16, 8), (8,), seed=3, note="random weights for tests")
 
 
 def make(tmp: Path, n: int = 120, seed: int = 21) -> dict:

@@ -208,6 +208,34 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
         return Path(mngr.directory) / str(step)
 
 
+
+def save_random(directory: str | Path, hidden: tuple[int, ...], vmp_hidden: tuple[int, ...], *,
+                seed: int = 0, note: str = "random weights (tests, benchmarks)") -> Path:
+    """A checkpoint of random networks laid out as `jaxvac train` writes one; returns its directory.
+
+    For plumbing tests and timing only: the labels it predicts mean nothing. Standardisation
+    statistics are drawn near those of normalised flux (mean 0.8-1.1, std 0.05-0.2), so a real
+    spectrum gives inputs of order 1; labels are standardised as mean 0, std 1.
+    """
+    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+    from jaxvac.model import init_stack
+
+    rng = np.random.default_rng(seed)
+    m = len(LABEL_NAMES)
+    params = {"ensemble": init_stack(seed, N_INPUT, tuple(hidden), m), "vmp": init_stack(seed + 1, N_VMP_INPUT, tuple(vmp_hidden), 1)}
+    st = {"x_mean": rng.uniform(0.8, 1.1, N_INPUT).astype(np.float32),
+          "x_std": rng.uniform(0.05, 0.2, N_INPUT).astype(np.float32),
+          "y_mean": np.zeros(m, np.float32), "y_std": np.ones(m, np.float32),
+          "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
+    meta = {"labels": list(LABEL_NAMES), "units": [lab.unit for lab in LABELS],
+            "training_sets": [lab.training_set for lab in LABELS], "ranges": [[lab.lo, lab.hi] for lab in LABELS],
+            "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": -1.0},
+            "model": {"hidden": list(hidden), "vmp_hidden": list(vmp_hidden), "n_input": N_INPUT,
+                      "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
+            "standardization": st, "config": {}, "metrics": {"note": note}}
+    return save(directory, params, meta).parent
+
+
 def update_metadata(directory: str | Path, updates: dict) -> Path:
     """Save the latest step of ``directory`` again, as a new step, with its metadata updated by
     ``updates`` (top-level keys replaced); the parameters are unchanged. For what is learned about
