@@ -47,12 +47,7 @@ def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi, in
 
     on_interrupt(f"files already in {out_dir}/ may be from this or an earlier call; rerun the same command")
     wanted = [s.strip() for s in labels.split(",") if s.strip()] if labels else None
-    try:
-        cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted, dpi, into)
-    except JaxvacError:
-        raise
-    except (ValueError, KeyError) as e:  # train/calibrate_job.py raises plain ValueError for bad catalogues
-        raise JaxvacError(str(e).strip("'\"")) from e
+    cal, paths = run_calibration(catalogue, out_dir, config, star_column, snr_column, wanted, dpi, into)
     if not any(lc.fit for lc in cal.labels):  # every coefficient NaN: the files are of no use
         first, others = (cal.labels[0], len(cal.labels) - 1) if cal.labels else (None, 0)
         why = (f"{first.name}: {first.status}" + (f"; likewise {others} other labels" if others else "")

@@ -30,6 +30,7 @@ from jaxvac.io.atomic import atomic_path, atomic_write
 from jaxvac.io.tables import column_names, read_table
 from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
 from jaxvac.train.calibrate import Calibration, calibrate
+from jaxvac.train.dataset import DatasetError
 
 __all__ = ["STAR_COLUMNS", "Repeats", "read_repeats", "coefficient_table", "bin_table", "write_calibration",
            "run_calibration", "write_into_checkpoint"]
@@ -67,19 +68,19 @@ def read_repeats(
 
     def name(col, what):
         if col.lower() not in by_lower:
-            raise ValueError(f"Catalogue {path!r} has no {what} column {col!r}; its columns are {names}.")
+            raise DatasetError(f"Catalogue {path!r} has no {what} column {col!r}; its columns are {names}.")
         return by_lower[col.lower()]
 
     if star_column is None:
         star_column = next((c for c in STAR_COLUMNS if c in by_lower), None)
         if star_column is None:
-            raise ValueError(
+            raise DatasetError(
                 f"Catalogue {path!r} has none of the star id columns {list(STAR_COLUMNS)}; "
                 f"name the column that identifies a star with --star-column (columns: {names})."
             )
     wanted = labels if labels is not None else [n for n in LABEL_NAMES + (VMP.name,) if n.lower() in by_lower]
     if not wanted:
-        raise ValueError(
+        raise DatasetError(
             f"Catalogue {path!r} has no label column; expected any of {list(LABEL_NAMES + (VMP.name,))} "
             f"(columns: {names})."
         )
@@ -91,9 +92,12 @@ def read_repeats(
     def numeric(col, what):
         c = cols[col]
         if c.dtype.kind not in "iuf":
-            raise ValueError(f"Catalogue {path!r}: column {col!r} ({what}) must be numeric, got dtype {c.dtype}.")
+            raise DatasetError(f"Catalogue {path!r}: column {col!r} ({what}) must be numeric, got dtype {c.dtype}.")
         return np.ma.filled(np.ma.asarray(c, dtype=np.float64), np.nan)
 
+    if cols[star].dtype.kind not in "iufUSO":  # calibrate() pairs by integer or string ids
+        raise DatasetError(f"Catalogue {path!r}: star id column {star!r} must hold integers or strings, got dtype "
+                           f"{cols[star].dtype}; name another column with --star-column.")
     values = {n: numeric(c, "label") for n, c in label_columns.items()}
     return Repeats(star_id=cols[star], snrg=numeric(snr, "SNR"), values=values, star_column=star, source=path)
 

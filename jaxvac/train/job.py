@@ -55,6 +55,7 @@ class RunResult:
     notes: list
     table: str
     metrics: dict
+    warnings: list = dataclasses.field(default_factory=list)  # e.g. an evaluation that failed after training
 
 
 def _splice(params: dict, sub: dict, members: np.ndarray) -> dict:
@@ -81,15 +82,19 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     """Train the 23 networks and the VMP network as ``cfg`` says; evaluate; save a checkpoint.
 
     cfg: a loaded config (jaxvac.config.load_config). data_dir, out_dir override [train].
-    on_stage(name, max_epochs): called when a training stage starts ("ensemble", "retrain",
-    "vmp"); on_epoch: after every epoch of every stage. progress: reader progress bar.
+    on_stage(name, max_epochs, n_spectra): called when a training stage starts ("ensemble",
+    "retrain", "vmp") with the number of spectra it trains on; on_epoch: after every epoch of every
+    stage. progress: reader progress bar.
+    Raises DatasetError (a JaxvacError naming the config key) before the first epoch when an input
+    is missing or too small (docs/training.md "Before the first epoch"); the run folder is made
+    only after these checks. A failed evaluation on the test catalogue does not raise: the
+    checkpoint is written and the failure is in RunResult.warnings and report.md.
     Writes <out>/checkpoint/<step>/, <out>/report.md, <out>/residuals.png, <out>/metrics.json.
     """
     from jaxvac.train import checkpoint
     from jaxvac.config import section
-    from jaxvac.io.tables import read_table
-    from jaxvac.train.dataset import CurationConfig, apply_cuts, catalog_paths, lgmwas_outliers, load_spectra
-    from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS, VMP, VMP_TRAIN_FEH_MAX
+    from jaxvac.train.dataset import CurationConfig, lgmwas_outliers, load_spectra
+    from jaxvac.labels import LABEL_NAMES, LABELS, VMP, VMP_TRAIN_FEH_MAX
     from jaxvac.model import N_VMP_INPUT
     from jaxvac.preprocess import LAYOUT, mask_inputs, standardization_stats, standardize
 
@@ -99,47 +104,27 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     data = Path(data_dir or tcfg.data_dir).resolve()
     out = Path(out_dir or tcfg.out_dir).resolve()
     cache = Path(tcfg.cache_dir) if Path(tcfg.cache_dir).is_absolute() else out / tcfg.cache_dir
-    out.mkdir(parents=True, exist_ok=True)
-    notes: list[str] = []
+    notes: list[str] = []  # report.md "Curation and data notes"
+    warnings: list[str] = []  # also notes; the command prints them as warnings
 
-    # 1. training catalogues -> one row per spectrum with the labels of every set it is in
-    rows: dict[str, int] = {}
-    y_rows: list[np.ndarray] = []
-    for set_name in TRAINING_SETS:
-        if set_name not in tcfg.catalogs:
-            raise ValueError(f"[train] catalogs has no entry for training set {set_name}; give one of {list(TRAINING_SETS)}.")
-        cat_path = data / tcfg.catalogs[set_name]
-        cat = read_table(cat_path, hint=_CATALOG_HINT)
-        set_labels = [lab.name for lab in LABELS if lab.training_set == set_name]
-        missing = [lab for lab in set_labels if lab not in cat]
-        if missing:
-            raise ValueError(f"training catalogue {str(cat_path)!r} ({set_name}) lacks label column(s) {missing}.")
-        keep, cut_notes = apply_cuts(cat, set_name, set_labels, ccfg.cuts if ccfg.apply_cuts else ())
-        notes += cut_notes
-        paths = catalog_paths(cat, data, where=str(cat_path))
-        for i, p in enumerate(paths):
-            if p not in rows:
-                rows[p] = len(rows)
-                y_rows.append(np.full(len(LABEL_NAMES), np.nan))
-            y = y_rows[rows[p]]
-            for lab in set_labels:
-                v = float(cat[lab][i])
-                if keep[lab][i] and np.isfinite(v):
-                    y[LABEL_NAMES.index(lab)] = v
-    paths = list(rows)
-    y = np.array(y_rows)
+    # 1. before anything slow (docs/training.md "Before the first epoch"): every catalogue, label
+    # column and spectrum file the run needs, and enough stars per network; out is made only after
+    paths, y, in_set = _training_rows(tcfg, ccfg, data, notes)
+    if tcfg.test_catalog:
+        _check_test_catalog(tcfg, data)
+    _check_counts(y, None, in_set, tcfg)
 
     # 2. spectra (cached), usable rows, flux standardisation from the training stars
     spec = load_spectra(paths, cache, workers=tcfg.workers, progress=progress)
     usable = spec.usable(mcfg.max_bad_fraction) & np.array([bool(p) for p in paths])
     if (~usable).any():
-        reasons = {}
-        for i in np.flatnonzero(~usable):
-            key = spec.reasons[i] or (f"pre-processing status {spec.status[i]}" if spec.status[i] else "too many bad pixels")
-            reasons[key] = reasons.get(key, 0) + 1
-        notes.append(f"training spectra left out: {int((~usable).sum())} of {len(paths)} ("
-                     + "; ".join(f"{n}x {r}" for r, n in sorted(reasons.items(), key=lambda t: -t[1])[:5]) + ")")
-    y, norm, good = y[usable], spec.norm[usable], spec.good[usable]
+        drop_notes = _drop_notes(spec, usable, y, in_set, len(paths))
+        notes += drop_notes
+        warnings += [n.removeprefix("WARNING ") for n in drop_notes if n.startswith("WARNING ")]
+    y, in_set, norm, good = y[usable], in_set[usable], spec.norm[usable], spec.good[usable]
+    val_mask = split_validation(y, tcfg.val_fraction, tcfg.seed)
+    _check_counts(y, val_mask, in_set, tcfg)  # the exact split, still before the first epoch
+    out.mkdir(parents=True, exist_ok=True)
     # pixels outside the input range (Layout.norm_flux_min/max, then max_abs_standardized) are
     # masked as kernels.network_input masks them in a run
     good = np.asarray(mask_inputs(norm, good))
@@ -147,13 +132,12 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     x_good = np.asarray(mask_inputs(norm, good, x_mean, x_std))
     x = np.asarray(standardize(norm, x_good, x_mean, x_std), np.float32)
     del norm, good
-    val_mask = split_validation(y, tcfg.val_fraction, tcfg.seed)
 
     # 3. the 23 networks; LGMWAS curation and retraining of the 14 magnitude networks
     if on_stage:
-        on_stage("ensemble", tcfg.max_epochs)
+        on_stage("ensemble", tcfg.max_epochs, len(x))
     augment = (spec.snrg[usable], x_std)  # used when [train] noise_augment
-    fit_all = fit(x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
+    fit_all = _fit("ensemble", x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
     params, y_mean, y_std = fit_all.params, fit_all.y_mean, fit_all.y_std
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
     n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
@@ -168,8 +152,8 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         y_mag[drop_star] = np.nan
         y_mag[drop_band] = np.nan
         if on_stage:
-            on_stage("retrain", tcfg.max_epochs)
-        sub = fit(x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
+            on_stage("retrain", tcfg.max_epochs, len(x))
+        sub = _fit("retrain", x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
         params = _splice(params, sub.params, mags)
         y[:, mags] = y_mag
         y_mean[mags], y_std[mags] = sub.y_mean, sub.y_std
@@ -180,15 +164,12 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     # 4. the VMP network: PASTEL stars with [Fe/H] <= -1.0, input 3900-4400 A
     feh = y[:, LABEL_NAMES.index("feh_PASTEL")]
     vmp_rows = np.isfinite(feh) & (feh <= VMP_TRAIN_FEH_MAX)
-    if vmp_rows.sum() < 4:
-        raise ValueError(f"only {int(vmp_rows.sum())} PASTEL training stars have [Fe/H] <= {VMP_TRAIN_FEH_MAX}; "
-                         f"the VMP network needs at least 4 (add metal-poor stars to the PASTEL catalogue).")
     if on_stage:
-        on_stage("vmp", tcfg.max_epochs)
+        on_stage("vmp", tcfg.max_epochs, int(vmp_rows.sum()))
     vmp_val = val_mask[vmp_rows]
     if not vmp_val.any() or vmp_val.all():
         vmp_val = np.arange(vmp_rows.sum()) % 5 == 0
-    fit_vmp = fit(x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
+    fit_vmp = _fit("vmp", x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
                   val_mask=vmp_val, on_epoch=on_epoch, augment=(augment[0][vmp_rows], x_std[:N_VMP_INPUT]))
 
     # 5. evaluation on the test catalogue
@@ -206,14 +187,22 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         "vmp_mean": np.float32(fit_vmp.y_mean[0]), "vmp_std": np.float32(fit_vmp.y_std[0]),
     }
     table = ""
-    plot = None
+    plot = heldout = None
     if tcfg.test_catalog:
-        table, plot, test_rows, vmp_cmp, heldout = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog,
-                                                             data, cache, out, tcfg, mcfg, units, notes, progress)
-        metrics["test"] = test_rows
-        metrics["vmp_vs_pastel"] = vmp_cmp
-        heldout_source = f"test catalogue {tcfg.test_catalog}"
-    else:
+        try:  # the networks are trained: a failure here must not lose them (docs/training.md)
+            table, plot, test_rows, vmp_cmp, heldout = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog,
+                                                                 data, cache, out, tcfg, mcfg, units, notes, progress)
+            metrics["test"] = test_rows
+            metrics["vmp_vs_pastel"] = vmp_cmp
+            heldout_source = f"test catalogue {tcfg.test_catalog}"
+        except Exception as e:  # noqa: BLE001 - any failure of the evaluation; Interrupted still stops
+            table, plot, heldout = "", None, None
+            warnings.append(f"evaluation on [train] test_catalog {tcfg.test_catalog!r} failed "
+                            f"({type(e).__name__}: {' '.join(str(e).split())}); the checkpoint is saved without "
+                            f"test metrics and its error model comes from the validation stars; fix the test "
+                            f"catalogue and rerun")
+            notes.append(warnings[-1])
+    if heldout is None:
         heldout = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp,
                                         vmp_rows, vmp_val, tcfg.eval_batch)
         heldout_source = "validation stars"
@@ -227,7 +216,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     ood = None
     if mcfg.ood_components > 0:  # the "unlike the training spectra" basis and threshold
         ood, model_params["ood"] = _ood_model(x, x_good, x_std, spec.snrg[usable], mcfg)
-        if tcfg.test_catalog:
+        if tcfg.test_catalog and "test" in metrics:
             ood["test_flagged_fraction"] = _ood_flagged(model_params["ood"], ood, x_mean, x_std,
                                                         data / tcfg.test_catalog, data, cache, tcfg, mcfg, progress)
         metrics["ood"] = ood
@@ -254,7 +243,218 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     }
     ck = checkpoint.save(out / "checkpoint", model_params, meta, layout=LAYOUT)  # load_spectra normalised with it
     report = _write_report(out, ck, metrics, notes, table, plot, error_model, ranges, ood)
-    return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics)
+    return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics,
+                     warnings=warnings)
+
+
+def _fit(stage: str, *args, **kwargs):
+    """:func:`jaxvac.train.fit.fit`, its data errors (a member left without stars after the
+    LGMWAS curation, say) as a DatasetError naming the stage."""
+    from jaxvac.train.dataset import DatasetError
+
+    try:
+        return fit(*args, **kwargs)
+    except ValueError as e:
+        raise DatasetError(f"training stage {stage!r}: {e}") from e
+
+
+def _found(paths: np.ndarray) -> np.ndarray:
+    """(N,) bool: the row's spectrum file exists (a stat per row; no file is opened)."""
+    import os
+
+    return np.array([bool(p) and os.path.isfile(p) for p in paths], bool)
+
+
+def _no_spectra(key: str, cat: dict, cat_path: Path, data: Path, paths: np.ndarray) -> str:
+    """The message for a catalogue none of whose rows finds a spectrum file."""
+    cols = {k.lower(): k for k in cat}
+    if "path" not in cols and "obsid" in cols:
+        return (f"{key}: no spectrum found for {len(paths)} obsids of {str(cat_path)!r}; expected files named "
+                f"<obsid>.fits or <obsid>.fits.gz under {str(data)!r} ([train] data_dir or --data); with files "
+                f"named as LAMOST names them (spec-*.fits.gz) build an index with `jaxvac index` and use "
+                f"`jaxvac trainset` to write a training catalogue with a 'path' column.")
+    first = next((str(p) for p in paths if p), "")
+    return (f"{key}: none of the {len(paths)} spectrum files in column 'path' of {str(cat_path)!r} exists "
+            f"(first: {first!r}); relative paths are taken under [train] data_dir ({str(data)!r}): give the "
+            f"survey directory with --data or fix the paths.")
+
+
+def _training_rows(tcfg, ccfg, data: Path, notes: list) -> tuple[list, np.ndarray, np.ndarray]:
+    """Read and check the training catalogues: (paths, y (N, 23) labels after the curation cuts,
+    in_set (N, n_sets) bool), one row per spectrum file. Raises DatasetError naming the
+    ``[train.catalogs]`` key for an empty or absent key, a missing catalogue, an absent label column,
+    or a catalogue none of whose rows finds a spectrum file; rows without a file are noted."""
+    from jaxvac.io.tables import read_table
+    from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS
+    from jaxvac.train.dataset import DatasetError, apply_cuts, catalog_paths
+
+    rows: dict[str, int] = {}
+    y_rows: list[np.ndarray] = []
+    set_rows: list[set] = []
+    for set_name in TRAINING_SETS:
+        key = f"[train.catalogs] {set_name}"
+        set_labels = [lab.name for lab in LABELS if lab.training_set == set_name]
+        rel = tcfg.catalogs.get(set_name)
+        if not rel:
+            raise DatasetError(
+                f"{key} is {'empty' if rel == '' else 'absent'}; the networks of {list(TRAINING_SETS)} train as one "
+                f"stack and leaving a training set out is not supported yet: set {key} = \"<table under [train] "
+                f"data_dir>\" with a 'path' or 'obsid' column and the label columns {set_labels} (NaN where unknown).")
+        cat_path = data / rel
+        if not cat_path.is_file():
+            raise DatasetError(f"{key} = {rel!r}: training catalogue {str(cat_path)!r} not found; check [train] "
+                               f"catalogs and data_dir: set {key} to a FITS, CSV or Parquet table relative to "
+                               f"[train] data_dir ({str(data)!r}), or give --data (every training set needs one: "
+                               f"leaving a set out is not supported yet).")
+        cat = read_table(cat_path, hint=f"set {key}")
+        missing = [lab for lab in set_labels if lab not in cat]
+        if missing:
+            raise DatasetError(f"{key}: training catalogue {str(cat_path)!r} lacks label column(s) {missing}; add them "
+                               f"(NaN where unknown) or rename yours to these names (columns there: {sorted(cat)[:20]}).")
+        keep, cut_notes = apply_cuts(cat, set_name, set_labels, ccfg.cuts if ccfg.apply_cuts else ())
+        notes += cut_notes
+        paths = catalog_paths(cat, data, where=f"{key} ({str(cat_path)!r})")
+        found = _found(paths)
+        if not found.any():
+            raise DatasetError(_no_spectra(key, cat, cat_path, data, paths))
+        if not found.all():
+            notes.append(f"{set_name}: no spectrum file for {int((~found).sum())} of {len(paths)} catalogue rows "
+                         f"(left out)")
+        for i in np.flatnonzero(found):
+            p = paths[i]
+            if p not in rows:
+                rows[p] = len(rows)
+                y_rows.append(np.full(len(LABEL_NAMES), np.nan))
+                set_rows.append(set())
+            set_rows[rows[p]].add(set_name)
+            y = y_rows[rows[p]]
+            for lab in set_labels:
+                v = float(cat[lab][i])
+                if keep[lab][i] and np.isfinite(v):
+                    y[LABEL_NAMES.index(lab)] = v
+    in_set = np.array([[s in r for s in TRAINING_SETS] for r in set_rows], bool).reshape(len(rows), len(TRAINING_SETS))
+    return list(rows), np.array(y_rows).reshape(len(rows), len(LABEL_NAMES)), in_set
+
+
+def _check_test_catalog(tcfg, data: Path) -> None:
+    """The test catalogue exists and finds at least one spectrum file, else DatasetError naming
+    ``[train] test_catalog``."""
+    from jaxvac.io.tables import read_table
+    from jaxvac.train.dataset import DatasetError, catalog_paths
+
+    key = "[train] test_catalog"
+    path = data / tcfg.test_catalog
+    if not path.is_file():
+        raise DatasetError(f"{key} = {tcfg.test_catalog!r}: test catalogue {str(path)!r} not found; set {key} to a "
+                           f"table relative to [train] data_dir ({str(data)!r}), or to \"\" to skip the evaluation "
+                           f"(the error model then comes from the validation stars).")
+    cat = read_table(path, hint=f"set {key}")
+    paths = catalog_paths(cat, data, where=f"{key} ({str(path)!r})")
+    if not _found(paths).any():
+        raise DatasetError(_no_spectra(key, cat, path, data, paths))
+
+
+def _check_counts(y: np.ndarray, val_mask: np.ndarray | None, in_set: np.ndarray, tcfg) -> None:
+    """Every network can be trained: >= 2 training stars with distinct labels and >= 1 validation
+    star per label, >= 4 VMP training stars ([Fe/H] <= VMP_TRAIN_FEH_MAX of PASTEL). With
+    ``val_mask`` None (before the spectra are read) only what no split can fix: >= 3 stars per label."""
+    from jaxvac.labels import LABEL_NAMES, LABELS, VMP_TRAIN_FEH_MAX
+    from jaxvac.train.dataset import DatasetError
+
+    bad: dict[str, list[str]] = {}
+    for j, lab in enumerate(LABELS):
+        v = y[:, j]
+        known = np.isfinite(v)
+        if val_mask is None:
+            ok = known.sum() >= 3
+            why = f"{lab.name}: {int(known.sum())} stars"
+        else:
+            tr, va = known & ~val_mask, known & val_mask
+            ok = tr.sum() >= 2 and va.sum() >= 1 and np.std(v[tr]) > 0
+            why = f"{lab.name}: {int(tr.sum())} train / {int(va.sum())} val"
+        if not ok:
+            bad.setdefault(lab.training_set, []).append(why)
+    if bad:
+        set_name, whys = next(iter(bad.items()))
+        more = f" (and in {sorted(bad)[1:]})" if len(bad) > 1 else ""
+        raise DatasetError(
+            f"[train.catalogs] {set_name}: too few usable stars for {len(whys)} network(s): {'; '.join(whys[:4])}"
+            f"{'; ...' if len(whys) > 4 else ''}{more}; each network needs >= 2 training stars with distinct labels "
+            f"and >= 1 validation star (a [train] val_fraction = {tcfg.val_fraction} share): add stars with these "
+            f"labels and spectra, or raise [train] val_fraction.")
+    feh = y[:, LABEL_NAMES.index("feh_PASTEL")]
+    n_vmp = int((np.isfinite(feh) & (feh <= VMP_TRAIN_FEH_MAX)).sum())
+    if n_vmp < 4:
+        raise DatasetError(f"[train.catalogs] PASTEL: only {n_vmp} stars with a spectrum have feh_PASTEL <= "
+                           f"{VMP_TRAIN_FEH_MAX}; the VMP network needs at least 4: add metal-poor stars to it.")
+
+
+# Drops gathering in label space (docs/training.md "Before the first epoch"): with at least
+# _CLUSTER_MIN_DROPS drops among a set's stars that have the label, a warning when more than
+# _CLUSTER_SHARE of them fall in one decile of that label (deciles over the set's stars).
+_CLUSTER_AXES = ("Teff_PASTEL", "feh_PASTEL", "logg_APOGEE", "feh_APOGEE", "a_gg")
+_CLUSTER_MIN_DROPS = 8  # uniform drops put > 50 % in one of 10 deciles with p < 0.01 from 8 on
+_CLUSTER_SHARE = 0.5
+
+
+def _status_names(status: int) -> str:
+    """'continuum_low+window2_few_good' for a pre-processing status word (kernel bit names)."""
+    from jaxvac.kernels.normalize import STATUS_INPUT_MASKED, status_bits
+    from jaxvac.preprocess import LAYOUT
+
+    names = [n for n, b in status_bits(LAYOUT).items() if status & b and b != STATUS_INPUT_MASKED]
+    return "+".join(names) or f"status {status}"
+
+
+def _drop_notes(spec, usable: np.ndarray, y: np.ndarray, in_set: np.ndarray, n: int) -> list[str]:
+    """Notes on the training spectra left out: reasons by name, counts per training set, and a
+    warning per set and label axis where the drops gather in one decile."""
+    from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS
+
+    why = []
+    for i in range(n):
+        if usable[i]:
+            why.append("")
+        elif spec.reasons[i]:
+            why.append(str(spec.reasons[i]))
+        elif spec.status[i] > 0 and (spec.status[i] & ~_input_masked_bit()):
+            why.append(f"pre-processing {_status_names(int(spec.status[i]))}")
+        else:
+            why.append("too many bad pixels")
+    drop = ~usable
+    notes = []
+    for s, set_name in enumerate(TRAINING_SETS):
+        d = drop & in_set[:, s]
+        if not d.any():
+            continue
+        counts: dict[str, int] = {}
+        for i in np.flatnonzero(d):
+            counts[why[i]] = counts.get(why[i], 0) + 1
+        notes.append(f"{set_name}: training spectra left out: {int(d.sum())} of {int(in_set[:, s].sum())} ("
+                     + "; ".join(f"{k}x {r}" for r, k in sorted(counts.items(), key=lambda t: -t[1])[:5]) + ")")
+        for name in _CLUSTER_AXES:
+            j = LABEL_NAMES.index(name)
+            if LABELS[j].training_set != set_name:
+                continue
+            has = in_set[:, s] & np.isfinite(y[:, j])
+            dv = y[d & has, j]
+            if dv.size < _CLUSTER_MIN_DROPS:
+                continue
+            edges = np.percentile(y[has, j], np.linspace(0, 100, 11))
+            dec = np.clip(np.searchsorted(edges, dv, side="right") - 1, 0, 9)
+            k = np.bincount(dec, minlength=10)
+            top = int(k.argmax())
+            if k[top] > _CLUSTER_SHARE * dv.size:
+                notes.append(f"WARNING {set_name}: {int(k[top])} of the {dv.size} left-out spectra have {name} in "
+                             f"[{edges[top]:.4g}, {edges[top + 1]:.4g}] (one decile of the set): a hole in the "
+                             f"training range; check the pre-processing of such stars")
+    return notes
+
+
+def _input_masked_bit() -> int:
+    from jaxvac.kernels.normalize import STATUS_INPUT_MASKED
+
+    return int(STATUS_INPUT_MASKED)
 
 
 def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, units, notes, progress):
