@@ -144,9 +144,12 @@ def main(debug):
 
     \b
     Typical session:
-      jaxvac info ../shared/lamost            # what is in a directory of spectra
-      jaxvac simulate --n 2000 --out sim/     # a synthetic survey with known labels
-      jaxvac train --config configs/demo.toml # the 23 networks + the VMP network
+      jaxvac info ../shared/lamost                  # what is in a directory of spectra
+      jaxvac simulate --n 2000 --out sim            # a synthetic survey with known labels
+      jaxvac train --config demo --data sim --out run        # the 23 networks + the VMP network
+      jaxvac run --model run/checkpoint --input sim/spectra --out cat.fits --config demo
+      jaxvac report cat.fits                        # plots, tables and provenance: cat_report/index.html
+    With your own reference catalogue: jaxvac index, jaxvac trainset, then train and run.
     Run `jaxvac COMMAND --help` for each command.
     """
 
