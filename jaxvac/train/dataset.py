@@ -6,11 +6,14 @@ columns named as in :mod:`jaxvac.labels` (NaN where unknown), optional ``Err_<la
 ``snrg`` columns and anything else (curation columns). :func:`catalog_paths` finds its spectra.
 
 :func:`load_spectra` reads and normalises the spectra of a list of files once and keeps the result
-in ``<cache_dir>/norm-<key>.npz`` (key: a hash of the file list, the sizes and modification times
-of the files, the grid, this jaxvac version and the source of the reader and pre-processing
-modules), so retraining never re-reads FITS and a changed normalisation is never served stale. The cache
-holds the normalised flux (N, 1974) float32, its good-pixel mask, the pre-processing status, the
-header metadata needed later (obsid, snrg, rv) and the rejected files with their reasons.
+in the directory ``<cache_dir>/norm-<key>/`` (key: a hash of the file list, the sizes and
+modification times of the files, the grid, this jaxvac version and the source of the reader,
+constants and pre-processing modules), so retraining never re-reads FITS and a changed
+normalisation is never served stale. The cache holds one ``.npy`` file per field: the normalised
+flux (N, 1974) float32, its good-pixel mask, the pre-processing status, the header metadata needed
+later (obsid, snrg, rv) and the rejected files with their reasons. It is built streaming (each
+batch's rows written to disk as they come, so memory does not grow with N) in a temporary
+directory renamed to its final name only when complete, and opened memory-mapped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +31,12 @@ import jaxvac
 from jaxvac.config import recipe_defaults
 from jaxvac.constants import NPIX_GLOBAL
 from jaxvac.errors import JaxvacError
-from jaxvac.io.atomic import atomic_path
+from jaxvac.io.atomic import TMP_MARK, temporary_name
+from jaxvac.io.lifetime import pid_alive
 
 __all__ = ["SpectraMatrix", "catalog_paths", "load_spectra"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: a directory of .npy files, memory-mapped (1: one .npz)
 
 
 class DatasetError(ValueError, JaxvacError):
@@ -89,8 +94,13 @@ class SpectraMatrix:
 
 
 # Modules whose code decides the cached values: a change to any of them invalidates the cache.
-_PREPROCESS_MODULES = ("jaxvac.io.lamost", "jaxvac.preprocess", "jaxvac.kernels.normalize", "jaxvac.kernels.medfilt",
-                       "jaxvac.kernels.continuum", "jaxvac.kernels.restframe", "jaxvac.kernels.layout", "jaxvac.kernels.standardize")
+_PREPROCESS_MODULES = ("jaxvac.io.lamost", "jaxvac.preprocess", "jaxvac.constants", "jaxvac.kernels.normalize",
+                       "jaxvac.kernels.medfilt", "jaxvac.kernels.continuum", "jaxvac.kernels.restframe",
+                       "jaxvac.kernels.layout", "jaxvac.kernels.standardize")
+
+# The cache directory's arrays: (N, npix) written batch by batch; (N,) written at the end.
+_MATRIX_FIELDS = ("norm", "good")
+_ROW_FIELDS = ("paths", "status", "ok", "reasons", "snrg", "rv", "obsid")
 
 
 def _code_fingerprint() -> str:
@@ -123,61 +133,145 @@ def load_spectra(paths, cache_dir: str | Path, *, workers: int = 2, batch_size: 
     """Normalised spectra of ``paths`` (in order), from the cache or by reading them once.
 
     Missing or unreadable files are kept as rows with ok False and the reader's reason, so every
-    catalogue row can be accounted for.
+    catalogue row can be accounted for. The arrays are read-only memory maps of the cache
+    (``np.load(mmap_mode="r")``): opening costs no memory, rows are paged in when used. The build
+    writes each batch's rows to the cache's files as it goes, so its memory does not grow with N.
     """
     paths = [str(p) for p in paths]
     cache_dir = Path(cache_dir)
-    cache = cache_dir / f"norm-{_cache_key(paths)}.npz"
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as z:
-            if list(z["paths"]) == paths:
-                return SpectraMatrix(**{f.name: z[f.name] for f in dataclasses.fields(SpectraMatrix)})
-    m = _read_and_normalize(paths, workers=workers, batch_size=batch_size, progress=progress)
+    cache = cache_dir / f"norm-{_cache_key(paths)}"
+    m = _open_cache(cache, paths)
+    if m is not None:
+        return m
+    if cache.is_dir():  # under the final name but unreadable (truncated by a crash): never served, rebuilt
+        shutil.rmtree(cache, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cache) as tmp:  # keeps the .npz suffix, so np.savez adds none
-        np.savez(tmp, **{f.name: getattr(m, f.name) for f in dataclasses.fields(SpectraMatrix)})
+    _sweep_dead_builds(cache_dir)
+    tmp = temporary_name(cache)
+    try:
+        tmp.mkdir()
+        _read_and_normalize(paths, tmp, workers=workers, batch_size=batch_size, progress=progress)
+        try:
+            os.replace(tmp, cache)  # a directory: atomic; the cache is trusted only under its final name
+        except OSError:
+            if not cache.is_dir():  # not another process that built the same key first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    m = _open_cache(cache, paths)
+    if m is None:
+        raise DatasetError(f"spectra cache {cache} was just written but cannot be read back; check the disk "
+                           f"(free space, permissions) and rerun.")
     return m
 
 
-def _read_and_normalize(paths: list[str], *, workers: int, batch_size: int, progress) -> SpectraMatrix:
+def _open_cache(cache: Path, paths: list[str]) -> SpectraMatrix | None:
+    """The cache as read-only memory maps, or None when absent, incomplete or for other paths."""
+    if not cache.is_dir():
+        return None
+    try:
+        arrays = {f: np.load(cache / f"{f}.npy", mmap_mode="r", allow_pickle=False) for f in _MATRIX_FIELDS + _ROW_FIELDS}
+    except (OSError, ValueError):
+        return None
+    n = len(paths)
+    if any(len(a) != n for a in arrays.values()) or arrays["norm"].shape != arrays["good"].shape:
+        return None
+    if arrays["paths"].tolist() != paths:
+        return None
+    return SpectraMatrix(**arrays)
+
+
+def _sweep_dead_builds(cache_dir: Path) -> None:
+    """Remove the temporary build directories that killed builds left (their pid is gone)."""
+    for p in cache_dir.glob(f".norm-*{TMP_MARK}*"):
+        pid = p.name.split(TMP_MARK, 1)[1].split("-", 1)[0]
+        if p.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+class _RowWriter:
+    """Writes an (N, npix) .npy file row block by row block, in increasing row order.
+
+    Rows never written hold ``fill``. Plain sequential writes, no memory map: the written rows
+    go to the page cache, not to this process's resident memory.
+    """
+
+    def __init__(self, path: Path, n: int, npix: int, dtype, fill):
+        self.f = open(path, "wb")
+        np.lib.format.write_array_header_1_0(self.f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                      "fortran_order": False, "shape": (n, npix)})
+        self.n, self.next = n, 0
+        self.filler = np.full((128, npix), fill, dtype)  # 1 MB of float32 rows for the gaps
+
+    def write(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """rows: increasing int (k,), all >= the rows already written; values: (k, npix)."""
+        start = 0
+        while start < len(rows):  # runs of consecutive rows, each one write
+            stop = start + 1
+            while stop < len(rows) and rows[stop] == rows[stop - 1] + 1:
+                stop += 1
+            self._fill_to(int(rows[start]))
+            self.f.write(np.ascontiguousarray(values[start:stop]).tobytes())
+            self.next = int(rows[stop - 1]) + 1
+            start = stop
+
+    def _fill_to(self, row: int) -> None:
+        while self.next < row:
+            k = min(row - self.next, len(self.filler))
+            self.f.write(self.filler[:k].tobytes())
+            self.next += k
+
+    def close(self) -> None:
+        self._fill_to(self.n)
+        self.f.close()
+
+
+def _read_and_normalize(paths: list[str], out: Path, *, workers: int, batch_size: int, progress) -> None:
+    """Read and normalise ``paths`` into the cache directory ``out`` (one .npy file per field).
+
+    The (N, npix) norm and good arrays are written batch by batch (memory bounded by a batch);
+    the (N,) arrays are kept in memory and written at the end.
+    """
     from jaxvac.io.stream import stream_batches
-    from jaxvac.preprocess import normalize
+    from jaxvac.preprocess import NPIX, normalize  # NPIX: jaxvac.model.N_INPUT, without importing flax
 
     n = len(paths)
-    npix = None
-    norm = good = None
     status = np.full(n, -1, np.int32)
     ok = np.zeros(n, bool)
     reasons = np.full(n, "", dtype=object)
     snrg = np.full(n, np.nan, np.float32)
     rv = np.full(n, np.nan, np.float32)
     obsid = np.full(n, -1, np.int64)
-    present = [i for i, p in enumerate(paths) if p]
-    for i in set(range(n)) - set(present):
-        reasons[i] = "no spectrum file for this catalogue row"
-    with stream_batches([paths[i] for i in present], batch_size=batch_size, workers=workers,
-                        progress=progress) as stream:
-        for b in stream:
-            for r, ri in zip(b.rejects, b.reject_index):
-                reasons[present[ri]] = r.reason
-            v = b.valid
-            if not v.any():
-                continue
-            nb, gb, _, sb = normalize(b.flux, b.ivar, b.good, b.meta["rv"].astype(np.float32))
-            nb, gb, sb = np.asarray(nb), np.asarray(gb), np.asarray(sb)
-            if norm is None:
-                npix = nb.shape[1]
-                norm = np.ones((n, npix), np.float32)
-                good = np.zeros((n, npix), bool)
-            rows = np.array([present[i] for i in b.index[v]])
-            norm[rows], good[rows], status[rows] = nb[v], gb[v], sb[v]
-            ok[rows] = True
-            snrg[rows], rv[rows], obsid[rows] = b.meta["snrg"][v], b.meta["rv"][v], b.meta["obsid"][v]
-    if norm is None:
-        from jaxvac.model import N_INPUT
-
-        norm, good = np.ones((n, N_INPUT), np.float32), np.zeros((n, N_INPUT), bool)
-    return SpectraMatrix(np.array(paths), norm, good, status, ok, reasons.astype(str), snrg, rv, obsid)
+    present = np.array([i for i, p in enumerate(paths) if p], np.int64)
+    reasons[np.setdiff1d(np.arange(n), present)] = "no spectrum file for this catalogue row"
+    norm = _RowWriter(out / "norm.npy", n, NPIX, np.float32, 1.0)
+    good = _RowWriter(out / "good.npy", n, NPIX, bool, False)
+    try:
+        with stream_batches([paths[i] for i in present], batch_size=batch_size, workers=workers,
+                            progress=progress) as stream:
+            for b in stream:
+                for r, ri in zip(b.rejects, b.reject_index):
+                    reasons[present[ri]] = r.reason
+                v = b.valid
+                if not v.any():
+                    continue
+                nb, gb, _, sb = normalize(b.flux, b.ivar, b.good, b.meta["rv"].astype(np.float32))
+                nb, gb, sb = np.asarray(nb), np.asarray(gb), np.asarray(sb)
+                if nb.shape[1] != NPIX:
+                    raise DatasetError(f"normalize returned {nb.shape[1]} pixels per spectrum, jaxvac.preprocess.NPIX "
+                                       f"is {NPIX}; the installed jaxvac is inconsistent: reinstall it.")
+                rows = present[b.index[v]]
+                norm.write(rows, nb[v])
+                good.write(rows, gb[v])
+                status[rows] = sb[v]
+                ok[rows] = True
+                snrg[rows], rv[rows], obsid[rows] = b.meta["snrg"][v], b.meta["rv"][v], b.meta["obsid"][v]
+    finally:
+        norm.close()
+        good.close()
+    for name, a in (("paths", np.array(paths, dtype=str)), ("status", status), ("ok", ok),
+                    ("reasons", reasons.astype(str)), ("snrg", snrg), ("rv", rv), ("obsid", obsid)):
+        np.save(out / f"{name}.npy", a, allow_pickle=False)
 
 
 # ----------------------------------------------------------------------------------------------
