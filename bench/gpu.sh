@@ -20,7 +20,7 @@ out="${OUT:-bench/results/gpu}"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
 python3 -c "import jax, jaxvac.kernels; print('jax', jax.__version__, jax.devices())" || exit 1
-for b in bench_infer:150 bench_normalize:120 bench_pipeline:240; do
+for b in bench_infer:120 bench_normalize:90 bench_pipeline:210 bench_train:120; do
     name=${b%%:*} limit=${b##*:}
     echo "== $name (limit ${limit} s)"
     timeout "$limit" python3 "bench/$name.py" "$@" 2>&1 | tee "$out/$name.log" | tail -40
