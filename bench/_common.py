@@ -23,8 +23,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def real_file_copies(n_files: int, out: Path) -> list[str]:
-    """n_files copies of the real spectra of ../shared/lamost in out (cycled), in a stable order."""
+def real_file_copies(n_files: int, out: Path, *, link: bool = False) -> list[str]:
+    """n_files copies of the real spectra of ../shared/lamost in out (cycled), in a stable order;
+    ``link``: symbolic links instead of copies (distinct names at no disk cost)."""
     from jaxvac.io.inputs import resolve_inputs
 
     real = resolve_inputs(LAMOST)
@@ -32,7 +33,10 @@ def real_file_copies(n_files: int, out: Path) -> list[str]:
     for k in range(n_files):
         src = real[k % len(real)]
         dst = out / f"{k:06d}_{os.path.basename(src)}"
-        shutil.copyfile(src, dst)
+        if link:
+            os.symlink(src, dst)
+        else:
+            shutil.copyfile(src, dst)
         paths.append(str(dst))
     return paths
 

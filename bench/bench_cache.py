@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import LAMOST, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
+from _common import LAMOST, real_file_copies, write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 
 def _vm(field: str) -> float:
@@ -114,22 +114,15 @@ def main() -> None:
         return _child(*args.child, args.workers, args.batch)
     if not (LAMOST / "MANIFEST.tsv").is_file():
         raise SystemExit(f"real LAMOST files not found at {LAMOST}; this benchmark links to them.")
-    from jaxvac.io.inputs import resolve_inputs
 
     sizes = [int(s) for s in (args.sizes or ("2000,20000" if args.quick else "10000,100000")).split(",")]
-    real = [str(p) for p in resolve_inputs(LAMOST)]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench_cache_") as tmp:
         tmp = Path(tmp)
         for n in sizes:
             links = tmp / f"links{n}"
             links.mkdir()
-            paths = []
-            for k in range(n):
-                src = real[k % len(real)]
-                dst = links / f"{k:06d}_{os.path.basename(src)}"
-                os.symlink(src, dst)
-                paths.append(str(dst))
+            paths = real_file_copies(n, links, link=True)
             paths_file = tmp / f"paths{n}.txt"
             paths_file.write_text("\n".join(paths) + "\n")
             methods = args.methods.split(",")
