@@ -11,7 +11,8 @@ How a config is found (``load_config(name_or_path)``, ``--config``):
 3. else ConfigError, naming what was looked for, where, and the built-in names.
 
 A file may start with ``base = "..."`` to inherit every table of another config and override
-only some keys (tables merge key by key; any other value, a list included, is replaced whole).
+only some keys (tables merge key by key; any other value, a list included, is replaced whole,
+and so is the table ``[train.catalogs]``, whose keys are the training sets to train).
 ``base`` is looked up next to the file first, then among the built-in configs, so a copied
 config with ``base = "dr8.toml"`` works from any folder. The loaded dict carries ``_source``:
 the real paths of the files read, base first (recorded in checkpoints and catalogue headers).
@@ -94,10 +95,17 @@ def _not_builtin(name: str | Path) -> str:
     return f"no built-in config of that name in {BUILTIN_PACKAGE} ({builtin_dir()})"
 
 
-def _merge(base: dict, over: dict) -> dict:
+# Tables a derived config replaces whole instead of merging: the keys of [train.catalogs] are the
+# training sets to train (jaxvac.labels), so a config naming one set trains that set only.
+REPLACED_WHOLE = (("train", "catalogs"),)
+
+
+def _merge(base: dict, over: dict, at: tuple[str, ...] = ()) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        path = (*at, k)
+        merge = isinstance(v, dict) and isinstance(out.get(k), dict) and path not in REPLACED_WHOLE
+        out[k] = _merge(out[k], v, path) if merge else v
     return out
 
 

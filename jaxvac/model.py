@@ -1,9 +1,10 @@
-"""The 23-network ensemble and the very-metal-poor (VMP) network as Flax NNX modules.
+"""The label networks (the paper's 23, or any list of labels) and the very-metal-poor (VMP) network as Flax NNX modules.
 
 Wang et al. (2022) train one fully connected network per label: input the N_INPUT = 1974
 standardised normalised-flux pixels, ReLU hidden layers, one output (SPEC.md "Networks"; the
 hidden sizes are ``[model] hidden`` and ``vmp_hidden`` of configs/dr8.toml, passed in by the
-caller and recorded in the checkpoint). jaxvac keeps the 23 networks as ONE stacked parameter
+caller and recorded in the checkpoint). jaxvac keeps the M label networks (M = 23 for the paper's
+labels; any list a config gives, ``jaxvac.labels``) as ONE stacked parameter
 tree with a member axis (:class:`StackedMLP`) whose forward pass is the fused kernel
 :func:`jaxvac.kernels.ensemble.ensemble_forward`; :class:`MLP` is the same network as a plain
 single-member NNX module (``nnx.Linear`` layers), used to check the stack and by the "loop"
@@ -12,7 +13,8 @@ one-member stack.
 
 :class:`Predictor` bundles the trained parameters with their standardisation statistics and
 evaluates both networks in one jitted call (:func:`predict_standardized`), returning labels in
-physical units and feh_VMP where the candidate rule holds.
+physical units and feh_VMP where the candidate rule holds (NaN everywhere for a model without
+the VMP network: its rule's labels were not trained).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from flax import nnx
 
 from jaxvac.constants import VMP_WINDOW, window_pixels
 from jaxvac.kernels.ensemble import ensemble_forward, vmp_forward
-from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
+from jaxvac.labels import PAPER, LabelSchema, checkpoint_schema
 from jaxvac.preprocess import LAYOUT
 
 N_INPUT = LAYOUT.npix_out  # network inputs: the pixels of constants.WINDOWS (1974)
@@ -37,8 +39,7 @@ if not LAYOUT.windows[0][0] == _VMP_PIXELS[0] < _VMP_PIXELS[1] <= LAYOUT.windows
     raise RuntimeError(f"constants.VMP_WINDOW must be the start of the first window: its pixels {_VMP_PIXELS} "
                        f"must begin the window {LAYOUT.windows[0]}, as the VMP network reads the first inputs.")
 
-_TEFF = LABEL_NAMES.index("Teff_PASTEL")
-_FEH = LABEL_NAMES.index("feh_PASTEL")
+PAPER_VMP_RULE = PAPER.vmp_indices()  # (feh index, teff index, feh_max, teff_max) of the paper's 23 labels
 
 
 def init_stack(seed: int, n_in: int, hidden: tuple[int, ...], n_members: int) -> dict:
@@ -120,18 +121,24 @@ class MLP(nnx.Module):
         return self.layers[-1](x)[:, 0]
 
 
-@partial(jax.jit, static_argnames=("precision",))
-def predict_standardized(params: dict, x: jax.Array, precision=None) -> tuple[jax.Array, jax.Array]:
+@partial(jax.jit, static_argnames=("precision", "vmp_rule"))
+def predict_standardized(params: dict, x: jax.Array, precision=None,
+                         vmp_rule: tuple[int, int, float, float] | None = PAPER_VMP_RULE) -> tuple[jax.Array, jax.Array]:
     """Labels and feh_VMP of a batch in ONE jitted call.
 
-    params: ``{"ensemble", "vmp", "y_mean" (23,), "y_std" (23,), "vmp_mean" (), "vmp_std" ()}``.
-    x: (B, 1974) standardised normalised flux. Returns labels (B, 23) in physical units
-    (y = mean + std * net) and feh_vmp (B,) in dex, NaN where the candidate rule
-    feh_PASTEL < -1.5 and Teff_PASTEL < 6500 K does not hold.
+    params: ``{"ensemble", "y_mean" (M,), "y_std" (M,)}`` and, for a model with the VMP network,
+    ``{"vmp", "vmp_mean" (), "vmp_std" ()}``. x: (B, 1974) standardised normalised flux.
+    vmp_rule: (feh index, teff index, feh_max, teff_max) of the candidate rule
+    (``LabelSchema.vmp_indices``; default the paper's: feh_PASTEL < -1.5 dex and Teff_PASTEL < 6500 K).
+    Returns labels (B, M) in physical units (y = mean + std * net) and feh_vmp (B,) in dex, NaN
+    where the rule does not hold and everywhere without a VMP network.
     """
     y = params["y_mean"] + params["y_std"] * ensemble_forward(params["ensemble"], x, precision)
+    if "vmp" not in params or vmp_rule is None:
+        return y, jnp.full(x.shape[:1], jnp.nan, y.dtype)
+    feh, teff, feh_max, teff_max = vmp_rule
     vmp = params["vmp_mean"] + params["vmp_std"] * vmp_forward(params["vmp"], x[:, :N_VMP_INPUT], precision)
-    candidate = (y[:, _FEH] < VMP_FEH_MAX) & (y[:, _TEFF] < VMP_TEFF_MAX)
+    candidate = (y[:, feh] < feh_max) & (y[:, teff] < teff_max)
     return y, jnp.where(candidate, vmp, jnp.nan)
 
 
@@ -151,8 +158,18 @@ class Predictor:
     x_std: np.ndarray
     metadata: dict
 
+    @property
+    def schema(self) -> LabelSchema:
+        """The labels this model predicts (from its metadata; ``jaxvac.labels``)."""
+        return checkpoint_schema(self.metadata)
+
+    @property
+    def vmp_rule(self) -> tuple[int, int, float, float] | None:
+        """The static VMP candidate rule of :func:`predict_standardized` (None: no VMP network)."""
+        return self.schema.vmp_indices() if "vmp" in self.params else None
+
     def predict(self, x: jax.Array, precision=None) -> tuple[jax.Array, jax.Array]:
-        """(labels (B, 23), feh_vmp (B,)) from standardised flux x (B, N_INPUT)."""
+        """(labels (B, M), feh_vmp (B,)) from standardised flux x (B, N_INPUT)."""
         if x.ndim != 2 or x.shape[1] != N_INPUT:
             raise ValueError(f"x must be standardised flux of shape (batch, {N_INPUT}); got {tuple(x.shape)}.")
-        return predict_standardized(self.params, x, precision=precision)
+        return predict_standardized(self.params, x, precision=precision, vmp_rule=self.vmp_rule)

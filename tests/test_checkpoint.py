@@ -17,8 +17,8 @@ import pytest
 
 from jaxvac.train import checkpoint
 from jaxvac.train.checkpoint import CheckpointError
-from jaxvac.labels import LABEL_NAMES, LABELS
-from jaxvac.model import N_INPUT, N_VMP_INPUT, init_stack
+from jaxvac.labels import LABEL_NAMES, PAPER
+from jaxvac.model import MLP, N_INPUT, N_VMP_INPUT, init_stack
 
 REPO = Path(__file__).resolve().parents[1]
 HIDDEN, VMP_HIDDEN = (8, 6, 4), (5, 3)
@@ -34,8 +34,7 @@ def _bundle(seed=0):
         "y_mean": rng.normal(size=m).astype(np.float32), "y_std": rng.uniform(0.1, 3, m).astype(np.float32),
         "vmp_mean": np.float32(-2.1234567), "vmp_std": np.float32(0.3),
     }
-    meta = {"labels": list(LABEL_NAMES), "units": [l.unit for l in LABELS], "ranges": [[l.lo, l.hi] for l in LABELS],
-            "model": {"hidden": list(HIDDEN), "vmp_hidden": list(VMP_HIDDEN)}, "standardization": st,
+    meta = {**PAPER.to_metadata(), "model": {"hidden": list(HIDDEN), "vmp_hidden": list(VMP_HIDDEN)}, "standardization": st,
             "config": {"train": {"seed": seed}}, "metrics": {"best_val_loss": {"Teff_PASTEL": float("nan")}}}
     return params, meta
 
@@ -181,3 +180,28 @@ def test_restore_on_one_and_four_devices_gives_the_same_outputs(saved, tmp_path)
     np.testing.assert_array_equal(np.isnan(np.load(tmp_path / "v4.npy")), np.isnan(v1))
     val = [float(v) for v in out.stdout.split("VAL")[1].split()]
     assert len(val) == 2 and max(val) < 0.1, val
+
+
+def test_a_model_of_three_labels_without_vmp_network(tmp_path):
+    # labels are data (issue 11): the checkpoint holds what the config listed, and no VMP network
+    # when the VMP rule's labels were not trained
+    import dataclasses
+
+    schema = dataclasses.replace(PAPER, labels=PAPER.labels[3:6], vmp=None)  # logg/feh/MH_APOGEE
+    d = checkpoint.save_random(tmp_path / "ck", (8,), (4,), schema=schema)
+    p = checkpoint.load(d)
+    assert p.schema == schema and "vmp" not in p.params and p.vmp_rule is None
+    x = np.random.default_rng(0).normal(size=(5, N_INPUT)).astype(np.float32)
+    y, vmp = (np.asarray(a) for a in p.predict(x))
+    assert y.shape == (5, 3) and np.all(np.isnan(vmp))
+    ref = MLP.from_stack(p.params["ensemble"], 1)(x)  # member 1 = feh_APOGEE, y_mean 0, y_std 1
+    np.testing.assert_allclose(y[:, 1], np.asarray(ref), rtol=1e-5, atol=1e-5)
+    # a label record that does not match the networks is refused, naming the fix
+    meta = checkpoint.read_metadata(d)
+    bad = {k: v for k, v in meta.items() if k not in ("format", "grid", "layout", "jaxvac_version")}
+    bad["labels"] = bad["labels"][:2]
+    bad["units"], bad["training_sets"], bad["ranges"] = bad["units"][:2], bad["training_sets"][:2], bad["ranges"][:2]
+    bad["descriptions"] = bad["descriptions"][:2]
+    checkpoint.save(tmp_path / "bad", {"ensemble": p.params["ensemble"]}, bad)
+    with pytest.raises(checkpoint.CheckpointError, match=r"lists 2 labels but has 3 networks; retrain"):
+        checkpoint.load(tmp_path / "bad")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jaxvac.config import load_config
-from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS
+from jaxvac.labels import LABEL_NAMES, LABELS, PAPER, TRAINING_SETS
 from jaxvac.train.dataset import DatasetError
 from jaxvac.train.job import train_from_config
 
@@ -227,7 +227,7 @@ def test_drops_by_status_name_and_where_they_gather():
     status = np.zeros(n, np.int32)
     status[cool] = bits["continuum_low"] | bits["input_masked"]
     spec = SimpleNamespace(reasons=np.array([""] * n), status=status)
-    notes = _drop_notes(spec, usable, y, in_set, n)
+    notes = _drop_notes(spec, usable, y, in_set, n, PAPER)
     assert notes[0] == "PASTEL: training spectra left out: 9 of 200 (9x pre-processing continuum_low)"
     warn = [x for x in notes if x.startswith("WARNING PASTEL: 9 of the 9 left-out spectra have Teff_PASTEL in [")]
     assert len(warn) == 1
@@ -235,6 +235,6 @@ def test_drops_by_status_name_and_where_they_gather():
     usable[:] = True
     usable[np.argsort(teff)[::22][:9]] = False
     status[:] = bits["rv_invalid"]
-    notes = _drop_notes(spec, usable, y, in_set, n)
+    notes = _drop_notes(spec, usable, y, in_set, n, PAPER)
     assert notes[0].endswith("(9x pre-processing rv_invalid)")
     assert not [x for x in notes if "Teff_PASTEL" in x]

@@ -10,9 +10,9 @@ import click
 class _TrainDisplay:
     """One rich bar for the run and a per-label validation-loss table, on stderr when a terminal."""
 
-    def __init__(self, enabled: bool, labels: list[str], every: int = 5):
+    def __init__(self, enabled: bool, stages: dict[str, list[str]], every: int = 5):
         self.enabled = enabled
-        self.labels = labels
+        self.stages = stages  # stage -> the names of its networks (stage_names)
         self.every = every
         self.stage = ""
         self.stage_offset = 0
@@ -55,9 +55,9 @@ class _TrainDisplay:
 
         self.bar.update(self.task, completed=self.stage_offset + info.epoch)
         if info.epoch % self.every == 0 or info.stopped.all() or info.epoch == 1:
-            names = self.labels if len(info.val_loss) == len(self.labels) else [f"{self.stage}[{i}]" for i in range(len(info.val_loss))]
-            if self.stage == "vmp":
-                names = ["feh_VMP"]
+            names = self.stages.get(self.stage, [])
+            if len(names) != len(info.val_loss):
+                names = [f"{self.stage}[{i}]" for i in range(len(info.val_loss))]
             t = Table(title=f"{self.stage}: epoch {info.epoch} validation loss (standardised units)", box=None)
             for col in ("label", "train", "val", "best", "best epoch", ""):
                 t.add_column(col, justify="right" if col not in ("label", "") else "left")
@@ -68,14 +68,33 @@ class _TrainDisplay:
         self.live.update(self._render())
 
 
-def epoch_log(stream, min_interval: float = 1.0):
-    """The off-terminal epoch lines (jaxvac.display.progress.EpochLog) with the loss averaged per
-    training set: the 23 networks by their set, the retrained LGMWAS magnitudes, the VMP network."""
-    from jaxvac.display.progress import EpochLog
-    from jaxvac.labels import LABELS, TRAINING_SETS
+def stage_names(cfg) -> dict[str, list[str]]:
+    """Training stage -> the label names of its networks, in member order: "ensemble" (every
+    label), "retrain" (the [curation] magnitude_set's) and "vmp" (the VMP label)."""
+    from jaxvac.config import section
+    from jaxvac.labels import LabelSchema
+    from jaxvac.train.dataset import CurationConfig
 
-    sets = [(s, [i for i, lab in enumerate(LABELS) if lab.training_set == s]) for s in TRAINING_SETS]
-    groups = {"ensemble": sets, "retrain": [("LGMWAS", list(range(len(dict(sets)["LGMWAS"]))))], "vmp": [("VMP", [0])]}
+    schema = LabelSchema.from_config(cfg)
+    mag = section(cfg, "curation", CurationConfig).magnitude_set
+    return {"ensemble": list(schema.names), "retrain": [schema.names[i] for i in schema.of_set(mag)],
+            "vmp": [schema.vmp.label.name] if schema.vmp else []}
+
+
+def epoch_log(stream, cfg=None, min_interval: float = 1.0):
+    """The off-terminal epoch lines (jaxvac.display.progress.EpochLog) with the loss averaged per
+    training set: every network by its set, the retrained magnitudes, the VMP network.
+    cfg: the loaded config (default: the built-in dr8 recipe)."""
+    from jaxvac.config import recipe, section
+    from jaxvac.display.progress import EpochLog
+    from jaxvac.labels import LabelSchema
+    from jaxvac.train.dataset import CurationConfig
+
+    cfg = recipe() if cfg is None else cfg
+    schema = LabelSchema.from_config(cfg)
+    sets = [(s, schema.of_set(s)) for s in schema.sets]
+    mag = section(cfg, "curation", CurationConfig).magnitude_set
+    groups = {"ensemble": sets, "retrain": [(mag, list(range(len(schema.of_set(mag)))))], "vmp": [("VMP", [0])]}
     return EpochLog(stream, groups, min_interval=min_interval)
 
 
@@ -85,8 +104,9 @@ def epoch_log(stream, min_interval: float = 1.0):
 @click.option("--out", "out_dir", default=None, help="Run directory for checkpoint/, report.md and plots (overrides [train] out_dir).")
 @click.option("--progress/--no-progress", default=None, help="Progress display (default: only on a terminal).")
 def command(config_path, data_dir, out_dir, progress):
-    """Train the 23 label networks and the very-metal-poor network, evaluate them on the test
-    catalogue and save an orbax checkpoint (see docs/training.md).
+    """Train one network per label ([labels] of the sets in [train.catalogs]: the paper's 23 with
+    dr8/demo) and the very-metal-poor network, evaluate them on the test catalogue and save an
+    orbax checkpoint (see docs/training.md).
 
     Writes OUT/checkpoint/, report.md (test residuals per SNR bin beside the paper's),
     residuals.png and metrics.json.
@@ -106,7 +126,6 @@ def command(config_path, data_dir, out_dir, progress):
     from jaxvac.cli import on_interrupt
     from jaxvac.config import load_config
     from jaxvac.display.progress import progress_wanted
-    from jaxvac.labels import LABEL_NAMES
     from jaxvac.train.job import train_from_config
 
     on_interrupt("no checkpoint was written; spectra already normalised stay in the [train] cache_dir, so "
@@ -114,11 +133,11 @@ def command(config_path, data_dir, out_dir, progress):
     cfg = load_config(config_path)
     show = progress_wanted(progress)
     if show:  # a terminal: the live bar and table
-        with _TrainDisplay(True, list(LABEL_NAMES)) as disp:
+        with _TrainDisplay(True, stage_names(cfg)) as disp:
             res = train_from_config(cfg, data_dir=data_dir, out_dir=out_dir, on_stage=disp.on_stage,
                                     on_epoch=disp.on_epoch, progress=True)
     else:  # a log or a pipe: one plain line per epoch on stderr, unless --no-progress
-        log = epoch_log(sys.stderr) if progress is not False else None
+        log = epoch_log(sys.stderr, cfg) if progress is not False else None
         res = train_from_config(cfg, data_dir=data_dir, out_dir=out_dir, on_stage=log and log.on_stage,
                                 on_epoch=log and log.on_epoch, progress=False)
     for n in res.notes:

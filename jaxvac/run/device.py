@@ -1,5 +1,5 @@
 """The device step of a catalogue run: normalise, mask inputs outside the training range,
-standardise, 23 nets and the VMP net, and (when the checkpoint has its basis) the "unlike the
+standardise, the label nets and the VMP net (when the model has one), and (when the checkpoint has its basis) the "unlike the
 training spectra" score, per batch.
 
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
@@ -19,8 +19,9 @@ PARALLEL_MODES = ("sharding", "pmap", "none")
 
 
 @functools.lru_cache(maxsize=None)
-def _device_fn(layout, parallel: str, devices: tuple):
-    """The compiled per-batch device work: normalise, standardise, 23 nets and the VMP net.
+def _device_fn(layout, parallel: str, devices: tuple, vmp_rule):
+    """The compiled per-batch device work: normalise, standardise, the label nets and the VMP net
+    (vmp_rule: ``Predictor.vmp_rule``, static).
 
     Cached, so runs in one process (a benchmark, a notebook) compile each batch shape once.
     """
@@ -33,7 +34,7 @@ def _device_fn(layout, parallel: str, devices: tuple):
         if good is None:  # a packed store: bad pixels have ivar = 0 (jaxvac.io.store)
             good = ivar > 0
         x, x_good, status = network_input(flux, ivar, good, rv, x_mean, x_std, layout=layout)
-        y, vmp = predict_standardized(params, x)
+        y, vmp = predict_standardized(params, x, vmp_rule=vmp_rule)
         out = (y, vmp, bad_fraction(x_good), status)
         if "ood" in params:  # a checkpoint of jaxvac train since issue 12: the ood_score too
             if snrg is None:
@@ -55,7 +56,7 @@ class Device:
         self.batch_size = -(-batch_size // self.n) * self.n
         self.parallel = parallel
         self.description = f"{self.n} x {devices[0].platform} ({parallel})"
-        self._fn = _device_fn(layout, parallel, tuple(devices))
+        self._fn = _device_fn(layout, parallel, tuple(devices), predictor.vmp_rule)
         if parallel == "pmap":
             # One copy per device along a leading axis, placed once (jax 0.10's pmap runs on
             # NamedSharding; device_put_replicated is gone).
@@ -83,8 +84,8 @@ class Device:
         return self._fn(self.params, *self.stats, put(flux), put(ivar), put(good), put(rv), put(snrg))
 
     def fetch(self, out):
-        """Wait for a dispatched batch; host arrays with the batch axis first: (labels (B, 23),
-        feh_vmp (B,), bad_fraction (B,), status (B,)), and ood_score (B,) when the checkpoint
+        """Wait for a dispatched batch; host arrays with the batch axis first: (labels (B, M),
+        feh_vmp (B,) (NaN without a VMP network), bad_fraction (B,), status (B,)), and ood_score (B,) when the checkpoint
         carries the basis of the "unlike the training spectra" score."""
         out = tuple(np.asarray(a) for a in out)
         if self.parallel == "pmap":

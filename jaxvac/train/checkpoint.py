@@ -3,12 +3,14 @@
 Layout (one orbax ``CheckpointManager`` directory; a new step for every save)::
 
     <run>/checkpoint/
-        <step>/params/     the parameter pytree (orbax StandardSave): ensemble {w, b}, vmp {w, b}
+        <step>/params/     the parameter pytree (orbax StandardSave): ensemble {w, b}, vmp {w, b} (if trained)
         <step>/metadata/   metadata.json (orbax JsonSave), see below
 
-The metadata holds everything needed to use the networks without the training data: label
-names, units and effective (training) ranges; the flux standardisation statistics x_mean, x_std
-(N_INPUT each) and the label ones y_mean, y_std (23), vmp_mean, vmp_std; the rest-frame grid
+The metadata holds everything needed to use the networks without the training data: the labels
+(``jaxvac.labels.LabelSchema.to_metadata``: names, units, training sets, configured ranges,
+descriptions, and the VMP rule or null: a model predicts the labels its config listed, not
+necessarily the paper's 23); the flux standardisation statistics x_mean, x_std (N_INPUT each)
+and the label ones y_mean, y_std (M), vmp_mean, vmp_std (with a VMP network); the rest-frame grid
 (``grid``: global-grid constants and the input pixel ranges); the whole normalisation Layout
 the training spectra went through (``layout``: every field of ``jaxvac.kernels.Layout``, i.e.
 windows, margin, median width, polynomial order, min_good_fraction, pivot_tol, continuum_floor,
@@ -45,6 +47,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import jaxvac
 from jaxvac import constants
 from jaxvac.errors import JaxvacError
+from jaxvac.labels import PAPER, LabelSchema
 from jaxvac.model import N_INPUT, N_VMP_INPUT, Predictor
 from jaxvac.preprocess import LAYOUT
 
@@ -116,6 +119,15 @@ def check_compatible(meta: dict, where: str = "checkpoint", layout=None) -> None
             f"trained on. Differences: {'; '.join(diff)}. Retrain on this grid with `jaxvac train`."
         )
     _check_layout(meta, LAYOUT if layout is None else layout, where)
+    try:
+        schema = LabelSchema.from_metadata(meta)
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where} has an unreadable label record ({type(e).__name__}: {e}); "
+                              f"retrain with `jaxvac train`.") from None
+    n_members = len(meta.get("standardization", {}).get("y_mean", schema.names))
+    if n_members != len(schema.names):
+        raise CheckpointError(f"{where} lists {len(schema.names)} labels but has {n_members} networks; "
+                              f"retrain with `jaxvac train`.")
     theirs, ours = meta.get("jaxvac_version", "?"), jaxvac.__version__
     if _version_tuple(theirs) != _version_tuple(ours):
         raise CheckpointError(
@@ -190,7 +202,8 @@ def _to_json(x):
 def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) -> Path:
     """Save parameters and metadata as the next step of ``directory``; returns the step folder.
 
-    params: ``{"ensemble": {w, b}, "vmp": {w, b}}`` (arrays). metadata: JSON-able dict (NumPy
+    params: ``{"ensemble": {w, b}, "vmp": {w, b}}`` (arrays; "vmp" only for a model with a VMP
+    network, whose metadata then has a ``vmp`` rule). metadata: JSON-able dict (NumPy
     arrays and scalars are converted); ``format``, ``grid``, ``layout`` and ``jaxvac_version``
     are added. layout: the ``jaxvac.kernels.Layout`` the training spectra were normalised with
     (default: ``jaxvac.preprocess.LAYOUT``).
@@ -198,7 +211,8 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
     meta = _to_json({**metadata, "format": CHECKPOINT_FORMAT, "grid": grid_metadata(),
                      "layout": layout_metadata(LAYOUT if layout is None else layout),
                      "jaxvac_version": jaxvac.__version__})
-    tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"], "vmp": params["vmp"],
+    tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"],
+                                     **({"vmp": params["vmp"]} if "vmp" in params else {}),
                                      **({"ood": {"basis": params["ood"]["basis"]}} if "ood" in params else {})})
     with _manager(directory, create=True) as mngr:
         step = 0 if mngr.latest_step() is None else mngr.latest_step() + 1
@@ -210,26 +224,27 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
 
 
 def save_random(directory: str | Path, hidden: tuple[int, ...], vmp_hidden: tuple[int, ...], *,
-                seed: int = 0, note: str = "random weights (tests, benchmarks)") -> Path:
+                seed: int = 0, note: str = "random weights (tests, benchmarks)", schema: LabelSchema | None = None) -> Path:
     """A checkpoint of random networks laid out as `jaxvac train` writes one; returns its directory.
 
-    For plumbing tests and timing only: the labels it predicts mean nothing. Standardisation
-    statistics are drawn near those of normalised flux (mean 0.8-1.1, std 0.05-0.2), so a real
-    spectrum gives inputs of order 1; labels are standardised as mean 0, std 1.
+    For plumbing tests and timing only: the labels it predicts mean nothing. schema: the labels
+    (default the paper's 23 and feh_VMP; a schema without a VMP rule gets no VMP network).
+    Standardisation statistics are drawn near those of normalised flux (mean 0.8-1.1, std
+    0.05-0.2), so a real spectrum gives inputs of order 1; labels are standardised as mean 0, std 1.
     """
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import init_stack
 
+    schema = PAPER if schema is None else schema
     rng = np.random.default_rng(seed)
-    m = len(LABEL_NAMES)
-    params = {"ensemble": init_stack(seed, N_INPUT, tuple(hidden), m), "vmp": init_stack(seed + 1, N_VMP_INPUT, tuple(vmp_hidden), 1)}
+    m = len(schema.names)
+    params = {"ensemble": init_stack(seed, N_INPUT, tuple(hidden), m)}
     st = {"x_mean": rng.uniform(0.8, 1.1, N_INPUT).astype(np.float32),
           "x_std": rng.uniform(0.05, 0.2, N_INPUT).astype(np.float32),
-          "y_mean": np.zeros(m, np.float32), "y_std": np.ones(m, np.float32),
-          "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
-    meta = {"labels": list(LABEL_NAMES), "units": [lab.unit for lab in LABELS],
-            "training_sets": [lab.training_set for lab in LABELS], "ranges": [[lab.lo, lab.hi] for lab in LABELS],
-            "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": -1.0},
+          "y_mean": np.zeros(m, np.float32), "y_std": np.ones(m, np.float32)}
+    if schema.vmp:
+        params["vmp"] = init_stack(seed + 1, N_VMP_INPUT, tuple(vmp_hidden), 1)
+        st |= {"vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.5)}
+    meta = {**schema.to_metadata(),
             "model": {"hidden": list(hidden), "vmp_hidden": list(vmp_hidden), "n_input": N_INPUT,
                       "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
             "standardization": st, "config": {}, "metrics": {"note": note}}
@@ -288,10 +303,9 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
         meta = mngr.restore(step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
         check_compatible(meta, where=f"checkpoint {str(Path(mngr.directory) / str(step))!r}", layout=layout)
         model = meta["model"]
-        shapes = {
-            "ensemble": _stack_shapes(N_INPUT, model["hidden"], len(meta["labels"])),
-            "vmp": _stack_shapes(N_VMP_INPUT, model["vmp_hidden"], 1),
-        }
+        shapes = {"ensemble": _stack_shapes(N_INPUT, model["hidden"], len(meta["labels"]))}
+        if meta.get("vmp"):  # a model without the VMP rule's labels has no VMP network
+            shapes["vmp"] = _stack_shapes(N_VMP_INPUT, model["vmp_hidden"], 1)
         if meta.get("ood"):  # the "unlike the training spectra" basis (jaxvac train; older checkpoints lack it)
             shapes["ood"] = {"basis": (int(meta["ood"]["components"]), N_INPUT)}
         abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(tuple(s), np.float32, sharding=sharding), shapes,
@@ -299,11 +313,9 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
         params = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))).params
     st = meta["standardization"]
     f32 = lambda v: jax.device_put(np.asarray(v, np.float32), sharding)  # noqa: E731
-    params = {
-        **params,
-        "y_mean": f32(st["y_mean"]), "y_std": f32(st["y_std"]),
-        "vmp_mean": f32(st["vmp_mean"]), "vmp_std": f32(st["vmp_std"]),
-    }
+    params = {**params, "y_mean": f32(st["y_mean"]), "y_std": f32(st["y_std"])}
+    if "vmp" in params:
+        params |= {"vmp_mean": f32(st["vmp_mean"]), "vmp_std": f32(st["vmp_std"])}
     if "ood" in params:
         params["ood"] = {**params["ood"], "floor": f32(meta["ood"]["floor"])}
     return Predictor(params=params, x_mean=np.asarray(st["x_mean"], np.float32),

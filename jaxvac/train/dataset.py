@@ -289,13 +289,18 @@ class CurationConfig:
         star of training set ``set`` for the networks ``labels`` (default: all of the set's) only
         where ``min < value < max``, value = column (``abs``: its absolute value; ``relative_to``:
         column / that column). A rule whose column is absent is skipped and reported.
-    binary_removal: after a first training, drop LGMWAS stars whose photometric M_G is brighter
-        than the network's (spectroscopic) M_G by more than ``binary_mag``, then retrain.
+    binary_removal: after a first training, drop stars of ``magnitude_set`` whose photometric M_G
+        (label ``mg_label``) is brighter than the network's (spectroscopic) M_G by more than
+        ``binary_mag``, then retrain.
     binary_mag: mag, threshold of the binary removal.
-    clip_sigma: after a first training, drop LGMWAS stars whose residual in a band exceeds
-        clip_sigma times that band's residual std (from that band's network only), except stars
-        with M_G > clip_keep_mg_above; then retrain. 0: off.
+    clip_sigma: after a first training, drop ``magnitude_set`` stars whose residual in a band
+        exceeds clip_sigma times that band's residual std (from that band's network only), except
+        stars with M_G > clip_keep_mg_above; then retrain. 0: off.
     clip_keep_mg_above: mag, faint dwarfs kept by the clipping (M_G > this).
+    magnitude_set: the training set of absolute magnitudes these two rules apply to (LGMWAS);
+        nothing happens when the model does not train it.
+    mg_label: its M_G label; without it in the set there is no binary removal and no star is kept
+        from the clipping by its M_G.
     """
 
     apply_cuts: bool
@@ -304,6 +309,8 @@ class CurationConfig:
     binary_mag: float
     clip_sigma: float
     clip_keep_mg_above: float
+    magnitude_set: str
+    mg_label: str
 
 
 def apply_cuts(cat: dict[str, np.ndarray], set_name: str, set_labels: list[str], cuts) -> tuple[dict, list[str]]:
@@ -348,19 +355,23 @@ def apply_cuts(cat: dict[str, np.ndarray], set_name: str, set_labels: list[str],
 
 
 def lgmwas_outliers(y_phot: np.ndarray, y_spec: np.ndarray, names: list[str], cfg: CurationConfig) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Binary and sigma-clipping rejections among LGMWAS stars after a first training.
+    """Binary and sigma-clipping rejections among the ``cfg.magnitude_set`` stars (LGMWAS) after a
+    first training.
 
     y_phot: (N, K) photometric absolute magnitudes (the labels, NaN where unknown); y_spec: (N, K)
-    the networks' predictions; names: the K band labels (must include a_gg). Returns
-    (drop_star (N,) bool: binaries, removed from every band; drop_band (N, K) bool: clipped in
-    that band; notes).
+    the networks' predictions; names: the K band labels (with ``cfg.mg_label`` for the binary rule
+    and the faint-star exemption). Returns (drop_star (N,) bool: binaries, removed from every
+    band; drop_band (N, K) bool: clipped in that band; notes).
     """
-    g = names.index("a_gg")
+    set_name = cfg.magnitude_set
+    g = names.index(cfg.mg_label) if cfg.mg_label in names else None
     notes = []
     drop_star = np.zeros(len(y_phot), bool)
-    if cfg.binary_removal:
+    if cfg.binary_removal and g is None:
+        notes.append(f"{set_name}: no binary removal: [curation] mg_label {cfg.mg_label!r} is not one of its labels")
+    elif cfg.binary_removal:
         drop_star = (y_phot[:, g] - y_spec[:, g]) < -cfg.binary_mag
-        notes.append(f"LGMWAS: {int(drop_star.sum())} likely binaries (M_G,phot brighter than M_G,spec by > {cfg.binary_mag} mag) removed")
+        notes.append(f"{set_name}: {int(drop_star.sum())} likely binaries (M_G,phot brighter than M_G,spec by > {cfg.binary_mag} mag) removed")
     drop_band = np.zeros(y_phot.shape, bool)
     if cfg.clip_sigma > 0:
         r = y_phot - y_spec
@@ -370,7 +381,8 @@ def lgmwas_outliers(y_phot: np.ndarray, y_spec: np.ndarray, names: list[str], cf
                 continue
             s = np.std(r[ok, k], ddof=1)
             mu = np.mean(r[ok, k])
-            drop_band[:, k] = ok & (np.abs(r[:, k] - mu) > cfg.clip_sigma * s) & ~(y_phot[:, g] > cfg.clip_keep_mg_above)
-        notes.append(f"LGMWAS: {cfg.clip_sigma}-sigma clipping removed {int(drop_band.sum())} star-band values "
+            faint = (y_phot[:, g] > cfg.clip_keep_mg_above) if g is not None else np.zeros(len(r), bool)
+            drop_band[:, k] = ok & (np.abs(r[:, k] - mu) > cfg.clip_sigma * s) & ~faint
+        notes.append(f"{set_name}: {cfg.clip_sigma}-sigma clipping removed {int(drop_band.sum())} star-band values "
                      f"(stars with M_G > {cfg.clip_keep_mg_above} kept)")
     return drop_star, drop_band, notes

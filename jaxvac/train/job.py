@@ -1,11 +1,12 @@
 """The training job of ``jaxvac train``: catalogues -> cached normalised spectra -> networks ->
 evaluation -> checkpoint, all from one config (SPEC.md "Training"; docs/training.md).
 
-:func:`train_from_config` reads the training catalogues ([train.catalogs]), applies the curation
-cuts ([curation]), normalises and caches the spectra, trains the 23 label networks as one stack
-with :func:`jaxvac.train.fit` (then retrains the LGMWAS-set members without their outliers when
-[curation] says so) and the VMP network, scores every label on held-out stars of its own
-training set, fits the error model of these networks on held-out residuals (the test catalogue,
+:func:`train_from_config` reads the training catalogues ([train.catalogs]: one per training set,
+the sets trained), applies the curation cuts ([curation]), normalises and caches the spectra,
+trains one network per label of those sets ([labels]: the paper's 23 by default; any list a config
+gives) as one stack with :func:`jaxvac.train.fit` (then retrains the members of [curation]
+magnitude_set without their outliers when [curation] says so) and the VMP network (when the
+[vmp] rule's labels are trained), scores every label on held-out stars of its own training set, fits the error model of these networks on held-out residuals (the test catalogue,
 else the validation stars; ``jaxvac.train.calibrate.heldout_error_rows``), records each label's
 training range, and writes the checkpoint, metrics.json, report.md and residuals.png.
 """
@@ -29,7 +30,7 @@ from jaxvac.train.fit import EpochInfo, TrainConfig, fit, predict_stack, split_v
 class ModelConfig:
     """``[model]`` of configs/*.toml: network sizes; the defaults are those of configs/dr8.toml [model].
 
-    hidden: hidden layer widths of each of the 23 label networks (ReLU).
+    hidden: hidden layer widths of each label network (ReLU).
     vmp_hidden: hidden layer widths of the very-metal-poor network (input 3900-4400 A).
     max_bad_fraction: training/test spectra with more bad network-input pixels are left out.
     ood_components: K, principal axes of the training spectra's standardised flux kept in the
@@ -79,7 +80,10 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
                       on_stage: Callable[[str, int], None] | None = None,
                       on_epoch: Callable[[EpochInfo], None] | None = None,
                       progress: bool | None = None) -> RunResult:
-    """Train the 23 networks and the VMP network as ``cfg`` says; evaluate; save a checkpoint.
+    """Train the label networks and the VMP network as ``cfg`` says; evaluate; save a checkpoint.
+
+    The labels are ``jaxvac.labels.LabelSchema.from_config(cfg)``: those of the sets named in
+    [train.catalogs]; the checkpoint records them and ``jaxvac run`` writes exactly their columns.
 
     cfg: a loaded config (jaxvac.config.load_config). data_dir, out_dir override [train].
     on_stage(name, max_epochs, n_spectra): called when a training stage starts ("ensemble",
@@ -94,13 +98,16 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     from jaxvac.train import checkpoint
     from jaxvac.config import section
     from jaxvac.train.dataset import CurationConfig, lgmwas_outliers, load_spectra
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP, VMP_TRAIN_FEH_MAX
+    from jaxvac.labels import LabelSchema
     from jaxvac.model import N_VMP_INPUT
     from jaxvac.preprocess import LAYOUT, mask_inputs, standardization_stats, standardize
 
     mcfg = section(cfg, "model", ModelConfig)
     tcfg = section(cfg, "train", TrainConfig)
     ccfg = section(cfg, "curation", CurationConfig)
+    schema = LabelSchema.from_config(cfg)
+    names = list(schema.names)
+    vmp_rule = schema.vmp
     data = Path(data_dir or tcfg.data_dir).resolve()
     out = Path(out_dir or tcfg.out_dir).resolve()
     cache = Path(tcfg.cache_dir) if Path(tcfg.cache_dir).is_absolute() else out / tcfg.cache_dir
@@ -109,21 +116,21 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 
     # 1. before anything slow (docs/training.md "Before the first epoch"): every catalogue, label
     # column and spectrum file the run needs, and enough stars per network; out is made only after
-    paths, y, in_set = _training_rows(tcfg, ccfg, data, notes)
+    paths, y, in_set = _training_rows(tcfg, ccfg, data, notes, schema)
     if tcfg.test_catalog:
         _check_test_catalog(tcfg, data)
-    _check_counts(y, None, in_set, tcfg)
+    _check_counts(y, None, in_set, tcfg, schema)
 
     # 2. spectra (cached), usable rows, flux standardisation from the training stars
     spec = load_spectra(paths, cache, workers=tcfg.workers, progress=progress)
     usable = spec.usable(mcfg.max_bad_fraction) & np.array([bool(p) for p in paths])
     if (~usable).any():
-        drop_notes = _drop_notes(spec, usable, y, in_set, len(paths))
+        drop_notes = _drop_notes(spec, usable, y, in_set, len(paths), schema)
         notes += drop_notes
         warnings += [n.removeprefix("WARNING ") for n in drop_notes if n.startswith("WARNING ")]
     y, in_set, norm, good = y[usable], in_set[usable], spec.norm[usable], spec.good[usable]
     val_mask = split_validation(y, tcfg.val_fraction, tcfg.seed)
-    _check_counts(y, val_mask, in_set, tcfg)  # the exact split, still before the first epoch
+    _check_counts(y, val_mask, in_set, tcfg, schema)  # the exact split, still before the first epoch
     out.mkdir(parents=True, exist_ok=True)
     # pixels outside the input range (Layout.norm_flux_min/max, then max_abs_standardized) are
     # masked as kernels.network_input masks them in a run
@@ -133,7 +140,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     x = np.asarray(standardize(norm, x_good, x_mean, x_std), np.float32)
     del norm, good
 
-    # 3. the 23 networks; LGMWAS curation and retraining of the 14 magnitude networks
+    # 3. the label networks; curation and retraining of the magnitude networks ([curation] magnitude_set)
     if on_stage:
         on_stage("ensemble", tcfg.max_epochs, len(x))
     augment = (spec.snrg[usable], x_std)  # used when [train] noise_augment
@@ -142,11 +149,10 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
     n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
     epochs = fit_all.epochs_run
-    if ccfg.binary_removal or ccfg.clip_sigma > 0:
-        mags = np.array([i for i, lab in enumerate(LABELS) if lab.training_set == "LGMWAS"])
-        names = [LABEL_NAMES[i] for i in mags]
+    mags = np.array(schema.of_set(ccfg.magnitude_set), int)
+    if (ccfg.binary_removal or ccfg.clip_sigma > 0) and mags.size:
         pred = predict_stack(params, x, y_mean, y_std, tcfg.eval_batch)
-        drop_star, drop_band, cl_notes = lgmwas_outliers(y[:, mags], pred[:, mags], names, ccfg)
+        drop_star, drop_band, cl_notes = lgmwas_outliers(y[:, mags], pred[:, mags], [names[i] for i in mags], ccfg)
         notes += cl_notes
         y_mag = y[:, mags].copy()
         y_mag[drop_star] = np.nan
@@ -161,39 +167,48 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         n_train[mags], n_val[mags] = sub.n_train, sub.n_val
         epochs += sub.epochs_run
 
-    # 4. the VMP network: PASTEL stars with [Fe/H] <= -1.0, input 3900-4400 A
-    feh = y[:, LABEL_NAMES.index("feh_PASTEL")]
-    vmp_rows = np.isfinite(feh) & (feh <= VMP_TRAIN_FEH_MAX)
-    if on_stage:
-        on_stage("vmp", tcfg.max_epochs, int(vmp_rows.sum()))
-    vmp_val = val_mask[vmp_rows]
-    if not vmp_val.any() or vmp_val.all():
-        vmp_val = np.arange(vmp_rows.sum()) % 5 == 0
-    fit_vmp = _fit("vmp", x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
-                  val_mask=vmp_val, on_epoch=on_epoch, augment=(augment[0][vmp_rows], x_std[:N_VMP_INPUT]))
+    # 4. the VMP network ([vmp]: stars of feh_label's set with feh_label <= train_feh_max, input 3900-4400 A)
+    fit_vmp = None
+    vmp_rows = vmp_val = np.zeros(0, bool)
+    vmp_feh = np.zeros(0)
+    if vmp_rule:
+        feh = y[:, schema.index(vmp_rule.feh_label)]
+        vmp_rows = np.isfinite(feh) & (feh <= vmp_rule.train_feh_max)
+        if on_stage:
+            on_stage("vmp", tcfg.max_epochs, int(vmp_rows.sum()))
+        vmp_val = val_mask[vmp_rows]
+        if not vmp_val.any() or vmp_val.all():
+            vmp_val = np.arange(vmp_rows.sum()) % 5 == 0
+        fit_vmp = _fit("vmp", x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
+                       val_mask=vmp_val, on_epoch=on_epoch, augment=(augment[0][vmp_rows], x_std[:N_VMP_INPUT]))
+        vmp_feh = feh[vmp_rows][~vmp_val]
+    else:
+        notes.append("no VMP network: [vmp] is disabled or its labels are not trained")
 
     # 5. evaluation on the test catalogue
-    units = {lab.name: lab.unit for lab in LABELS} | {VMP.name: VMP.unit}
+    units = schema.units
+    per_net = lambda v, vv: {n: vv(a) for n, a in zip(names, v)}  # noqa: E731
     metrics = {
-        "epochs": int(epochs + fit_vmp.epochs_run),
-        "n_train": {n: int(v) for n, v in zip(LABEL_NAMES, n_train)} | {VMP.name: int(fit_vmp.n_train[0])},
-        "n_val": {n: int(v) for n, v in zip(LABEL_NAMES, n_val)} | {VMP.name: int(fit_vmp.n_val[0])},
-        "best_val_loss": {n: float(v) for n, v in zip(LABEL_NAMES, best_val)} | {VMP.name: float(fit_vmp.best_val[0])},
-        "best_epoch": {n: int(v) for n, v in zip(LABEL_NAMES, best_epoch)} | {VMP.name: int(fit_vmp.best_epoch[0])},
+        "epochs": int(epochs + (fit_vmp.epochs_run if fit_vmp else 0)),
+        "n_train": per_net(n_train, int), "n_val": per_net(n_val, int),
+        "best_val_loss": per_net(best_val, float), "best_epoch": per_net(best_epoch, int),
     }
-    model_params = {
-        "ensemble": params, "vmp": fit_vmp.params,
-        "y_mean": np.asarray(y_mean, np.float32), "y_std": np.asarray(y_std, np.float32),
-        "vmp_mean": np.float32(fit_vmp.y_mean[0]), "vmp_std": np.float32(fit_vmp.y_std[0]),
-    }
+    model_params = {"ensemble": params, "y_mean": np.asarray(y_mean, np.float32), "y_std": np.asarray(y_std, np.float32)}
+    if fit_vmp:
+        v = vmp_rule.label.name
+        metrics["n_train"][v], metrics["n_val"][v] = int(fit_vmp.n_train[0]), int(fit_vmp.n_val[0])
+        metrics["best_val_loss"][v], metrics["best_epoch"][v] = float(fit_vmp.best_val[0]), int(fit_vmp.best_epoch[0])
+        model_params |= {"vmp": fit_vmp.params, "vmp_mean": np.float32(fit_vmp.y_mean[0]),
+                         "vmp_std": np.float32(fit_vmp.y_std[0])}
     table = ""
     plot = heldout = None
     if tcfg.test_catalog:
         try:  # the networks are trained: a failure here must not lose them (docs/training.md)
             table, plot, test_rows, vmp_cmp, heldout = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog,
-                                                                 data, cache, out, tcfg, mcfg, units, notes, progress)
+                                                                 data, cache, out, tcfg, mcfg, schema, notes, progress)
             metrics["test"] = test_rows
-            metrics["vmp_vs_pastel"] = vmp_cmp
+            if vmp_cmp is not None:
+                metrics["vmp_vs_pastel"] = vmp_cmp
             heldout_source = f"test catalogue {tcfg.test_catalog}"
         except Exception as e:  # noqa: BLE001 - any failure of the evaluation; Interrupted still stops
             table, plot, heldout = "", None, None
@@ -202,17 +217,18 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
                             f"test metrics and its error model comes from the validation stars; fix the test "
                             f"catalogue and rerun")
             notes.append(warnings[-1])
+    validation = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp, vmp_rows,
+                                       vmp_val, schema.index(vmp_rule.feh_label) if vmp_rule else -1, tcfg.eval_batch)
     if heldout is None:
-        heldout = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp,
-                                        vmp_rows, vmp_val, tcfg.eval_batch)
-        heldout_source = "validation stars"
+        heldout, heldout_source = validation, "validation stars"
 
     # 6. the error model of these networks (held-out residuals) and their training ranges
     from jaxvac.run.uncertainties import ErrorsConfig
 
-    error_model, calibration = _error_model(heldout, heldout_source, section(cfg, "errors", ErrorsConfig), cfg, tcfg)
+    error_model, calibration = _error_model(_with_vmp_column(heldout, len(names)), heldout_source, validation,
+                                            section(cfg, "errors", ErrorsConfig), cfg, tcfg, schema, y_std)
     metrics["error_calibration"] = calibration
-    ranges = _training_ranges(y, ~val_mask, feh[vmp_rows][~vmp_val], tcfg.range_percentile)
+    ranges = _training_ranges(y, ~val_mask, vmp_feh, tcfg.range_percentile, schema)
     ood = None
     if mcfg.ood_components > 0:  # the "unlike the training spectra" basis and threshold
         ood, model_params["ood"] = _ood_model(x, x_good, x_std, spec.snrg[usable], mcfg)
@@ -223,18 +239,14 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 
     # 7. checkpoint + report
     meta = {
-        "labels": list(LABEL_NAMES),
-        "units": [lab.unit for lab in LABELS],
-        "training_sets": [lab.training_set for lab in LABELS],
-        "ranges": [[lab.lo, lab.hi] for lab in LABELS],
-        "vmp": {"name": VMP.name, "unit": VMP.unit, "range": [VMP.lo, VMP.hi], "train_feh_max": VMP_TRAIN_FEH_MAX},
+        **schema.to_metadata(),
         "model": {"hidden": list(mcfg.hidden), "vmp_hidden": list(mcfg.vmp_hidden), "n_input": x.shape[1],
                   "n_vmp_input": N_VMP_INPUT, "activation": "relu"},
         "standardization": {
-            "x_mean": x_mean, "x_std": x_std, "y_mean": model_params["y_mean"], "y_std": model_params["y_std"],
-            "vmp_mean": model_params["vmp_mean"], "vmp_std": model_params["vmp_std"],
+            "x_mean": x_mean, "x_std": x_std,
+            **{k: model_params[k] for k in ("y_mean", "y_std", "vmp_mean", "vmp_std") if k in model_params},
         },
-        "config": {k: v for k, v in cfg.items() if k in ("model", "train", "curation", "_source")},
+        "config": {k: v for k, v in cfg.items() if k in ("model", "train", "curation", "labels", "vmp", "_source")},
         "curation_notes": notes,
         "metrics": metrics,
         "error_model": error_model,
@@ -245,6 +257,16 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     report = _write_report(out, ck, metrics, notes, table, plot, error_model, ranges, ood)
     return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics,
                      warnings=warnings)
+
+
+def _with_vmp_column(heldout, m: int):
+    """(truth, pred, snr) with a NaN last column added when the test catalogue's scores have only
+    the m label columns (a model without a VMP network): the layout of :func:`_validation_residuals`."""
+    truth, pred, snr = heldout
+    if truth.shape[1] == m:
+        nan = np.full((len(truth), 1), np.nan)
+        return np.hstack([truth, nan]), np.hstack([pred, nan]), snr
+    return heldout
 
 
 def _fit(stage: str, *args, **kwargs):
@@ -279,33 +301,33 @@ def _no_spectra(key: str, cat: dict, cat_path: Path, data: Path, paths: np.ndarr
             f"survey directory with --data or fix the paths.")
 
 
-def _training_rows(tcfg, ccfg, data: Path, notes: list) -> tuple[list, np.ndarray, np.ndarray]:
-    """Read and check the training catalogues: (paths, y (N, 23) labels after the curation cuts,
-    in_set (N, n_sets) bool), one row per spectrum file. Raises DatasetError naming the
+def _training_rows(tcfg, ccfg, data: Path, notes: list, schema) -> tuple[list, np.ndarray, np.ndarray]:
+    """Read and check the training catalogues: (paths, y (N, M) labels of ``schema`` after the
+    curation cuts, in_set (N, n_sets) bool), one row per spectrum file. Raises DatasetError naming the
     ``[train.catalogs]`` key for an empty or absent key, a missing catalogue, an absent label column,
     or a catalogue none of whose rows finds a spectrum file; rows without a file are noted."""
     from jaxvac.io.tables import read_table
-    from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS
     from jaxvac.train.dataset import DatasetError, apply_cuts, catalog_paths
 
     rows: dict[str, int] = {}
     y_rows: list[np.ndarray] = []
     set_rows: list[set] = []
-    for set_name in TRAINING_SETS:
+    names = list(schema.names)
+    for set_name in schema.sets:
         key = f"[train.catalogs] {set_name}"
-        set_labels = [lab.name for lab in LABELS if lab.training_set == set_name]
+        set_labels = [names[k] for k in schema.of_set(set_name)]
         rel = tcfg.catalogs.get(set_name)
         if not rel:
             raise DatasetError(
-                f"{key} is {'empty' if rel == '' else 'absent'}; the networks of {list(TRAINING_SETS)} train as one "
-                f"stack and leaving a training set out is not supported yet: set {key} = \"<table under [train] "
-                f"data_dir>\" with a 'path' or 'obsid' column and the label columns {set_labels} (NaN where unknown).")
+                f"{key} is {'empty' if rel == '' else 'absent'}; set {key} = \"<table under [train] data_dir>\" with a "
+                f"'path' or 'obsid' column and the label columns {set_labels} (NaN where unknown), or leave {set_name} "
+                f"out of [train.catalogs] (a config that sets [train.catalogs] lists every set it trains).")
         cat_path = data / rel
         if not cat_path.is_file():
             raise DatasetError(f"{key} = {rel!r}: training catalogue {str(cat_path)!r} not found; check [train] "
                                f"catalogs and data_dir: set {key} to a FITS, CSV or Parquet table relative to "
-                               f"[train] data_dir ({str(data)!r}), or give --data (every training set needs one: "
-                               f"leaving a set out is not supported yet).")
+                               f"[train] data_dir ({str(data)!r}), or give --data, or leave {set_name} out of "
+                               f"[train.catalogs].")
         cat = read_table(cat_path, hint=f"set {key}")
         missing = [lab for lab in set_labels if lab not in cat]
         if missing:
@@ -324,16 +346,17 @@ def _training_rows(tcfg, ccfg, data: Path, notes: list) -> tuple[list, np.ndarra
             p = paths[i]
             if p not in rows:
                 rows[p] = len(rows)
-                y_rows.append(np.full(len(LABEL_NAMES), np.nan))
+                y_rows.append(np.full(len(names), np.nan))
                 set_rows.append(set())
             set_rows[rows[p]].add(set_name)
             y = y_rows[rows[p]]
             for lab in set_labels:
                 v = float(cat[lab][i])
                 if keep[lab][i] and np.isfinite(v):
-                    y[LABEL_NAMES.index(lab)] = v
-    in_set = np.array([[s in r for s in TRAINING_SETS] for r in set_rows], bool).reshape(len(rows), len(TRAINING_SETS))
-    return list(rows), np.array(y_rows).reshape(len(rows), len(LABEL_NAMES)), in_set
+                    y[names.index(lab)] = v
+    sets = schema.sets
+    in_set = np.array([[s in r for s in sets] for r in set_rows], bool).reshape(len(rows), len(sets))
+    return list(rows), np.array(y_rows).reshape(len(rows), len(names)), in_set
 
 
 def _check_test_catalog(tcfg, data: Path) -> None:
@@ -354,15 +377,14 @@ def _check_test_catalog(tcfg, data: Path) -> None:
         raise DatasetError(_no_spectra(key, cat, path, data, paths))
 
 
-def _check_counts(y: np.ndarray, val_mask: np.ndarray | None, in_set: np.ndarray, tcfg) -> None:
+def _check_counts(y: np.ndarray, val_mask: np.ndarray | None, in_set: np.ndarray, tcfg, schema) -> None:
     """Every network can be trained: >= 2 training stars with distinct labels and >= 1 validation
-    star per label, >= 4 VMP training stars ([Fe/H] <= VMP_TRAIN_FEH_MAX of PASTEL). With
+    star per label, >= 4 VMP training stars (feh_label <= train_feh_max of [vmp]). With
     ``val_mask`` None (before the spectra are read) only what no split can fix: >= 3 stars per label."""
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP_TRAIN_FEH_MAX
     from jaxvac.train.dataset import DatasetError
 
     bad: dict[str, list[str]] = {}
-    for j, lab in enumerate(LABELS):
+    for j, lab in enumerate(schema.labels):
         v = y[:, j]
         known = np.isfinite(v)
         if val_mask is None:
@@ -382,11 +404,15 @@ def _check_counts(y: np.ndarray, val_mask: np.ndarray | None, in_set: np.ndarray
             f"{'; ...' if len(whys) > 4 else ''}{more}; each network needs >= 2 training stars with distinct labels "
             f"and >= 1 validation star (a [train] val_fraction = {tcfg.val_fraction} share): add stars with these "
             f"labels and spectra, or raise [train] val_fraction.")
-    feh = y[:, LABEL_NAMES.index("feh_PASTEL")]
-    n_vmp = int((np.isfinite(feh) & (feh <= VMP_TRAIN_FEH_MAX)).sum())
+    v = schema.vmp
+    if v is None:
+        return
+    feh = y[:, schema.index(v.feh_label)]
+    n_vmp = int((np.isfinite(feh) & (feh <= v.train_feh_max)).sum())
     if n_vmp < 4:
-        raise DatasetError(f"[train.catalogs] PASTEL: only {n_vmp} stars with a spectrum have feh_PASTEL <= "
-                           f"{VMP_TRAIN_FEH_MAX}; the VMP network needs at least 4: add metal-poor stars to it.")
+        raise DatasetError(f"[train.catalogs] {v.label.training_set}: only {n_vmp} stars with a spectrum have "
+                           f"{v.feh_label} <= {v.train_feh_max}; the VMP network needs at least 4: add metal-poor "
+                           f"stars to it, or set [vmp] enabled = false to train no VMP network.")
 
 
 # Drops gathering in label space (docs/training.md "Before the first epoch"): with at least
@@ -406,10 +432,10 @@ def _status_names(status: int) -> str:
     return "+".join(names) or f"status {status}"
 
 
-def _drop_notes(spec, usable: np.ndarray, y: np.ndarray, in_set: np.ndarray, n: int) -> list[str]:
+def _drop_notes(spec, usable: np.ndarray, y: np.ndarray, in_set: np.ndarray, n: int, schema) -> list[str]:
     """Notes on the training spectra left out: reasons by name, counts per training set, and a
-    warning per set and label axis where the drops gather in one decile."""
-    from jaxvac.labels import LABEL_NAMES, LABELS, TRAINING_SETS
+    warning per set and label axis where the drops gather in one decile (axes: the set's labels
+    among _CLUSTER_AXES, else its first two labels)."""
 
     why = []
     for i in range(n):
@@ -423,7 +449,7 @@ def _drop_notes(spec, usable: np.ndarray, y: np.ndarray, in_set: np.ndarray, n: 
             why.append("too many bad pixels")
     drop = ~usable
     notes = []
-    for s, set_name in enumerate(TRAINING_SETS):
+    for s, set_name in enumerate(schema.sets):
         d = drop & in_set[:, s]
         if not d.any():
             continue
@@ -432,10 +458,10 @@ def _drop_notes(spec, usable: np.ndarray, y: np.ndarray, in_set: np.ndarray, n: 
             counts[why[i]] = counts.get(why[i], 0) + 1
         notes.append(f"{set_name}: training spectra left out: {int(d.sum())} of {int(in_set[:, s].sum())} ("
                      + "; ".join(f"{k}x {r}" for r, k in sorted(counts.items(), key=lambda t: -t[1])[:5]) + ")")
-        for name in _CLUSTER_AXES:
-            j = LABEL_NAMES.index(name)
-            if LABELS[j].training_set != set_name:
-                continue
+        members = schema.of_set(set_name)
+        axes = [j for j in members if schema.names[j] in _CLUSTER_AXES] or members[:2]
+        for j in axes:
+            name = schema.names[j]
             has = in_set[:, s] & np.isfinite(y[:, j])
             dv = y[d & has, j]
             if dv.size < _CLUSTER_MIN_DROPS:
@@ -457,11 +483,12 @@ def _input_masked_bit() -> int:
     return int(STATUS_INPUT_MASKED)
 
 
-def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, units, notes, progress):
+def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, schema, notes, progress):
+    """Scores on the test catalogue: (markdown table, plot path, rows, VMP comparison or None,
+    held-out (truth, pred, snr) with columns schema.with_vmp)."""
     from jaxvac.train import evaluate
     from jaxvac.io.tables import read_table
     from jaxvac.train.dataset import catalog_paths, load_spectra
-    from jaxvac.labels import LABEL_NAMES, LABELS, VMP
     from jaxvac.model import predict_standardized
     from jaxvac.preprocess import mask_inputs, standardize
 
@@ -473,11 +500,13 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
         notes.append(f"test spectra left out: {int((~usable).sum())} of {len(paths)} (unreadable or failed pre-processing)")
     norm, good = spec.norm[usable], spec.good[usable]
     x = np.asarray(standardize(norm, mask_inputs(norm, good, x_mean, x_std), x_mean, x_std), np.float32)
-    names = list(LABEL_NAMES) + [VMP.name]
+    labels = schema.with_vmp
+    names = [lab.name for lab in labels]
+    rule = schema.vmp_indices() if "vmp" in model_params else None
     truth = np.stack([np.asarray(cat[n], float) if n in cat else np.full(len(paths), np.nan) for n in names], 1)
     # A test catalogue may say which training set's pool each star belongs to (in_pastel, ...):
     # each label is then scored on its own set's kind of star, as the paper's test sets were.
-    sets = [lab.training_set.lower() for lab in LABELS] + [VMP.training_set.lower()]
+    sets = [lab.training_set.lower() for lab in labels]
     for k, s in enumerate(sets):
         if f"in_{s}" in cat:
             truth[~np.asarray(cat[f"in_{s}"], bool), k] = np.nan
@@ -488,77 +517,102 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
     for s in range(0, len(x), b):
         xb = x[s : s + b]
         pad = b - len(xb)
-        yb, vb = predict_standardized(model_params, jnp.asarray(np.pad(xb, ((0, pad), (0, 0)))))
+        yb, vb = predict_standardized(model_params, jnp.asarray(np.pad(xb, ((0, pad), (0, 0)))), vmp_rule=rule)
         preds.append(np.asarray(yb)[: b - pad])
         vmps.append(np.asarray(vb)[: b - pad])
-    pred = np.concatenate([np.concatenate(preds), np.concatenate(vmps)[:, None]], 1).astype(float)
+    pred = np.concatenate(preds).astype(float)
+    if schema.vmp:
+        pred = np.concatenate([pred, np.concatenate(vmps)[:, None].astype(float)], 1)
     rows = evaluate.residual_stats(truth, pred, snr, names, tcfg.snr_bins)
     bins = ["all"] + evaluate.snr_bin_names(tcfg.snr_bins)
-    table = evaluate.markdown_table(rows, units, bins)
-    # feh_VMP against feh_PASTEL on the same candidates, against the same true [Fe/H]
-    true_feh = np.where(np.isfinite(truth[:, -1]), truth[:, -1], truth[:, names.index("feh_PASTEL")])
-    vmp_rows = evaluate.vmp_comparison(true_feh, pred[:, -1], pred[:, names.index("feh_PASTEL")], snr, tcfg.snr_bins)
-    table += "\n### feh_VMP and feh_PASTEL on the VMP candidates (residual = estimate - true [Fe/H])\n\n"
-    table += evaluate.vmp_markdown(vmp_rows)
-    plot = evaluate.plot_residuals(truth, pred, names, units, out / "residuals.png")
+    table = evaluate.markdown_table(rows, schema.units, bins)
+    vmp_rows = None
+    if schema.vmp:  # feh_VMP against its feh label on the same candidates, against the same true [Fe/H]
+        v, k = schema.vmp, names.index(schema.vmp.feh_label)
+        true_feh = np.where(np.isfinite(truth[:, -1]), truth[:, -1], truth[:, k])
+        vmp_rows = evaluate.vmp_comparison(true_feh, pred[:, -1], pred[:, k], snr, tcfg.snr_bins)
+        table += (f"\n### {v.label.name} and {v.feh_label} on the VMP candidates (residual = estimate - true [Fe/H])\n\n"
+                  + evaluate.vmp_markdown(vmp_rows))
+    plot = evaluate.plot_residuals(truth, pred, names, schema.units, out / "residuals.png")
     return table, plot, rows, vmp_rows, (truth, pred, snr)
 
 
-def _validation_residuals(x, y, val_mask, snrg, params, y_mean, y_std, fit_vmp, vmp_rows, vmp_val, batch):
-    """(truth, pred, snr) of the validation stars: (N, 24) in the order of LABEL_NAMES + feh_VMP
-    (NaN where a star has no such label or is not a VMP validation star), snr (N,)."""
-    from jaxvac.labels import LABEL_NAMES
+def _validation_residuals(x, y, val_mask, snrg, params, y_mean, y_std, fit_vmp, vmp_rows, vmp_val, feh_col, batch):
+    """(truth, pred, snr) of the validation stars: (N, M + 1) in the order of the labels, then the
+    VMP network's [Fe/H] (NaN where a star has no such label or is not a VMP validation star; the
+    last column all NaN without a VMP network, fit_vmp None), snr (N,). ``vmp_rows`` (N_all,):
+    the VMP network's stars, ``vmp_val`` its validation ones among them; their truth is y[:, feh_col]."""
     from jaxvac.model import N_VMP_INPUT
 
-    vmp_idx = np.flatnonzero(vmp_rows)[vmp_val]
+    vmp_idx = np.flatnonzero(vmp_rows)[vmp_val] if fit_vmp is not None else np.zeros(0, int)
     rows = np.union1d(np.flatnonzero(val_mask), vmp_idx)
-    m = len(LABEL_NAMES)
+    m = y.shape[1]
     truth = np.full((rows.size, m + 1), np.nan)
     pred = np.full((rows.size, m + 1), np.nan)
     in_val = val_mask[rows]
     truth[in_val, :m] = y[rows[in_val]]
     pred[in_val, :m] = predict_stack(params, x[rows[in_val]], y_mean, y_std, batch)
-    at = np.searchsorted(rows, vmp_idx)
-    truth[at, m] = y[vmp_idx, LABEL_NAMES.index("feh_PASTEL")]
-    pred[at, m] = predict_stack(fit_vmp.params, x[vmp_idx, :N_VMP_INPUT], fit_vmp.y_mean, fit_vmp.y_std, batch)[:, 0]
+    if fit_vmp is not None:
+        at = np.searchsorted(rows, vmp_idx)
+        truth[at, m] = y[vmp_idx, feh_col]
+        pred[at, m] = predict_stack(fit_vmp.params, x[vmp_idx, :N_VMP_INPUT], fit_vmp.y_mean, fit_vmp.y_std, batch)[:, 0]
     return truth, pred, np.asarray(snrg, float)[rows]
 
 
-def _error_model(heldout, source: str, ecfg, cfg, tcfg) -> tuple[dict, list[dict]]:
+def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std) -> tuple[dict, list[dict]]:
     """The checkpoint's error model from held-out residuals, and its 2-fold cross-check.
 
-    Rows: :func:`jaxvac.train.calibrate.heldout_error_rows` on all held-out stars (a label without
-    a row keeps the config's, Table 2). Cross-check: the held-out stars are split in two halves
-    (seed ``[train] seed``); each half's Err comes from rows fitted on the other half, and
-    std((pred - truth) / Err) is tabulated per label and ``[train] error_check_bins`` snrg bin
-    (:func:`jaxvac.train.evaluate.error_calibration`), so the table is not scored on the stars
-    its model was fitted to.
+    heldout, validation: (truth, pred, snr) with the columns of ``schema.names`` then the VMP
+    network's [Fe/H] (NaN without one). Rows: :func:`jaxvac.train.calibrate.heldout_error_rows`
+    on all held-out stars; a label without a row there (a label the test catalogue lacks) takes
+    the row fitted on the validation stars, then the config's ([errors.coefficients], Table 2 for
+    the paper's labels), then a constant, the label's scatter over its training stars (y_std: the
+    error of a network that learnt nothing), so every label of the model has a row. Cross-check:
+    the held-out stars are split in two halves (seed ``[train] seed``); each half's Err comes from
+    rows fitted on the other half, and std((pred - truth) / Err) is tabulated per label and
+    ``[train] error_check_bins`` snrg bin (:func:`jaxvac.train.evaluate.error_calibration`), so the
+    table is not scored on the stars its model was fitted to.
     """
-    from jaxvac.labels import LABEL_NAMES, VMP
     from jaxvac.run.uncertainties import ErrorModel, vmp_error
     from jaxvac.train import evaluate
     from jaxvac.train.calibrate import heldout_error_rows
 
+    names = list(schema.names)
+    vmp_name = schema.vmp.label.name if schema.vmp else None
+    cols = names + [vmp_name or "_no_vmp"]
     truth, pred, snr = heldout
-    names = list(LABEL_NAMES) + [VMP.name]
     resid = pred - truth
-    config_model = ErrorModel.from_config(cfg)
+    config_model = ErrorModel.from_config(cfg, names, vmp_name, partial=True)  # the rows the config has
+    val_truth, val_pred, val_snr = validation
+    fitted = names + ([vmp_name] if vmp_name else [])  # columns of heldout/validation with a network
+    val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg)
 
     def model_of(sel):
-        rows = heldout_error_rows(snr[sel], {n: resid[sel, k] for k, n in enumerate(names)}, ecfg)
+        rows = heldout_error_rows(snr[sel], {n: resid[sel, k] for k, n in enumerate(fitted)}, ecfg)
+        for k, n in enumerate(names):
+            if n in rows:
+                continue
+            if n in val_rows:
+                rows[n] = {**val_rows[n], "status": f"{val_rows[n]['status']}, validation stars (not in the {source})"}
+            elif n not in config_model.names:
+                rows[n] = {"a": float(y_std[k]), "b": 0.0, "c": 0.0, "sigma_m": 0.0, "scale": 1.0, "n": 0,
+                           "status": "constant: no held-out residuals; the label's scatter over its training stars"}
         vmp = resid[sel, -1][np.isfinite(resid[sel, -1])]
         vmp_sigma = float(np.std(vmp, ddof=1)) if vmp.size >= 2 else config_model.feh_vmp_sigma
-        return rows, vmp_sigma, ErrorModel.from_rows(rows, vmp_sigma, "held-out fit", fallback=config_model)
+        return rows, vmp_sigma, ErrorModel.from_rows(rows, vmp_sigma, "held-out fit", fallback=config_model, names=names,
+                                                     vmp=vmp_name)
 
     rows, vmp_sigma, model = model_of(np.ones(len(snr), bool))
     half = np.random.default_rng([tcfg.seed, 3]).random(len(snr)) < 0.5
     err = np.full(resid.shape, np.nan)
     for fit_on in (half, ~half):
         _, _, m = model_of(fit_on)
-        err[~fit_on, :-1] = m.sigma(snr[~fit_on])
-        feh_vmp = np.where(np.isfinite(pred[~fit_on, -1]), -2.0, np.nan)  # any finite value: the error where predicted
-        err[~fit_on, -1] = vmp_error(feh_vmp, snr[~fit_on], m)
-    calibration = evaluate.error_calibration(resid, err, snr, names, tcfg.error_check_bins)
+        err[~fit_on, :-1] = m.sigma(snr[~fit_on], names)
+        if vmp_name:
+            feh_vmp = np.where(np.isfinite(pred[~fit_on, -1]), -2.0, np.nan)  # any finite value: the error where predicted
+            err[~fit_on, -1] = vmp_error(feh_vmp, snr[~fit_on], m)
+    keep = slice(None) if schema.vmp else slice(None, -1)
+    calibration = evaluate.error_calibration(resid[:, keep], err[:, keep], snr, cols[keep], tcfg.error_check_bins)
     record = {
         "kind": "checkpoint",
         "source": source,
@@ -629,11 +683,10 @@ def _ood_flagged(params, meta, x_mean, x_std, test_path, data, cache, tcfg, mcfg
     return float(np.mean(~(s <= meta["threshold"])))
 
 
-def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, percentile: float) -> dict:
+def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, percentile: float, schema) -> dict:
     """Flag ranges of the networks: per label the [p, 100 - p] percentiles (p = ``[train]
     range_percentile``; 0: min and max) of its curated training stars' labels (the validation
-    stars left out), and of the VMP network's training [Fe/H]."""
-    from jaxvac.labels import LABEL_NAMES, VMP
+    stars left out), and of the VMP network's training [Fe/H] (when there is one)."""
 
     def lo_hi(v):
         v = v[np.isfinite(v)]
@@ -642,8 +695,8 @@ def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, perc
     return {
         "rule": f"[{percentile:g}, {100 - percentile:g}] percentiles of each label over its curated training stars",
         "percentile": float(percentile),
-        "labels": {n: lo_hi(y[train, k]) for k, n in enumerate(LABEL_NAMES)},
-        VMP.name: lo_hi(np.asarray(vmp_feh, float)),
+        "labels": {n: lo_hi(y[train, k]) for k, n in enumerate(schema.names)},
+        **({schema.vmp.label.name: lo_hi(np.asarray(vmp_feh, float))} if schema.vmp else {}),
     }
 
 

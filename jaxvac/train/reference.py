@@ -61,7 +61,14 @@ __all__ = ["FORMATS", "Converted", "PhotometryConfig", "ReferenceTable", "Trains
 FORMATS = ("apogee", "pastel", "gaia", "generic")
 CURATION_COLUMNS = ("snr_apogee", "Teff_APOGEE", "Err_Teff_APOGEE", "dist", "Err_dist", "gb", "ebv")
 KEY_COLUMNS = ("obsid", "path", "ra", "dec", "id")
-GENERIC_DESTS = (*KEY_COLUMNS, *(x for l in LABEL_NAMES for x in (l, f"Err_{l}")), *CURATION_COLUMNS)
+
+
+def generic_dests(label_names) -> tuple[str, ...]:
+    """The names ``--map SRC=DEST`` may give: keys, label columns and their Err_, curation columns."""
+    return (*KEY_COLUMNS, *(x for l in label_names for x in (l, f"Err_{l}")), *CURATION_COLUMNS)
+
+
+GENERIC_DESTS = generic_dests(LABEL_NAMES)  # with the paper's labels (dr8.toml [labels])
 SENTINEL_MAX = -9990.0  # a value at or below this is missing (the -9999 of older catalogues)
 MAG_BAD = 99.0  # 2MASS / APOGEE photometry write 99 for no measurement ("bad = 99")
 LN10 = math.log(10.0)
@@ -201,7 +208,8 @@ def convert(ref: ReferenceTable, tcfg: TrainsetConfig, pcfg: PhotometryConfig) -
 class ReferenceTable:
     """The reference catalogue's columns, found by slot (format aliases, then --map) and read once."""
 
-    def __init__(self, path, fmt: str, maps: dict):
+    def __init__(self, path, fmt: str, maps: dict, labels=LABEL_NAMES):
+        """labels: the label names a --map may write (the config's [labels]; default the paper's)."""
         from jaxvac.io.tables import TableError, column_names
 
         self.path, self.fmt, self.maps = str(path), fmt, maps
@@ -210,11 +218,12 @@ class ReferenceTable:
         except TableError as e:
             raise TrainsetError(str(e)) from None
         self.lower = {n.lower(): n for n in reversed(self.names)}
-        allowed = set(GENERIC_DESTS) | set(self.slots())
+        allowed = set(generic_dests(labels)) | set(self.slots())
         bad = [d for d in maps if d not in allowed]
         if bad:
             raise TrainsetError(f"--map ...={bad[0]}: {bad[0]!r} is not a name trainset knows for --format {fmt}; "
-                                f"use a label name or Err_<label> (jaxvac/labels.py), a curation column "
+                                f"use a label name or Err_<label> of the config's [labels] (add a new label "
+                                f"there: docs/training.md), a curation column "
                                 f"{list(CURATION_COLUMNS)}, a key {list(KEY_COLUMNS)}"
                                 + (f", or a slot of the format {sorted(self.slots())}." if self.slots() else "."))
         for dest, src in maps.items():

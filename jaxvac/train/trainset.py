@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxvac.config import section
-from jaxvac.labels import LABEL_NAMES, LABELS
+from jaxvac.labels import LabelSchema
 from jaxvac.train.reference import (CURATION_COLUMNS, FORMAT_NAMES, FORMATS, PhotometryConfig, ReferenceTable,
                                     TrainsetConfig, TrainsetError, convert)
 
@@ -32,9 +32,8 @@ __all__ = ["FORMATS", "PhotometryConfig", "TrainsetConfig", "TrainsetError", "Tr
            "parse_maps"]
 
 MATCH_KEYS = ("auto", "path", "obsid", "sky")
-_UNITS = {l.name: l.unit for l in LABELS} | {f"Err_{l.name}": l.unit for l in LABELS} | {
-    "Teff_APOGEE": "K", "Err_Teff_APOGEE": "K", "dist": "kpc", "Err_dist": "kpc", "gb": "deg", "ebv": "mag",
-    "sep_arcsec": "arcsec"}
+_UNITS = {"Teff_APOGEE": "K", "Err_Teff_APOGEE": "K", "dist": "kpc", "Err_dist": "kpc", "gb": "deg", "ebv": "mag",
+          "sep_arcsec": "arcsec"}  # curation columns; the labels' units come from the config's [labels]
 
 
 @dataclasses.dataclass
@@ -109,16 +108,18 @@ def build_trainset(catalogue, out, *, index=None, data_dir=None, fmt: str = "gen
     tcfg = section(cfg, "trainset", TrainsetConfig)
     pcfg = section(cfg, "photometry", PhotometryConfig)
     maps = dict(maps or {})
-    ref = ReferenceTable(catalogue, fmt, maps)
+    schema = LabelSchema.from_config(cfg, sets=tuple(cfg.get("labels", {})))  # every label the config lists
+    units = _UNITS | {n: u for lab in schema.labels for n, u in ((lab.name, lab.unit), (f"Err_{lab.name}", lab.unit))}
+    ref = ReferenceTable(catalogue, fmt, maps, labels=schema.names)
     rows_in = ref.n
     conv = convert(ref, tcfg, pcfg)
     cols, keep, notes = conv.cols, conv.keep, conv.notes
     cols["ref_row"] = keep
     n_stars = len(keep)
     key = _match_key(by, cols, fmt, catalogue)
-    table, match = _attach_spectra(cols, key, index, data_dir, mcfg, catalogue, relative_to, notes)
-    rows_out = _write(out, table)
-    labels = {name: int(np.count_nonzero(np.isfinite(table[name]))) for name in LABEL_NAMES if name in table}
+    table, match = _attach_spectra(cols, key, index, data_dir, mcfg, catalogue, relative_to, notes, schema.names)
+    rows_out = _write(out, table, units)
+    labels = {name: int(np.count_nonzero(np.isfinite(table[name]))) for name in schema.names if name in table}
     ids = cols.get("ref_id", cols.get("id"))
     names = np.array([str(ids[i]) if ids is not None and str(ids[i]) else f"row {r}"
                       for i, r in enumerate(cols["ref_row"].tolist())], dtype=object)
@@ -168,7 +169,7 @@ def _load_index(index, data_dir):
         raise TrainsetError(str(e)) from None
 
 
-def _attach_spectra(cols: dict, key: str, index, data_dir, mcfg, catalogue, relative_to, notes):
+def _attach_spectra(cols: dict, key: str, index, data_dir, mcfg, catalogue, relative_to, notes, label_names):
     """The output table: one row per (star, matched spectrum), with obsid, path and snrg first."""
     from jaxvac.io.match import as_ids, match_obsid, match_sky
 
@@ -189,7 +190,7 @@ def _attach_spectra(cols: dict, key: str, index, data_dir, mcfg, catalogue, rela
             if (~found).any():
                 notes.append(f"{int((~found).sum()):,} paths are not in the index: their snrg is unknown")
         rows = np.arange(n)
-        table = _assemble(cols, rows, obsid, paths, snrg, None, relative_to)
+        table = _assemble(cols, rows, obsid, paths, snrg, None, relative_to, label_names)
         return table, None
     if idx is None:
         raise TrainsetError(f"matching by {key} needs a spectra index: give --index INDEX (from `jaxvac index DIR "
@@ -222,7 +223,7 @@ def _attach_spectra(cols: dict, key: str, index, data_dir, mcfg, catalogue, rela
     if not len(m.row):
         raise TrainsetError(_no_match_message(cols, key, m, idx, usable, mcfg, catalogue))
     table = _assemble(cols, m.row, idx["obsid"][m.index], idx["path"][m.index], idx["snrg"][m.index],
-                      m.sep_arcsec if key == "sky" else None, relative_to)
+                      m.sep_arcsec if key == "sky" else None, relative_to, label_names)
     return table, m
 
 
@@ -251,14 +252,14 @@ def _as_list(a) -> list:
     return a.tolist() if hasattr(a, "tolist") else list(a)
 
 
-def _assemble(cols, rows, obsid, paths, snrg, sep, relative_to) -> dict:
-    """Ordered output columns for rows ``rows`` of ``cols``."""
+def _assemble(cols, rows, obsid, paths, snrg, sep, relative_to, label_names) -> dict:
+    """Ordered output columns for rows ``rows`` of ``cols`` (labels: those of ``label_names`` it has)."""
     if relative_to is not None:
         base = os.path.abspath(os.fspath(relative_to))
         paths = np.array([os.path.relpath(p, base) if p else p for p in paths], dtype=object)
     out = {"obsid": np.asarray(obsid, np.int64), "path": np.asarray(paths, dtype=object),
            "snrg": np.asarray(snrg, np.float64)}
-    for label in LABEL_NAMES:
+    for label in label_names:
         for name in (label, f"Err_{label}"):
             if name in cols:
                 out[name] = np.asarray(cols[name], np.float64)[rows]
@@ -279,7 +280,7 @@ def _assemble(cols, rows, obsid, paths, snrg, sep, relative_to) -> dict:
 # Writing
 
 
-def _write(out: Path, table: dict) -> int:
+def _write(out: Path, table: dict, units: dict) -> int:
     n = len(table["obsid"])
     if out.suffix.lower() == ".parquet":
         import pyarrow as pa
@@ -292,8 +293,7 @@ def _write(out: Path, table: dict) -> int:
         t = pa.table(arrays)
         import json
 
-        units = {k: u for k, u in _UNITS.items() if k in table}
-        t = t.replace_schema_metadata({b"jaxvac.units": json.dumps(units).encode()})
+        t = t.replace_schema_metadata({b"jaxvac.units": json.dumps({k: u for k, u in units.items() if k in table}).encode()})
         with atomic_path(out) as tmp:
             pq.write_table(t, tmp)
         return n
@@ -309,5 +309,5 @@ def _write(out: Path, table: dict) -> int:
     rows = np.empty(n, fields)
     for k, v in arrays.items():
         rows[k] = v
-    write_tables(out, [("TRAINSET", rows, {k: u for k, u in _UNITS.items() if k in table}, None)])
+    write_tables(out, [("TRAINSET", rows, {k: u for k, u in units.items() if k in table}, None)])
     return n
