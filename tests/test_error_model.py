@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxvac.config import ConfigError, load_config
-from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+from jaxvac.labels import LABEL_NAMES, LABELS, PAPER, VMP
 from jaxvac.run.rows import QFLAG_INPUT_MASKED, QFLAG_OOD, quality_flags
 from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig, default_ranges, run_error_model, run_ranges
 from jaxvac.train.calibrate import fit_total_error, heldout_error_rows
@@ -202,7 +202,7 @@ def test_calibrate_errors_into_a_checkpoint(tmp_path):
     st = {"x_mean": np.ones(N_INPUT, np.float32), "x_std": np.full(N_INPUT, 0.1, np.float32),
           "y_mean": np.zeros(m, np.float32), "y_std": np.ones(m, np.float32), "vmp_mean": np.float32(-2), "vmp_std": np.float32(1)}
     heldout = {"kind": "checkpoint", "rows": _meta_rows(), "feh_vmp_sigma": 0.2}
-    meta = {"labels": list(LABEL_NAMES), "model": {"hidden": [4], "vmp_hidden": [3]}, "standardization": st,
+    meta = {**PAPER.to_metadata(), "model": {"hidden": [4], "vmp_hidden": [3]}, "standardization": st,
             "error_model": heldout}
     ck = tmp_path / "checkpoint"
     checkpoint.save(ck, params, meta)

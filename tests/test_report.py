@@ -201,3 +201,36 @@ def test_report_refuses_a_file_that_is_not_a_catalogue(tmp_path):
     res = CliRunner().invoke(main, ["report", str(bad), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
     assert res.output.startswith("jaxvac report: ") and "cannot be read as a jaxvac catalogue" in res.output
+
+
+def test_report_of_a_catalogue_with_other_labels(tmp_path):
+    """A GALAH-like model without magnitudes: its labels and units in the table, the Kiel diagram
+    from its own Teff/logg/[Fe/H], and no diagram that needs columns it lacks."""
+    from jaxvac.labels import Label, LabelSchema
+    from jaxvac.run.catalog import catalog_dtype
+
+    schema = LabelSchema(labels=(Label("Teff_GALAH", "K", "GALAH", 3000.0, 8000.0, ""),
+                                 Label("logg_GALAH", "dex", "GALAH", 0.0, 5.5, ""),
+                                 Label("feh_GALAH", "dex", "GALAH", -4.0, 1.0, ""),
+                                 Label("MgFe_GALAH", "dex", "GALAH", -1.0, 1.0, "")), vmp=None)
+    rng = np.random.default_rng(4)
+    r = empty_catalog(120, catalog_dtype(schema))
+    r["uqflag"] = 1
+    r["Teff_GALAH"] = rng.uniform(4000, 7000, 120)
+    r["logg_GALAH"] = rng.uniform(1, 5, 120)
+    r["feh_GALAH"] = rng.normal(-0.3, 0.4, 120)
+    r["MgFe_GALAH"][:30] = 0.1
+    for k in ("Teff_GALAH", "logg_GALAH", "feh_GALAH"):
+        r[f"flag_{k}"] = 0
+    r["flag_MgFe_GALAH"][:30] = 0
+    r["flag_MgFe_GALAH"][:4] = 1
+    counts = flag_counts(r)
+    assert list(counts) == ["Teff_GALAH", "logg_GALAH", "feh_GALAH", "MgFe_GALAH"]
+    assert (counts["MgFe_GALAH"].estimates, counts["MgFe_GALAH"].flagged, counts["MgFe_GALAH"].missing) == (30, 4, 90)
+    cat = write_catalog(tmp_path / "galah.fits", r, units=schema.units)
+    paths = report_catalogue(cat, tmp_path / "rep")
+    names = sorted(p.name for p in paths)
+    assert names == ["flag_fractions.png", "index.html", "kiel.png", "label_histograms.png", "summary.md"]
+    md = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| Teff_GALAH [K] | 120 |" in md and "| MgFe_GALAH [dex] | 30 |" in md and "dist_phot" not in md
+    assert "4 of 30 estimates (13.3%)" in md

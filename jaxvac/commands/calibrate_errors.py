@@ -17,7 +17,8 @@ import click
 @click.option("--star-column", default=None,
               help="Column identifying a star (default: the first of star_id, gaiaid, gaia_source_id, source_id, designation, desig).")
 @click.option("--snr-column", default="snrg", show_default=True, help="Column with the g-band SNR.")
-@click.option("--labels", default=None, help="Comma-separated label columns to calibrate (default: every label column present).")
+@click.option("--labels", default=None, help="Comma-separated label columns to calibrate (default: every label column present: the labels of "
+                   "the --into checkpoint, else any label of the config's [labels] and [vmp]).")
 @click.option("--dpi", default=80, show_default=True, type=click.IntRange(20, 600), help="Resolution of calibrate_errors.png.")
 @click.option("--into", "into", default=None, type=click.Path(file_okay=False), metavar="CHECKPOINT",
               help="Also make the fitted rows the error model of this checkpoint (RUN/checkpoint; a new step): "
@@ -26,7 +27,7 @@ def command(catalogue, out_dir, config, star_column, snr_column, labels, dpi, in
     """Fit the random-error coefficients a, b, c of every label from repeat observations.
 
     CATALOGUE is a FITS, CSV or Parquet table with one row per spectrum: a star id, snrg and label
-    columns (names of jaxvac/labels.py). Spectra of one star whose SNR differ by < 10% are
+    columns (the labels of the --into checkpoint, else those of the config's [labels]). Spectra of one star whose SNR differ by < 10% are
     paired; (x1 - x2) / sqrt(2) is binned by SNR and sigma = a + c / SNR**b fitted per label
     (Wang et al. 2022, Table 2 and Fig. 5). See docs/errors.md.
 

@@ -38,15 +38,17 @@ def save_figure(fig, path: str | os.PathLike, **savefig) -> Path:
     return path
 
 
-def plot_calibration(cal: Calibration, path, reference: ErrorModel | None = None, dpi: int = 80) -> str:
+def plot_calibration(cal: Calibration, path, reference: ErrorModel | None = None, dpi: int = 80,
+                     units: dict[str, str] | None = None) -> str:
     """PNG like Fig. 5 of Wang et al. (2022): one panel per label, binned scatter of the pair
     residuals (label units) against snrg, the fitted a + c / snr**b, and the reference curve.
 
-    Returns the path written, as a str."""
+    units: {label: unit} of the panel titles (the model's ``LabelSchema.units``); the paper's
+    table for a label not in it. Returns the path written, as a str."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from jaxvac.labels import LABELS, VMP
+    from jaxvac.labels import PAPER
 
     n = max(len(cal.labels), 1)
     ncol = min(5, n)
@@ -55,7 +57,7 @@ def plot_calibration(cal: Calibration, path, reference: ErrorModel | None = None
     FigureCanvasAgg(fig)
     edges = np.asarray(cal.settings.snr_bin_edges, np.float64)
     grid = np.geomspace(edges[0], edges[-1], 200)
-    units = {l.name: l.unit for l in LABELS + (VMP,)}
+    units = {**PAPER.units, **(units or {})}
     for k, lc in enumerate(cal.labels):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         bs = lc.bins

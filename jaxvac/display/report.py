@@ -12,6 +12,13 @@ number of stars. Fractions always come with their denominators ("flagged 18 of 7
 ``index.html`` embeds every plot as a base64 PNG data URI and holds the summary tables and the
 run's provenance from the catalogue header (model, config, input digest, counts), with no
 external resource: it reads offline in any browser.
+
+Any catalogue of `jaxvac run` works, whatever labels its model predicts: the labels are the columns
+that have Err_<name> and flag_<name>, their units those the file records (``read_units``; the
+paper's table for a known name when the rows come without units). A diagram whose columns the
+catalogue lacks is left out: the Kiel diagram needs Teff_<set>, logg_<set> and feh_<set> of one
+set (PASTEL first), [Fe/H] vs [alpha/M] feh_APOGEE and AFE_APOGEE, the colour-magnitude diagram
+a_bp, a_rp and a_gg, the maps X, Y, Z.
 """
 
 from __future__ import annotations
@@ -28,11 +35,11 @@ from jaxvac.errors import JaxvacError
 from jaxvac.display.plots import (colour_bar, colour_map, count_label, density_map, mark_sun_and_centre, new_figure,
                                   outside, robust_limits, save_figure)
 from jaxvac.io.atomic import atomic_write
-from jaxvac.labels import LABEL_NAMES
-from jaxvac.run.catalog import PARAMETERS, UNITS
+from jaxvac.labels import LABEL_NAMES, VMP
+from jaxvac.run.catalog import UNITS
 
 __all__ = ["write_report", "report_catalogue", "ReportError", "catalogue_provenance", "flag_counts", "flag_fractions",
-           "label_summary", "FlagCount", "LIMIT_PERCENTILES", "COLOUR_PERCENTILES"]
+           "label_summary", "catalogue_labels", "catalogue_parameters", "FlagCount", "LIMIT_PERCENTILES", "COLOUR_PERCENTILES"]
 
 LIMIT_PERCENTILES = (0.5, 99.5)  # axis limits of every diagram and histogram: these percentiles of the plotted values
 COLOUR_PERCENTILES = (2.0, 98.0)  # colour scale of [Fe/H] in the Kiel diagram
@@ -84,10 +91,30 @@ def _th(q: float) -> str:
     return s + ("th" if s.endswith(("11", "12", "13")) or "." in s else {"1": "st", "2": "nd", "3": "rd"}.get(s[-1], "th"))
 
 
+def catalogue_parameters(rows: np.ndarray) -> list[str]:
+    """The columns of ``rows`` that have a flag_<name> column (labels and dist_phot), in file order."""
+    names = rows.dtype.names
+    return [n[5:] for n in names if n.startswith("flag_") and n[5:] in names]
+
+
+def catalogue_labels(rows: np.ndarray) -> list[str]:
+    """The label columns of ``rows`` (a flag_ and an Err_, not dist_phot): the paper's in the
+    order of jaxvac.labels (then feh_VMP), then the others in file order."""
+    names = rows.dtype.names
+    found = [p for p in catalogue_parameters(rows) if p != "dist_phot" and f"Err_{p}" in names]
+    paper = [n for n in (*LABEL_NAMES, VMP.name) if n in found]
+    return paper + [n for n in found if n not in paper]
+
+
+def _unit_of(units: dict | None):
+    table = {**UNITS, **(units or {})}
+    return lambda name: table.get(name, "")
+
+
 def flag_counts(rows: np.ndarray) -> dict[str, FlagCount]:
     """Per parameter: rows, finite estimates, flagged estimates and rows without an estimate."""
     out = {}
-    for p in PARAMETERS:
+    for p in catalogue_parameters(rows):
         ok = np.isfinite(rows[p])
         flagged = np.count_nonzero(ok & (rows[f"flag_{p}"] == 1))
         out[p] = FlagCount(len(rows), int(ok.sum()), int(flagged), int(len(rows) - ok.sum()))
@@ -98,13 +125,14 @@ def flag_fractions(rows: np.ndarray) -> dict[str, float]:
     """Fraction of all rows with flag_<p> = 1, per parameter (rows without an estimate count as
     flagged). :func:`flag_counts` separates the two, as the report does."""
     n = max(len(rows), 1)
-    return {p: float(np.count_nonzero(rows[f"flag_{p}"] == 1)) / n for p in PARAMETERS}
+    return {p: float(np.count_nonzero(rows[f"flag_{p}"] == 1)) / n for p in catalogue_parameters(rows)}
 
 
 def label_summary(rows: np.ndarray) -> list[tuple[str, int, float, float, float, float]]:
-    """(label, n finite, median, 16th, 84th percentile, median error) per label, feh_VMP and dist_phot."""
+    """(label, n finite, median, 16th, 84th percentile, median error) per label of the catalogue
+    (:func:`catalogue_labels`: the paper's 23 and feh_VMP for its model), then dist_phot if present."""
     out = []
-    for name in (*LABEL_NAMES, "feh_VMP", "dist_phot"):
+    for name in (*catalogue_labels(rows), *(("dist_phot",) if "dist_phot" in rows.dtype.names else ())):
         v = rows[name].astype(np.float64)
         e = rows[f"Err_{name}"].astype(np.float64)
         ok = np.isfinite(v)
@@ -217,9 +245,20 @@ def _flag_text(flags: tuple[str, ...], n_flagged: int) -> str:
             "(not shown).")
 
 
-def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
+def _kiel_columns(names) -> tuple[str, str, str] | None:
+    """(Teff_S, logg_S, feh_S) of the first set S that has all three (PASTEL first), or None."""
+    for s in ["PASTEL"] + [n[5:] for n in names if n.startswith("Teff_")]:
+        cols = (f"Teff_{s}", f"logg_{s}", f"feh_{s}")
+        if all(c in names for c in cols):
+            return cols
+    return None
+
+
+def _plots(rows: np.ndarray, out: Path, units: dict | None = None) -> list[_Plot]:
     uq = rows["uqflag"] == 1
     plots: list[_Plot] = []
+    unit_of = _unit_of(units)
+    have = set(rows.dtype.names)
 
     def save(fig, name, title, caption):
         p = out / f"{name}.png"
@@ -227,23 +266,27 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
         plots.append(_Plot(name, title, caption, p))
 
     # Kiel diagram coloured by [Fe/H]
-    flags = ("Teff_PASTEL", "logg_PASTEL", "feh_PASTEL")
-    (t, g, z), n, nf = _select(rows, uq, flags, flags)
-    fig = new_figure(6.0, 4.8)
-    ax = fig.add_subplot()
-    xl, yl = robust_limits(t, LIMIT_PERCENTILES), robust_limits(g, LIMIT_PERCENTILES)
-    cl = robust_limits(z, COLOUR_PERCENTILES, pad=0.0)
-    if n:
-        m = colour_map(ax, t, g, z, xl, yl, cl, ((xl[1] - xl[0]) / 100, (yl[1] - yl[0]) / 100))
-        colour_bar(fig, m, ax, "[Fe/H] (PASTEL scale) [dex]", extend="both")
-    ax.set(xlim=xl[::-1], ylim=yl[::-1], xlabel=r"$T_\mathrm{eff}$ [K]", ylabel=r"$\log g$ [dex]")
-    count_label(ax, n)
-    ax.set_title("Kiel diagram", fontsize=11)
-    save(fig, "kiel", "Kiel diagram coloured by [Fe/H]",
-         f"{_flag_text(flags, nf)} Colour: [Fe/H], its {_th(COLOUR_PERCENTILES[0])}-{_th(COLOUR_PERCENTILES[1])} "
-         f"percentiles ({cl[0]:.2f} to {cl[1]:.2f} dex); values beyond take the end colours. "
-         + ("Points are coloured per star." if n <= 50_000 else "Colour is the mean [Fe/H] per bin (>= 3 stars).")
-         + " " + _limits_text(outside(t, g, xl, yl)))
+    kiel = _kiel_columns(rows.dtype.names)
+    if kiel:
+        flags = kiel
+        scale = kiel[2][4:]
+        (t, g, z), n, nf = _select(rows, uq, flags, flags)
+        fig = new_figure(6.0, 4.8)
+        ax = fig.add_subplot()
+        xl, yl = robust_limits(t, LIMIT_PERCENTILES), robust_limits(g, LIMIT_PERCENTILES)
+        cl = robust_limits(z, COLOUR_PERCENTILES, pad=0.0)
+        if n:
+            m = colour_map(ax, t, g, z, xl, yl, cl, ((xl[1] - xl[0]) / 100, (yl[1] - yl[0]) / 100))
+            colour_bar(fig, m, ax, f"[Fe/H] ({scale} scale) [{unit_of(kiel[2]) or 'dex'}]", extend="both")
+        ax.set(xlim=xl[::-1], ylim=yl[::-1], xlabel=rf"$T_\mathrm{{eff}}$ [{unit_of(kiel[0]) or 'K'}]",
+               ylabel=rf"$\log g$ [{unit_of(kiel[1]) or 'dex'}]")
+        count_label(ax, n)
+        ax.set_title("Kiel diagram", fontsize=11)
+        save(fig, "kiel", "Kiel diagram coloured by [Fe/H]",
+             f"{_flag_text(flags, nf)} Colour: [Fe/H], its {_th(COLOUR_PERCENTILES[0])}-{_th(COLOUR_PERCENTILES[1])} "
+             f"percentiles ({cl[0]:.2f} to {cl[1]:.2f} dex); values beyond take the end colours. "
+             + ("Points are coloured per star." if n <= 50_000 else "Colour is the mean [Fe/H] per bin (>= 3 stars).")
+             + " " + _limits_text(outside(t, g, xl, yl)))
 
     # [Fe/H] vs [alpha/M] and the CMD: log densities
     for name, cols, flags, xlabel, ylabel, unit, invert, title, what in (
@@ -252,6 +295,8 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
         ("cmd", ("a_bp", "a_rp", "a_gg"), ("a_bp", "a_rp", "a_gg"), r"$M_{BP} - M_{RP}$ [mag]", r"$M_G$ [mag]",
          "mag", True, "Colour-magnitude diagram", "absolute G magnitude against the BP - RP colour, both from the networks"),
     ):
+        if not have.issuperset(cols):
+            continue
         vals, n, nf = _select(rows, uq, cols, flags)
         x, y = (vals[0] - vals[1], vals[2]) if name == "cmd" else vals
         fig = new_figure(5.6, 4.6)
@@ -269,7 +314,7 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
 
     # X-Y and X-Z maps
     sun = _sun_xyz()
-    for name, j in (("xy", 1), ("xz", 2)):
+    for name, j in (("xy", 1), ("xz", 2)) if have.issuperset(("X", "Y", "Z", "flag_dist_phot")) else ():
         axis = "XYZ"[j]
         (x, y), n, nf = _select(rows, uq, ("X", axis), ("dist_phot",))
         fig = new_figure(6.0, 5.2)
@@ -292,7 +337,7 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
              + _limits_text(outside(x, y, xl, yl)).replace("plotted values", "plotted values, widened to show the Sun and the centre"))
 
     # a histogram per label
-    names = (*LABEL_NAMES, "feh_VMP")
+    names = catalogue_labels(rows)
     ncol = 6
     nrow = -(-len(names) // ncol)
     fig = new_figure(2.7 * ncol, 2.3 * nrow, layout=None)
@@ -309,7 +354,7 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
         if len(v):
             ax.hist([v[f == 0], v[f != 0]], bins=np.linspace(*lim, 41), stacked=True, color=["C0", "0.65"])
         ax.set_xlim(lim)
-        ax.set_title(f"{name} [{UNITS[name]}]\nN = {len(v):,}, flagged {np.count_nonzero(f):,}", fontsize=7.5)
+        ax.set_title(f"{name} [{unit_of(name)}]\nN = {len(v):,}, flagged {np.count_nonzero(f):,}", fontsize=7.5)
         ax.tick_params(labelsize=6.5)
     fig.suptitle("Estimates of the stars with uqflag = 1: blue flag 0, grey flag 1 (outside the training range), stacked",
                  fontsize=9)
@@ -342,8 +387,9 @@ def _plots(rows: np.ndarray, out: Path) -> list[_Plot]:
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=7, frameon=False)
     save(fig, "flag_fractions", "Flags per parameter",
          f"For each parameter, the {len(rows):,} catalogue rows split into estimates with flag 0 (blue), estimates with "
-         "flag 1 (red: outside the training range; for dist_phot also implausible or resting on a flagged a_ks) and rows "
-         "without an estimate (grey, flag 1). The right column gives flagged estimates over estimates.")
+         "flag 1 (red: outside the training range" + ("; for dist_phot also implausible or resting on a flagged "
+                                                    "M_Ks" if "dist_phot" in counts else "")
+         + ") and rows without an estimate (grey, flag 1). The right column gives flagged estimates over estimates.")
     return plots
 
 
@@ -360,12 +406,13 @@ def _nice(step: float) -> float:
 # The summary (Markdown) and the page (HTML)
 
 
-def _summary_rows(rows: np.ndarray) -> list[list[str]]:
+def _summary_rows(rows: np.ndarray, units: dict | None = None) -> list[list[str]]:
     counts = flag_counts(rows)
+    unit_of = _unit_of(units)
     out = []
     for name, n, med, lo, hi, err in label_summary(rows):
         c = counts.get(name)
-        out.append([f"{name} [{UNITS[name]}]", f"{n:,}", f"{med:.4g}", f"{lo:.4g}", f"{hi:.4g}", f"{err:.3g}",
+        out.append([f"{name} [{unit_of(name)}]", f"{n:,}", f"{med:.4g}", f"{lo:.4g}", f"{hi:.4g}", f"{err:.3g}",
                     c.flagged_text() if c else "-", c.missing_text() if c else "-"])
     return out
 
@@ -384,15 +431,17 @@ def _provenance_rows(provenance: dict | None, catalogue: str | None) -> list[tup
 
 def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac catalogue", n_rejects: int = 0,
                  provenance: dict | None = None, rejects: np.ndarray | None = None,
-                 catalogue: str | None = None) -> list[Path]:
+                 catalogue: str | None = None, units: dict | None = None) -> list[Path]:
     """Write the PNG plots, ``summary.md`` and ``index.html`` into out_dir; return the paths written.
 
-    rows: catalogue rows (CATALOG_DTYPE); provenance: :func:`catalogue_provenance` of the file (its
-    header cards and skip reasons), optional; rejects: the REJECTS table, for the reasons.
+    rows: catalogue rows (CATALOG_DTYPE, or the columns of any model: ``read_catalog``);
+    provenance: :func:`catalogue_provenance` of the file (its header cards and skip reasons),
+    optional; rejects: the REJECTS table, for the reasons; units: {column: unit} as the file
+    records them (``jaxvac.run.catalog.read_units``; default: the paper's table, "" elsewhere).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    plots = _plots(rows, out)
+    plots = _plots(rows, out, units)
     n_uq = int(np.count_nonzero(rows["uqflag"] == 1))
     if rejects is not None:
         n_rejects = len(rejects)
@@ -401,7 +450,7 @@ def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac cat
     reasons = [("rejected", Counter(_text(r) for r in rejects["reason"]))] if rejects is not None and len(rejects) else []
     if (provenance or {}).get("skip_reasons"):
         reasons.append(("skipped", provenance["skip_reasons"]))
-    table = _summary_rows(rows)
+    table = _summary_rows(rows, units)
 
     lines = [f"# {title}", "", f"- rows: {len(rows)}", f"- unique stars (uqflag = 1): {n_uq}",
              f"- rejected inputs: {n_rejects}"]
@@ -420,22 +469,27 @@ def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac cat
 def report_catalogue(path: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> list[Path]:
     """`jaxvac report`: read a catalogue written by `jaxvac run` (FITS or Parquet) and its
     provenance, and write the report into out_dir (default: next to it, ``<stem>_report``)."""
-    from jaxvac.run.catalog import read_catalog
+    from jaxvac.run.catalog import read_catalog, read_units
 
     path = Path(path)
     try:
         rows, rejects = read_catalog(path)[:2]
+        units = read_units(path)
         provenance = catalogue_provenance(path)
-    except TypeError as e:  # read_catalog cannot cast the file's columns to this version's CATALOG_DTYPE
-        raise ReportError(f"{path}: its columns are not those of this jaxvac's catalogue (written by another "
-                          f"version?); rerun `jaxvac run` or `jaxvac merge` with this version to report on it.") from e
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         why = " ".join(str(e).split()) or type(e).__name__
         raise ReportError(f"{path}: cannot be read as a jaxvac catalogue ({why[:300]}); give a .fits or .parquet "
                           f"catalogue written by `jaxvac run` or `jaxvac merge`.") from e
+    missing = [c for c in _REQUIRED if c not in (rows.dtype.names or ())]
+    if missing:
+        raise ReportError(f"{path}: its columns are not those of a jaxvac catalogue (no {', '.join(missing)}); give a "
+                          f"catalogue written by `jaxvac run` or `jaxvac merge`.")
     out = Path(out_dir) if out_dir else path.with_name(path.stem + "_report")
     return write_report(rows, out, title=title or f"jaxvac report of {path.name}", provenance=provenance,
-                        rejects=rejects, catalogue=str(path))
+                        rejects=rejects, catalogue=str(path), units=units)
+
+
+_REQUIRED = ("uqflag", "snrg", "gaiaid", "designation", "obsid")  # what the report itself needs
 
 
 _CSS = """
@@ -493,7 +547,7 @@ def _html(title, n_uq, counts, prov, reasons, table, plots) -> str:
     parts += [_figure(by[n]) for n in ("label_histograms", "flag_fractions") if n in by]
     parts.append("<h2>Flags</h2><p>flag_&lt;label&gt; = 1 where the estimate lies outside the range of the training "
                  "labels of its network, or is missing. flag_dist_phot = 1 where the distance is missing, beyond the "
-                 "configured limit, its relative error is above the configured limit, or flag_a_ks = 1 (the absolute "
-                 "magnitude M_Ks it rests on is outside its training range); see docs/catalogue.md.</p>")
+                 "configured limit, its relative error is above the configured limit, or flag_a_ks = 1 (the flag of the "
+                 "absolute magnitude M_Ks it rests on is outside its training range); see docs/catalogue.md.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -27,6 +27,9 @@ class AstrometryConfig:
     """Table ``[astrometry]`` of a config; the defaults are those of configs/dr8.toml [astrometry].
 
     r_ks: A_Ks / E(B-V) (Yuan, Liu & Xiang 2013 star-pair calibration: 0.306).
+    ks_label: the label that is M_Ks, the absolute Ks magnitude dist_phot rests on ("a_ks"); a
+        model that does not predict it gets no dist_phot, Err_dist_phot, flag_dist_phot, X, Y, Z
+        or Err_X/Y/Z columns (jaxvac/run/catalog.py).
     galcen_distance_kpc: distance of the Sun from the Galactic centre, kpc.
     z_sun_pc: height of the Sun above the Galactic mid-plane, pc.
     roll_deg: roll of the Galactocentric frame about its X axis, deg.
@@ -35,11 +38,16 @@ class AstrometryConfig:
     """
 
     r_ks: float
+    ks_label: str
     galcen_distance_kpc: float
     z_sun_pc: float
     roll_deg: float
     dist_max_kpc: float
     dist_max_frac_err: float
+
+    def frame_key(self) -> tuple[float, float, float]:
+        """(galcen_distance_kpc, z_sun_pc, roll_deg): what the Galactocentric frame depends on."""
+        return (self.galcen_distance_kpc, self.z_sun_pc, self.roll_deg)
 
     def frame(self) -> Galactocentric:
         return Galactocentric(
@@ -68,7 +76,9 @@ def _affine(frame_key: tuple | None) -> tuple[np.ndarray, np.ndarray]:
     if frame_key is None:
         out = icrs.galactic.cartesian.xyz.to_value(u.kpc).T
     else:
-        out = icrs.transform_to(AstrometryConfig(*frame_key).frame()).cartesian.xyz.to_value(u.kpc).T
+        r0, z_sun, roll = frame_key
+        frame = Galactocentric(galcen_distance=r0 * u.kpc, z_sun=z_sun * u.pc, roll=roll * u.deg)
+        out = icrs.transform_to(frame).cartesian.xyz.to_value(u.kpc).T
     t = out[0]
     return (out[1:] - t).T, t
 
@@ -128,7 +138,7 @@ def galactocentric(
     """
     d = np.asarray(d_kpc, dtype=np.float64)
     e_d = np.asarray(e_d_kpc, dtype=np.float64)
-    a, t = _affine(dataclasses.astuple(config))
+    a, t = _affine(config.frame_key())
     los = _unit_vectors(np.asarray(ra, np.float64), np.asarray(dec, np.float64)) @ a.T  # unit line of sight
     xyz = t + d[..., None] * los
     return xyz, np.abs(los) * e_d[..., None]

@@ -1,6 +1,6 @@
 """`jaxvac run`: the value-added catalogue from a set of spectra.
 
-    files --(reader processes)--> batches --(host->device)--> normalise + 23 nets + VMP net
+    files --(reader processes)--> batches --(host->device)--> normalise + M nets (+ VMP net)
           --(device->host)--> errors, flags, rv, gl/gb, distance, X/Y/Z --> parts --> catalogue
 
 Reading happens in worker processes (``jaxvac.io.stream``) while the device computes, and the
@@ -18,6 +18,10 @@ Output safety (``jaxvac.run.output``, docs/running.md): the run holds the output
 writes, refuses to replace a catalogue it did not write (unless ``fresh`` or ``overwrite``), and
 removes the parts after a successful merge (unless ``keep_parts``). Every input ends as a row, a
 reject or a skipped entry, all three in the catalogue.
+
+Columns: the catalogue has the checkpoint's labels (``LabelSchema.from_metadata``; the paper's 23 and
+feh_VMP for dr8.toml), each with Err_ and flag_, and the distance and position columns when the model
+predicts ``[astrometry] ks_label`` (``jaxvac.run.catalog.catalog_columns``).
 
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
 NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one device.
@@ -37,14 +41,13 @@ import numpy as np
 import jaxvac
 from jaxvac.run.astrometry import AstrometryConfig
 from jaxvac.io.crossmatch import CrossMatch
-from jaxvac.run.catalog import CATALOG_DTYPE, REJECT_DTYPE, read_header, rejects_table
+from jaxvac.run.catalog import REJECT_DTYPE, catalog_dtype, catalog_units, read_header, rejects_table
 from jaxvac.config import load_config, recipe_defaults, section
 from jaxvac.run.device import Device
 from jaxvac.run.merge import merge, provenance_diff
 from jaxvac.run.output import OutputError, acquire, sweep_output
 from jaxvac.run.rows import assemble_rows, reject_reasons, skip_reasons
-from jaxvac.run.uncertainties import run_error_model, run_ranges
-from jaxvac.labels import LABEL_NAMES
+from jaxvac.run.uncertainties import checkpoint_schema, run_error_model, run_ranges
 from jaxvac.run.parts import SKIP_DTYPE, PartStore, inputs_digest, parts_dir
 
 
@@ -161,11 +164,9 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
 
     predictor = load(model)
     meta = predictor.metadata
-    if list(meta["labels"]) != list(LABEL_NAMES):
-        from jaxvac.train.checkpoint import CheckpointError
-
-        raise CheckpointError(f"checkpoint {str(model)!r} predicts {meta['labels']}, not the 23 labels "
-                              f"{list(LABEL_NAMES)}; give a checkpoint written by `jaxvac train`.")
+    schema = checkpoint_schema(meta)  # the checkpoint's labels: the catalogue's label columns
+    dtype = catalog_dtype(schema, astro.ks_label)
+    units = catalog_units(dtype, schema.units)
     # Err_ and flag ranges: the checkpoint's own (fitted on held-out stars, training ranges) or the
     # config's Table 2 / Table 1, as [errors] source says (jaxvac.run.uncertainties; docs/errors.md)
     errors, errmodel = run_error_model(cfg, meta, where=f"checkpoint {str(model)!r}")
@@ -206,7 +207,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                     f"rerun with --overwrite to replace it (keeping parts that match this run) or --fresh to start "
                     f"over, or choose another --out.")
             summary.notes.append(f"{out} will be replaced (--overwrite): no parts here recorded writing it")
-        store = PartStore(parts_dir(out), identity, worker=worker, n_workers=n_workers, fresh=fresh)
+        store = PartStore(parts_dir(out), identity, worker=worker, n_workers=n_workers, fresh=fresh, dtype=dtype,
+                          units=units)
         if barrier is not None:
             barrier("jaxvac-parts-ready")
         done = store.done_indices()
@@ -223,7 +225,7 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                 return
             t = time.perf_counter()
             cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-            rows = cat([r for r, _ in pending_rows], CATALOG_DTYPE)
+            rows = cat([r for r, _ in pending_rows], dtype)
             ri = cat([i for _, i in pending_rows], np.int64)
             rej = cat([r for r, _ in pending_rej], REJECT_DTYPE)
             ji = cat([i for _, i in pending_rej], np.int64)
@@ -266,7 +268,8 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
             if keep.any():
                 rows = assemble_rows(m[keep], y[keep], vmp[keep], ranges=ranges, vmp_range=vmp_range, errors=errors,
                                      crossmatch=xm, astrometry=astro, ood=score[0][keep] if score else None,
-                                     ood_threshold=ood_threshold, masked=(status[keep] & STATUS_INPUT_MASKED) != 0)
+                                     ood_threshold=ood_threshold, masked=(status[keep] & STATUS_INPUT_MASKED) != 0,
+                                     schema=schema, dtype=dtype)
                 pending_rows.append((rows, batch.index[keep]))
                 summary.rows_out += len(rows)
             summary.stage_s["post"] += time.perf_counter() - t
@@ -313,7 +316,7 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
             barrier("jaxvac-parts-written")
         if pid == 0 and sn == 1:
             t = time.perf_counter()
-            merged = merge(out, fmt=fmt, keep_parts=keep_parts, locked=True)
+            merged = merge(out, fmt=fmt, keep_parts=keep_parts, locked=True, dtype=dtype, units=units)
             summary.catalogue, summary.merged_rows = str(merged.path), merged.rows
             summary.notes += merged.notes
             summary.stage_s["merge"] = time.perf_counter() - t

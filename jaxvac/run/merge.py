@@ -5,7 +5,8 @@ The merge refuses a set of parts that does not cover every input of the manifest
 missing inputs, unless ``allow_partial``: then the header says ``PARTIAL = T`` and ``NMISSING``.
 Every input is accounted for: ``NINPUTS = NROWS + NREJECT + NSKIPPED (+ NMISSING)``, and the
 skipped inputs are in the catalogue's SKIPPED table. After a complete merge the parts folder is
-removed unless ``keep_parts``.
+removed unless ``keep_parts``. The catalogue has the columns (and units) the parts were written
+with: those of the run's model (``jaxvac.run.catalog.catalog_dtype``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jaxvac
 from jaxvac.io.stream import shard_bounds
 from jaxvac.run.catalog import read_header, write_catalog
 from jaxvac.run.output import acquire, remove_parts, sweep_output
-from jaxvac.run.parts import PartsError, collect_parts, coverage, parts_dir
+from jaxvac.run.parts import PartsError, collect_parts, coverage, parts_dir, parts_units
 from jaxvac.run.rows import finalize
 
 
@@ -77,7 +78,8 @@ def provenance_diff(out: str | Path, ident: dict) -> list[str] | None:
 
 
 def merge(out: str | Path, fmt: str | None = None, header: dict | None = None, *, allow_partial: bool = False,
-          keep_parts: bool = False, force_lock: bool = False, locked: bool = False) -> Merged:
+          keep_parts: bool = False, force_lock: bool = False, locked: bool = False,
+          dtype: np.dtype | None = None, units: dict[str, str] | None = None) -> Merged:
     """Join the parts of ``out`` into the final catalogue (uqflag over all rows); atomic.
 
     allow_partial: write the catalogue even if inputs are missing (header PARTIAL = T, NMISSING);
@@ -85,6 +87,9 @@ def merge(out: str | Path, fmt: str | None = None, header: dict | None = None, *
     keep_parts: keep ``out.parts/`` after a complete merge (default: removed).
     force_lock: take over a lock held on another host (see jaxvac.run.output).
     locked: the caller holds the output's lock already (``run_catalog``).
+    dtype, units: the run's catalogue dtype and {column: unit} (``run_catalog`` passes them); the
+        parts' own are used where they have them (``jaxvac merge``: always), these when there is
+        no part (no input), the paper's when neither.
     Raises PartsError for a missing manifest or missing inputs, OutputLocked while a run writes.
     """
     pdir = parts_dir(out)
@@ -104,7 +109,8 @@ def merge(out: str | Path, fmt: str | None = None, header: dict | None = None, *
             raise PartsError(f"{str(pdir)!r} covers {n_inputs - missing:,} of the {n_inputs:,} inputs "
                              f"({missing:,} missing: {_missing_shares(covered, writers)}); run the missing shares "
                              f"(the same `jaxvac run` with their --shard I/N), or merge anyway with --allow-partial.")
-        rows, rejects, skipped = collect_parts(pdir)
+        rows, rejects, skipped = collect_parts(pdir, dtype)
+        units = parts_units(pdir) or units
         rows = finalize(rows)
         counts = {"NROWS": (len(rows), "catalogue rows (HDU CATALOG)"),
                   "NREJECT": (len(rejects), "unusable inputs (HDU REJECTS)"),
@@ -113,7 +119,7 @@ def merge(out: str | Path, fmt: str | None = None, header: dict | None = None, *
             counts["PARTIAL"] = (True, "inputs are missing: merged with --allow-partial")
             counts["NMISSING"] = (missing, "inputs in no part (NINPUTS = the 4 counts)")
         path = write_catalog(out, rows, rejects, header={**provenance_cards(ident), **counts, **(header or {})},
-                             fmt=fmt, skipped=skipped)
+                             fmt=fmt, skipped=skipped, units=units)
         if missing:
             notes.append(f"partial catalogue: {missing:,} of {n_inputs:,} inputs missing (header PARTIAL = T); "
                          f"the parts stay in {pdir}")

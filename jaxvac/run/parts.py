@@ -3,7 +3,8 @@
 Layout of ``<catalogue>.parts/`` (next to the final catalogue):
 
     manifest.json              what the run is (inputs digest, model, config); refuses a mismatch
-    part-p<proc>-<seq>.npz     rows, rejects and skipped inputs of consecutive batches
+    part-p<proc>-<seq>.npz     rows, rejects and skipped inputs of consecutive batches (rows in the
+                               run's catalogue dtype, with the columns' units as JSON)
     lock, lock-p<proc>         who is writing now (jaxvac.run.output)
 
 A part is written to a temporary name, flushed to disk and renamed (jaxvac.io.atomic), so after
@@ -12,6 +13,12 @@ Every input index a part covers (row, reject or skip) is recorded in it, so a re
 those inputs and the merged catalogue equals that of an uninterrupted run, with no row lost or
 duplicated. Each part also records its writer (k of n), so that a merge can say which shares of
 a sharded run are missing (:func:`coverage`).
+
+The rows' columns are those of the run's model (``jaxvac.run.catalog.catalog_dtype`` of its label
+schema); a part stores them as a structured array (np.savez, no pickle) and the columns' units
+beside them, so a merge (also ``jaxvac merge`` alone) writes the model's columns and units. Parts
+of a run of another model are refused before this matters: the manifest holds the digest of the
+model's metadata.
 """
 
 from __future__ import annotations
@@ -54,11 +61,15 @@ class PartStore:
     worker, n_workers: this writer's id among the writers of one run (processes of a
         jax.distributed run, or jobs of a --shard array), so writers never touch the same file.
     fresh: delete earlier parts first (a single writer: all; one of several: only its own).
+    dtype: the catalogue dtype of the rows (default the paper's); units: {column: unit} of its
+        columns (``jaxvac.run.catalog.catalog_units``), stored in every part for the merge.
     """
 
     def __init__(self, directory: str | Path, identity: dict, worker: int = 0, n_workers: int = 1,
-                 fresh: bool = False):
+                 fresh: bool = False, dtype: np.dtype = CATALOG_DTYPE, units: dict[str, str] | None = None):
         self.dir = Path(directory)
+        self.dtype = np.dtype(dtype)
+        self.units = dict(units) if units is not None else None
         self.worker = worker
         self.n_workers = n_workers
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -104,22 +115,26 @@ class PartStore:
         path = self.dir / f"part-p{self.worker:03d}-{self._seq:06d}.npz"
         self._seq += 1
         indices = np.concatenate([row_index, reject_index, skip_index]).astype(np.int64)
-        arrays = dict(rows=rows.astype(CATALOG_DTYPE), row_index=row_index.astype(np.int64),
+        arrays = dict(rows=rows.astype(self.dtype), row_index=row_index.astype(np.int64),
                       rejects=rejects.astype(REJECT_DTYPE), reject_index=reject_index.astype(np.int64),
                       skipped=_as_skipped(skipped), skip_index=skip_index.astype(np.int64), indices=indices,
                       writer=np.array([self.worker, self.n_workers], np.int64))
+        if self.units is not None:
+            arrays["units"] = np.array(json.dumps(self.units, sort_keys=True))
         atomic_write(path, lambda f: np.savez(f, **arrays), fsync=True)
         return path
 
     def collect(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """All parts of this run merged in input order; see :func:`collect_parts`."""
-        return collect_parts(self.dir)
+        return collect_parts(self.dir, self.dtype)
 
 
-def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def collect_parts(directory: str | Path, dtype: np.dtype | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The complete parts in ``directory`` merged in input order: (rows, rejects, skipped).
 
-    Reads only; raises if two parts cover the same input (it would mean a duplicated row).
+    rows keep the parts' own catalogue dtype (``dtype``, default the paper's, only when there is
+    no part). Reads only; raises PartsError if two parts cover the same input (it would mean a
+    duplicated row) or hold rows of different columns.
     """
     directory = Path(directory)
     rows, ri, rej, ji, sk, si = [], [], [], [], [], []
@@ -130,8 +145,12 @@ def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
             rows.append(z["rows"]); ri.append(z["row_index"])
             rej.append(z["rejects"]); ji.append(z["reject_index"])
             sk.append(_as_skipped(z["skipped"])); si.append(z["skip_index"])
+    kinds = {r.dtype for r in rows}
+    if len(kinds) > 1:
+        raise PartsError(f"{directory}: parts hold rows of {len(kinds)} different column layouts (written by "
+                         f"different models?); rerun with --fresh.")
     cat = lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt)  # noqa: E731
-    rows, ri = cat(rows, CATALOG_DTYPE), cat(ri, np.int64)
+    rows, ri = cat(rows, CATALOG_DTYPE if dtype is None else dtype), cat(ri, np.int64)
     rej, ji = cat(rej, REJECT_DTYPE), cat(ji, np.int64)
     sk, si = cat(sk, SKIP_DTYPE), cat(si, np.int64)
     allidx = np.concatenate([ri, ji, si])
@@ -139,6 +158,17 @@ def collect_parts(directory: str | Path) -> tuple[np.ndarray, np.ndarray, np.nda
         raise PartsError(f"{directory}: an input appears in two parts (two runs wrote this output at once?); "
                          f"rerun with --fresh.")
     return rows[np.argsort(ri, kind="stable")], rej[np.argsort(ji, kind="stable")], sk[np.argsort(si, kind="stable")]
+
+
+def parts_units(directory: str | Path) -> dict[str, str] | None:
+    """{column: unit} of the rows, as the first part that records them says (None when no part
+    does: parts of older versions, always the paper's columns)."""
+    for p in sorted(Path(directory).iterdir()):
+        if _PART_RE.match(p.name):
+            with np.load(p) as z:
+                if "units" in z.files:
+                    return json.loads(str(z["units"]))
+    return None
 
 
 def _as_skipped(a: np.ndarray) -> np.ndarray:

@@ -9,28 +9,39 @@ import functools
 import numpy as np
 
 from jaxvac.io.crossmatch import CrossMatch
-from jaxvac.labels import LABEL_NAMES
+from jaxvac.labels import PAPER, LabelSchema
 from jaxvac.run.astrometry import AstrometryConfig, galactic, galactocentric, photometric_distance, unique_flag
-from jaxvac.run.catalog import CATALOG_DTYPE, empty_catalog
+from jaxvac.run.catalog import catalog_dtype, empty_catalog
 from jaxvac.run.uncertainties import ErrorModel, label_errors, range_flags, vmp_error
 
 
 def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: np.ndarray, vmp_range,
                   errors: ErrorModel, crossmatch: CrossMatch | None, astrometry: AstrometryConfig,
                   ood: np.ndarray | None = None, ood_threshold: float = float("nan"),
-                  masked: np.ndarray | None = None) -> np.ndarray:
-    """Catalogue rows from reader metadata (N,) META_DTYPE, labels y (N, 23) and feh_VMP (N,).
+                  masked: np.ndarray | None = None, schema: LabelSchema = PAPER,
+                  dtype: np.dtype | None = None) -> np.ndarray:
+    """Catalogue rows from reader metadata (N,) META_DTYPE, labels y (N, M) and the VMP estimate (N,).
 
-    ranges: (23, 2) flag ranges (flag = 1 outside or NaN) and errors the Err_ model, both as
+    schema: the model's labels (``LabelSchema.from_metadata(checkpoint metadata)``; default the
+    paper's 23 and feh_VMP): y's columns in ``schema.names`` order; vmp is ignored for a schema
+    without a VMP rule. dtype: the catalogue dtype (default ``catalog_dtype(schema,
+    astrometry.ks_label)``): exactly its columns are filled; the distance and X/Y/Z columns only
+    when the model predicts ``astrometry.ks_label``. ranges: (M, 2) flag ranges (flag = 1 outside
+    or NaN), vmp_range the VMP label's (lo, hi) (None without VMP), errors the Err_ model, all as
     ``jaxvac.run.uncertainties.run_ranges`` / ``run_error_model`` chose them. ood: (N,) ood_score
     (None: the checkpoint has no basis; NaN column, bit 1 never set); ood_threshold: the
     checkpoint's. masked: (N,) bool, the device step masked pixels outside the input range.
     """
     n = len(meta)
-    rows = empty_catalog(n)
+    names = schema.names
+    dtype = catalog_dtype(schema, astrometry.ks_label) if dtype is None else np.dtype(dtype)
+    y = np.asarray(y)
+    if y.ndim != 2 or y.shape != (n, len(names)):
+        raise ValueError(f"assemble_rows needs y ({n}, {len(names)}) for the labels {list(names)}, got {y.shape}.")
+    rows = empty_catalog(n, dtype)
     rows["obsid"] = meta["obsid"]
     try:  # LAMOST designations are ASCII; the slow per-element encoding only for odd ones
-        rows["designation"] = meta["designation"].astype(CATALOG_DTYPE["designation"])
+        rows["designation"] = meta["designation"].astype(dtype["designation"])
     except UnicodeEncodeError:
         rows["designation"] = np.char.encode(meta["designation"], "ascii", "replace")
     rows["ra_obs"], rows["dec_obs"] = meta["ra_obs"], meta["dec_obs"]
@@ -39,33 +50,44 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
     rows["gl"], rows["gb"] = galactic(ra, dec)
     snrg = meta["snrg"].astype(np.float64)
     rows["snrg"], rows["rv"], rows["Err_rv"] = snrg, meta["rv"], meta["rv_err"]
-    err = label_errors(y, snrg, errors)
+    err = label_errors(y, snrg, errors, names)
     flags = range_flags(y, ranges)
-    for k, name in enumerate(LABEL_NAMES):
+    for k, name in enumerate(names):
         rows[name], rows[f"Err_{name}"], rows[f"flag_{name}"] = y[:, k], err[:, k], flags[:, k]
-    rows["feh_VMP"] = vmp
-    rows["Err_feh_VMP"] = vmp_error(vmp, snrg, errors)
-    rows["flag_feh_VMP"] = range_flags(vmp, np.asarray(vmp_range, np.float64))
+    if schema.vmp is not None:
+        v = schema.vmp.label.name
+        rows[v] = vmp
+        rows[f"Err_{v}"] = vmp_error(vmp, snrg, errors)
+        rows[f"flag_{v}"] = range_flags(vmp, np.asarray(vmp_range, np.float64))
     rows["qflag"] = quality_flags(n, ood, ood_threshold, masked)
     if ood is not None:
         rows["ood_score"] = ood
+    distance = "dist_phot" in dtype.names
+    if distance and astrometry.ks_label not in names:
+        raise ValueError(f"assemble_rows: the catalogue dtype has dist_phot but the labels {list(names)} lack "
+                         f"[astrometry] ks_label = {astrometry.ks_label!r}; build it with catalog_dtype(schema, ks_label).")
     if crossmatch is not None:
         xm = crossmatch.lookup(meta["obsid"])
         rows["gaiaid"], rows["EBV"] = xm["gaiaid"], xm["ebv"]
-        k = LABEL_NAMES.index("a_ks")
-        d, e_d = photometric_distance(xm["ks"], xm["e_ks"], y[:, k], err[:, k], xm["ebv"], xm["e_ebv"], astrometry.r_ks)
-        rows["dist_phot"], rows["Err_dist_phot"] = d, e_d
-        xyz, e_xyz = galactocentric(ra, dec, d, e_d, astrometry)
-        for j, axis in enumerate("XYZ"):
-            rows[axis], rows[f"Err_{axis}"] = xyz[:, j], e_xyz[:, j]
-    rows["flag_dist_phot"] = distance_flag(rows["dist_phot"], rows["Err_dist_phot"], rows["flag_a_ks"], astrometry)
+        if distance:
+            k = names.index(astrometry.ks_label)
+            d, e_d = photometric_distance(xm["ks"], xm["e_ks"], y[:, k], err[:, k], xm["ebv"], xm["e_ebv"],
+                                          astrometry.r_ks)
+            rows["dist_phot"], rows["Err_dist_phot"] = d, e_d
+            xyz, e_xyz = galactocentric(ra, dec, d, e_d, astrometry)
+            for j, axis in enumerate("XYZ"):
+                rows[axis], rows[f"Err_{axis}"] = xyz[:, j], e_xyz[:, j]
+    if distance:
+        rows["flag_dist_phot"] = distance_flag(rows["dist_phot"], rows["Err_dist_phot"],
+                                               rows[f"flag_{astrometry.ks_label}"], astrometry)
     return rows
 
 
 def distance_flag(d_kpc: np.ndarray, e_d_kpc: np.ndarray, flag_a_ks: np.ndarray, astrometry: AstrometryConfig) -> np.ndarray:
     """flag_dist_phot, (N,) uint8: 1 where the distance is missing (NaN, inf), beyond
     ``astrometry.dist_max_kpc``, its relative error Err / d above ``astrometry.dist_max_frac_err``,
-    or flag_a_ks = 1 (the M_Ks it rests on is outside the training range); else 0. A NaN error
+    or flag_a_ks = 1 (the flag of the M_Ks label ``astrometry.ks_label`` it rests on: outside the
+    training range); else 0. A NaN error
     alone (e_Ks or e_E(B-V) missing in the cross-match) does not flag. docs/catalogue.md."""
     d = np.asarray(d_kpc, np.float64)
     e = np.asarray(e_d_kpc, np.float64)

@@ -12,10 +12,14 @@ label. The coefficients are the ``[errors.coefficients]`` table of ``configs/dr8
 (Table 2), or the error model a checkpoint carries (fitted by ``jaxvac train`` on held-out
 residuals of those very networks, or written into it by ``jaxvac calibrate-errors --into``):
 ``[errors] source`` chooses, :func:`run_error_model` applies the choice. Range flags likewise
-use the checkpoint's training ranges (:func:`run_ranges`), or Table 1 (``jaxvac.labels``).
+use the checkpoint's training ranges (:func:`run_ranges`), or the configured ranges of the labels
+(``[labels]``; Table 1 for the paper's, ``jaxvac.labels``).
 
-feh_VMP has no row in Table 2: its error is its method error, ``feh_vmp_sigma`` = 0.176 dex, at
-every SNR (unless a config adds a calibrated ``feh_VMP`` row).
+Every function here works on a list of label names: the paper's 23 (``jaxvac.labels.LABEL_NAMES``)
+by default, or the labels of any checkpoint (``LabelSchema.from_metadata(meta).names``).
+
+feh_VMP (the VMP label) has no row in Table 2: its error is its method error, ``feh_vmp_sigma`` =
+0.176 dex, at every SNR (unless a config or checkpoint adds a calibrated row for it).
 
 Missing inputs: where ``snrg`` is not finite or <= 0 the error is NaN (no SNR, no error); where
 an estimate is NaN its error is NaN. Flags are 1 outside the closed range [lo, hi] and, by
@@ -36,7 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from jaxvac.config import ConfigError, load_config, recipe_defaults, section
-from jaxvac.labels import LABEL_NAMES, LABELS, VMP
+from jaxvac.labels import LABEL_NAMES, PAPER, VMP, LabelSchema, checkpoint_schema
 
 __all__ = [
     "ErrorsConfig",
@@ -48,13 +52,12 @@ __all__ = [
     "default_ranges",
     "run_error_model",
     "run_ranges",
+    "checkpoint_schema",
     "ERROR_SOURCES",
 ]
 
 ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 
-# Labels the [errors.coefficients] table may hold: the 23 (all required) and feh_VMP (optional).
-_ALLOWED = LABEL_NAMES + (VMP.name,)
 _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
@@ -67,8 +70,9 @@ class ErrorsConfig:
     source: where ``jaxvac run`` takes Err_ and the flag ranges from: "checkpoint" (the error
         model and training ranges the checkpoint carries; the coefficients below and Table 1 for a
         checkpoint without them) or "config" (the coefficients below and Table 1, always).
-    coefficients: label name -> {a, b, c, sigma_m, scale=1}; every one of the 23 labels of
-        jaxvac/labels.py, optionally feh_VMP (default: Wang et al. 2022 Table 2, from dr8.toml).
+    coefficients: label name -> {a, b, c, sigma_m, scale=1}, for any label of the config's
+        ``[labels]`` and ``[vmp]`` (default: Wang et al. 2022 Table 2 for the paper's 23 labels,
+        from dr8.toml); a model's labels need a row here only where its checkpoint has none.
     feh_vmp_sigma: dex, error of feh_VMP when the table has no feh_VMP row (SPEC.md: 0.176).
     pair_snr_tolerance: calibration pairs two spectra of one star only if
         |snr1 - snr2| / ((snr1 + snr2) / 2) < pair_snr_tolerance (SPEC.md: 10%).
@@ -155,31 +159,49 @@ def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> E
 class ErrorModel:
     """Coefficients of every label; ``sigma`` evaluates them on a catalogue's snrg column.
 
-    rows: one ErrorCoefficients per label, in the order of ``jaxvac.labels.LABEL_NAMES``
-    (then feh_VMP if calibrated). Build it with ``ErrorModel.from_config(cfg)`` or
-    ``ErrorModel.default()`` (configs/dr8.toml).
+    rows: one ErrorCoefficients per label, in the model's label order (the paper's 23 of
+    ``jaxvac.labels.LABEL_NAMES`` by default, or a checkpoint's labels), then the VMP label's if
+    calibrated. vmp_name: the VMP label (its row is optional: without one its error is
+    ``feh_vmp_sigma``), None for a model without a VMP network. Build it with
+    ``ErrorModel.from_config(cfg)``, ``from_rows`` or ``ErrorModel.default()`` (configs/dr8.toml).
     """
 
     rows: tuple[ErrorCoefficients, ...]
     feh_vmp_sigma: float = 0.176
+    vmp_name: str | None = VMP.name
 
     @classmethod
-    def from_config(cls, cfg: Mapping) -> ErrorModel:
-        """From a loaded config (``jaxvac.config.load_config``); every one of the 23 labels needed."""
+    def from_config(cls, cfg: Mapping, names: Sequence[str] | None = None, vmp: str | None = VMP.name,
+                    partial: bool = False) -> ErrorModel:
+        """From a loaded config (``jaxvac.config.load_config``).
+
+        ``[errors.coefficients]`` may hold a row for any label of the config's ``[labels]`` (every
+        set) or ``[vmp]``, and for the paper's; every row is checked. names: the labels the model
+        needs (default the paper's 23), each with a row unless ``partial`` (then those without one
+        are left out: a fallback for a checkpoint's own rows); vmp: the VMP label, whose row is
+        taken when the table has one.
+        """
         source = cfg.get("_source", ["<config>"])[-1]
         ec = section(cfg, "errors", ErrorsConfig)
         table = ec.coefficients or {}
-        unknown = sorted(set(table) - set(_ALLOWED))
+        allowed = _config_names(cfg)
+        unknown = sorted(set(table) - set(allowed))
         if unknown:
-            raise ConfigError(f"In {source}: [errors.coefficients] has unknown label(s) {unknown}; labels are {list(_ALLOWED)}.")
-        missing = [n for n in LABEL_NAMES if n not in table]
-        if missing:
+            raise ConfigError(f"In {source}: [errors.coefficients] has unknown label(s) {unknown}; labels are "
+                              f"{list(allowed)} (a label of your own: list it in [labels] first).")
+        checked = {n: _row(source, n, table[n]) for n in table}
+        names = LABEL_NAMES if names is None else tuple(names)
+        missing = [n for n in names if n not in table]
+        if missing and not partial:
             raise ConfigError(
                 f"In {source}: [errors.coefficients] lacks {missing}; every label needs a row "
-                f"(inherit them with base = \"dr8.toml\")."
+                f"(inherit the paper's with base = \"dr8.toml\"; for a label of your own add "
+                f"[errors.coefficients] {missing[0]} = {{ a = ..., b = ..., c = ..., sigma_m = ... }})."
             )
-        rows = tuple(_row(source, n, table[n]) for n in _ALLOWED if n in table)
-        return cls(rows=rows, feh_vmp_sigma=ec.feh_vmp_sigma)
+        rows = [checked[n] for n in names if n in checked]
+        if vmp and vmp in checked and vmp not in names:
+            rows.append(checked[vmp])
+        return cls(rows=tuple(rows), feh_vmp_sigma=ec.feh_vmp_sigma, vmp_name=vmp)
 
     @staticmethod
     def default() -> ErrorModel:
@@ -188,28 +210,32 @@ class ErrorModel:
 
     @classmethod
     def from_rows(cls, rows: Mapping[str, Mapping], feh_vmp_sigma: float, source: str = "<rows>",
-                  fallback: ErrorModel | None = None) -> ErrorModel:
+                  fallback: ErrorModel | None = None, names: Sequence[str] | None = None,
+                  vmp: str | None = VMP.name) -> ErrorModel:
         """From {label: {a, b, c, sigma_m[, scale]}} (other keys such as n, status are ignored).
 
-        A label of the 23 missing from ``rows`` takes ``fallback``'s row (KeyError-free only when
-        a fallback is given; otherwise ConfigError naming ``source`` and the missing labels).
+        names: the model's labels (default the paper's 23); vmp: its VMP label (optional row).
+        A label of ``names`` missing from ``rows`` takes ``fallback``'s row; one that neither
+        has, or a row for a label outside names + vmp, raises ConfigError naming ``source``.
         """
-        unknown = sorted(set(rows) - set(_ALLOWED))
+        names = LABEL_NAMES if names is None else tuple(names)
+        allowed = names + ((vmp,) if vmp and vmp not in names else ())
+        unknown = sorted(set(rows) - set(allowed))
         if unknown:
-            raise ConfigError(f"In {source}: error-model rows for unknown label(s) {unknown}; labels are {list(_ALLOWED)}.")
-        missing = [n for n in LABEL_NAMES if n not in rows]
-        if missing and fallback is None:
+            raise ConfigError(f"In {source}: error-model rows for unknown label(s) {unknown}; labels are {list(allowed)}.")
+        have = set(rows) | set(fallback.names if fallback is not None else ())
+        missing = [n for n in names if n not in have]
+        if missing:
             raise ConfigError(f"In {source}: the error model lacks rows for {missing}; every label needs one.")
-        keep = {k: v for k, v in rows.items()}
         out = []
-        for n in _ALLOWED:
-            if n in keep:
-                out.append(_row(source, n, {k: v for k, v in keep[n].items() if k in _ROW_KEYS}, table="error model"))
-            elif n in LABEL_NAMES or (fallback is not None and n in fallback.names):
+        for n in allowed:
+            if n in rows:
+                out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in _ROW_KEYS}, table="error model"))
+            elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
         if not (math.isfinite(feh_vmp_sigma) and feh_vmp_sigma >= 0):
             raise ConfigError(f"In {source}: feh_vmp_sigma must be a finite number >= 0 (dex), got {feh_vmp_sigma!r}.")
-        return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma))
+        return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
         """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max]}}, the inverse of :meth:`from_rows`
@@ -227,6 +253,11 @@ class ErrorModel:
     def names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.rows)
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The rows' labels without the VMP label: the default columns of :meth:`sigma`."""
+        return tuple(n for n in self.names if n != self.vmp_name)
+
     def row(self, name: str) -> ErrorCoefficients:
         for r in self.rows:
             if r.name == name:
@@ -234,15 +265,15 @@ class ErrorModel:
         raise KeyError(f"No error coefficients for label {name!r}; the model has {list(self.names)}.")
 
     def _columns(self, names: Sequence[str] | None) -> dict[str, np.ndarray]:
-        rows = [self.row(n) for n in (LABEL_NAMES if names is None else names)]
+        rows = [self.row(n) for n in (self.labels if names is None else names)]
         return {k: np.array([getattr(r, k) for r in rows], dtype=np.float64) for k in _ROW_KEYS}
 
     def random(self, snrg, names: Sequence[str] | None = None) -> np.ndarray:
         """Random error sigma_r = scale * (a + c / s**b), s = snrg clipped into [snr_min, snr_max].
 
-        snrg: (N,) g-band SNR. names: labels (default the 23 of LABEL_NAMES, in that order).
-        Returns (N, len(names)) float64 in each label's unit; NaN rows where snrg is not finite
-        or <= 0.
+        snrg: (N,) g-band SNR. names: labels (default :attr:`labels`, the 23 of LABEL_NAMES for
+        the paper's model, in that order). Returns (N, len(names)) float64 in each label's unit;
+        NaN rows where snrg is not finite or <= 0.
         """
         col = self._columns(names)
         snr = np.asarray(snrg, dtype=np.float64).reshape(-1, 1)
@@ -266,49 +297,63 @@ def _default_model() -> ErrorModel:
     return ErrorModel.from_config(load_config("dr8.toml"))
 
 
+def _config_names(cfg: Mapping) -> tuple[str, ...]:
+    """Labels a config's [errors.coefficients] may name: the paper's (and feh_VMP), every label of
+    its [labels] (all sets) and its [vmp] name."""
+    names = [*PAPER.names, PAPER.vmp.label.name]
+    if cfg.get("labels"):
+        names += LabelSchema.from_config(cfg, sets=tuple(cfg["labels"])).names
+    v = cfg.get("vmp")
+    if isinstance(v, Mapping) and isinstance(v.get("name"), str):
+        names.append(v["name"])
+    return tuple(dict.fromkeys(names))
+
+
 def label_errors(estimates, snrg, model: ErrorModel | None = None, names: Sequence[str] | None = None) -> np.ndarray:
     """Err_<label> columns of the catalogue.
 
-    estimates: (N, K) label estimates, columns in the order of ``names`` (default the 23 of
-    LABEL_NAMES). snrg: (N,). Returns (N, K) float64: ``model.sigma(snrg)``, NaN where the
-    estimate is NaN or snrg is unusable.
+    estimates: (N, K) label estimates, columns in the order of ``names`` (default the model's
+    :attr:`ErrorModel.labels`: the 23 of LABEL_NAMES for the paper's). snrg: (N,). Returns (N, K)
+    float64: ``model.sigma(snrg, names)``, NaN where the estimate is NaN or snrg is unusable.
     """
-    names = LABEL_NAMES if names is None else tuple(names)
+    model = ErrorModel.default() if model is None else model
+    names = model.labels if names is None else tuple(names)
     est = np.asarray(estimates)
     snr = np.asarray(snrg)
     if est.ndim != 2 or est.shape[1] != len(names) or snr.shape != (est.shape[0],):
         raise ValueError(
             f"label_errors needs estimates (N, {len(names)}) and snrg (N,), got {est.shape} and {snr.shape}."
         )
-    model = ErrorModel.default() if model is None else model
     sig = model.sigma(snr, names)
     return np.where(np.isfinite(est), sig, np.nan)
 
 
 def vmp_error(feh_vmp, snrg=None, model: ErrorModel | None = None) -> np.ndarray:
-    """Err_feh_VMP: (N,) float64 dex.
+    """Err_feh_VMP (the VMP label's error): (N,) float64 dex.
 
     The method error ``model.feh_vmp_sigma`` (0.176 dex) wherever feh_vmp is finite, NaN
-    elsewhere (non-candidates). If the model has a calibrated feh_VMP row, that row is used with
-    ``snrg`` (then required, (N,)) instead.
+    elsewhere (non-candidates). If the model has a calibrated row for its VMP label
+    (``model.vmp_name``), that row is used with ``snrg`` (then required, (N,)) instead.
     """
     model = ErrorModel.default() if model is None else model
     feh = np.asarray(feh_vmp, dtype=np.float64)
-    if VMP.name in model.names:
+    if model.vmp_name is not None and model.vmp_name in model.names:
         if snrg is None:
-            raise ValueError("vmp_error: the error model has a calibrated feh_VMP row, so snrg (N,) is needed; pass it.")
+            raise ValueError(f"vmp_error: the error model has a calibrated {model.vmp_name} row, so snrg (N,) is "
+                             f"needed; pass it.")
         snr = np.broadcast_to(np.asarray(snrg, dtype=np.float64), feh.shape)
-        sig = model.sigma(snr.reshape(-1), [VMP.name]).reshape(feh.shape)
+        sig = model.sigma(snr.reshape(-1), [model.vmp_name]).reshape(feh.shape)
     else:
         sig = np.full(feh.shape, model.feh_vmp_sigma)
     return np.where(np.isfinite(feh), sig, np.nan)
 
 
-def default_ranges(names: Sequence[str] | None = None) -> np.ndarray:
-    """(K, 2) effective ranges [lo, hi] of SPEC.md Table 1 (jaxvac/labels.py), for ``names``
-    (default the 23 of LABEL_NAMES; feh_VMP allowed). A checkpoint's own ranges take precedence."""
-    by_name = {l.name: l for l in LABELS + (VMP,)}
-    names = LABEL_NAMES if names is None else names
+def default_ranges(names: Sequence[str] | None = None, schema: LabelSchema = PAPER) -> np.ndarray:
+    """(K, 2) configured ranges [lo, hi] of the labels ``names`` of ``schema`` (default: the
+    paper's, SPEC.md Table 1 from configs/dr8.toml; its VMP label allowed; names default: all of
+    its labels); -inf/inf where none is configured. A checkpoint's own ranges take precedence."""
+    by_name = {l.name: l for l in schema.with_vmp}
+    names = schema.names if names is None else names
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise KeyError(f"No range for label(s) {unknown}; labels are {list(by_name)}.")
@@ -320,8 +365,8 @@ def range_flags(values, ranges=None, names: Sequence[str] | None = None, nan_fla
 
     values: (N, K) estimates (or (N,) with a single range). ranges: (K, 2) [lo, hi] per column,
     or a mapping name -> (lo, hi) read in the order of ``names`` (default LABEL_NAMES), or None
-    for the SPEC.md ranges (``default_ranges``); a trained checkpoint's ranges should be passed.
-    Returns int8 of the shape of values.
+    for the paper's ranges of ``names`` (``default_ranges``); a trained checkpoint's ranges
+    should be passed (:func:`run_ranges`). Returns int8 of the shape of values.
     """
     vals = np.asarray(values, dtype=np.float64)
     if ranges is None:
@@ -331,7 +376,7 @@ def range_flags(values, ranges=None, names: Sequence[str] | None = None, nan_fla
         missing = [n for n in keys if n not in ranges]
         if missing:
             raise KeyError(f"range_flags: no range for {missing}; the ranges given cover {sorted(ranges)}.")
-        rng = np.array([tuple(ranges[n]) for n in keys], dtype=np.float64)
+        rng = np.array([tuple(float(v) for v in ranges[n]) for n in keys], dtype=np.float64)
     else:
         rng = np.asarray(ranges, dtype=np.float64)
     if rng.shape == (2,):
@@ -349,41 +394,68 @@ def range_flags(values, ranges=None, names: Sequence[str] | None = None, nan_fla
 
 
 def run_error_model(cfg: Mapping, metadata: Mapping | None, where: str = "checkpoint") -> tuple[ErrorModel, str]:
-    """The error model ``jaxvac run`` uses, and its header value ``"<kind>:<digest>"``.
+    """The error model ``jaxvac run`` uses for the checkpoint's labels, and its header value
+    ``"<kind>:<digest>"``.
 
     ``[errors] source = "checkpoint"`` (the default) with a checkpoint whose metadata has an
-    ``error_model`` (written by ``jaxvac train`` from held-out residuals, kind "checkpoint", or by
-    ``jaxvac calibrate-errors --into``, kind "repeats"): that model; a label it lacks takes the
-    config's row. Otherwise (``source = "config"``, or a checkpoint written before error models
-    were stored) the config's ``[errors.coefficients]`` (Table 2), kind "config".
+    ``error_model`` (written by ``jaxvac train`` from held-out residuals for every label it
+    trained, kind "checkpoint", or by ``jaxvac calibrate-errors --into``, kind "repeats"): that
+    model; a label it lacks takes the config's row. Otherwise (``source = "config"``, or a
+    checkpoint written before error models were stored) the config's ``[errors.coefficients]``
+    (Table 2), kind "config". A label with a row in neither raises ConfigError naming
+    ``[errors.coefficients] <label>`` and the fix.
     """
-    config_model = ErrorModel.from_config(cfg)
+    schema = checkpoint_schema(metadata)
+    names = schema.names
+    vmp = schema.vmp.label.name if schema.vmp else None
+    src = cfg.get("_source", ["<config>"])[-1]
     ec = section(cfg, "errors", ErrorsConfig)
+    table = ec.coefficients or {}
     rec = (metadata or {}).get("error_model") if ec.source == "checkpoint" else None
     if not rec:
-        return config_model, f"config:{config_model.digest()}"
+        missing = [n for n in names if n not in table]
+        if missing:
+            why = ("[errors] source = \"config\"" if ec.source == "config" else f"{where} carries no error model")
+            raise ConfigError(
+                f"In {src}: [errors.coefficients] {missing[0]} is missing ({why}; the model predicts {missing} "
+                f"without a row); add [errors.coefficients] {missing[0]} = {{ a = ..., b = ..., c = ..., sigma_m = ... }} "
+                f"(`jaxvac calibrate-errors` fits a, b, c), or use a checkpoint with an error model and "
+                f"[errors] source = \"checkpoint\".")
+        model = ErrorModel.from_config(cfg, names, vmp)
+        return model, f"config:{model.digest()}"
     if not isinstance(rec, Mapping) or not isinstance(rec.get("rows"), Mapping):
         raise ConfigError(f"{where} has an error_model without a 'rows' table; retrain, or set [errors] source = \"config\".")
-    model = ErrorModel.from_rows(rec["rows"], float(rec.get("feh_vmp_sigma", config_model.feh_vmp_sigma)),
-                                 source=f"{where} error_model", fallback=config_model)
+    missing = [n for n in names if n not in rec["rows"] and n not in table]
+    if missing:
+        raise ConfigError(
+            f"{where}: its error model has no row for {missing} and {src} has no [errors.coefficients] {missing[0]}; "
+            f"add [errors.coefficients] {missing[0]} = {{ a = ..., b = ..., c = ..., sigma_m = ... }} to the config, "
+            f"or retrain (`jaxvac train` stores a row for every label it trains).")
+    fallback = ErrorModel.from_config(cfg, names, vmp, partial=True)
+    model = ErrorModel.from_rows(rec["rows"], float(rec.get("feh_vmp_sigma", fallback.feh_vmp_sigma)),
+                                 source=f"{where} error_model", fallback=fallback, names=names, vmp=vmp)
     kind = "repeats" if rec.get("kind") == "repeats" else "checkpoint"
     return model, f"{kind}:{model.digest()}"
 
 
-def run_ranges(cfg: Mapping, metadata: Mapping | None) -> tuple[np.ndarray, tuple[float, float], str]:
-    """(ranges (23, 2), feh_VMP range (lo, hi), kind) of the flags of ``jaxvac run``.
+def run_ranges(cfg: Mapping, metadata: Mapping | None) -> tuple[np.ndarray, tuple[float, float] | None, str]:
+    """(ranges (M, 2) in the checkpoint's label order, VMP range (lo, hi) or None for a model
+    without VMP network, kind) of the flags of ``jaxvac run``.
 
     ``[errors] source = "checkpoint"`` and metadata with ``training_ranges`` (``jaxvac train``:
     the range of each label over the curated training stars, rule in docs/errors.md): those, kind
-    "checkpoint"; otherwise Table 1 of the paper (``default_ranges``), kind "config".
+    "checkpoint"; otherwise, and for a label without a record, the ranges configured for the
+    model's labels when it was trained (``[labels] range``, stored in the checkpoint; Table 1 for
+    the paper's; -inf/inf where none was given), kind "config".
     """
+    schema = checkpoint_schema(metadata)
     ec = section(cfg, "errors", ErrorsConfig)
     rec = (metadata or {}).get("training_ranges") if ec.source == "checkpoint" else None
-    table1 = default_ranges()
-    vmp_table1 = tuple(default_ranges([VMP.name])[0])
+    configured = default_ranges(schema=schema)
+    vmp_conf = (schema.vmp.label.lo, schema.vmp.label.hi) if schema.vmp else None
     if not rec:
-        return table1, vmp_table1, "config"
+        return configured, vmp_conf, "config"
     labels = rec.get("labels", {})
-    rng = np.array([labels.get(n, table1[k]) for k, n in enumerate(LABEL_NAMES)], np.float64)
-    vmp = tuple(float(v) for v in rec.get(VMP.name, vmp_table1))
+    rng = np.array([[float(v) for v in labels.get(n, configured[k])] for k, n in enumerate(schema.names)], np.float64)
+    vmp = tuple(float(v) for v in rec.get(schema.vmp.label.name, vmp_conf)) if schema.vmp else None
     return rng, vmp, "checkpoint"

@@ -14,6 +14,11 @@ writes, each atomically (:mod:`jaxvac.io.atomic`), into one folder:
 With ``into`` (``--into CHECKPOINT``) the fitted rows also become the error model of a trained
 checkpoint (:func:`write_into_checkpoint`: a new step, kind "repeats"), which ``jaxvac run`` uses
 with ``[errors] source = "checkpoint"`` and names in the catalogue header (ERRMODEL = repeats:...).
+
+Which columns are labels: those of the checkpoint given with ``into`` (its label schema, VMP label
+included), else any label the config lists (``[labels]``, every set, and ``[vmp]``) or the paper's;
+``labels`` picks some of them. The config's ``[errors.coefficients]`` rows, where it has them, are
+the reference (curves, scales and the sigma_m kept).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import numpy as np
 from jaxvac.display.plots import plot_calibration
 from jaxvac.io.atomic import atomic_path, atomic_write
 from jaxvac.io.tables import column_names, read_table
-from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
+from jaxvac.labels import PAPER, LabelSchema
+from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig, checkpoint_schema
 from jaxvac.train.calibrate import Calibration, calibrate
 from jaxvac.train.dataset import DatasetError
 
@@ -54,13 +60,15 @@ def read_repeats(
     star_column: str | None = None,
     snr_column: str = "snrg",
     labels: Sequence[str] | None = None,
+    known: Sequence[str] | None = None,
 ) -> Repeats:
-    """Read star id, snrg and label columns (any of the 23 names and feh_VMP, matched without
-    regard to case) from a FITS, CSV or Parquet catalogue (jaxvac.io.tables). The star column is
-    ``star_column`` or the first of STAR_COLUMNS present. Missing values become NaN (labels,
-    snrg) or masked / NaN / empty ids (calibrate drops those rows)."""
-    from jaxvac.labels import LABEL_NAMES, VMP
-
+    """Read star id, snrg and label columns from a FITS, CSV or Parquet catalogue
+    (jaxvac.io.tables): ``labels``, else every column present (matched without regard to case)
+    whose name is in ``known`` (default the paper's 23 and feh_VMP; :func:`run_calibration` passes
+    the checkpoint's or the config's labels). The star column is ``star_column`` or the first of
+    STAR_COLUMNS present. Missing values become NaN (labels, snrg) or masked / NaN / empty ids
+    (calibrate drops those rows)."""
+    known = tuple(lab.name for lab in PAPER.with_vmp) if known is None else tuple(known)
     path = str(path)
     hint = "give a FITS, CSV or Parquet file with one row per spectrum"
     names = column_names(path, hint=hint)
@@ -78,11 +86,11 @@ def read_repeats(
                 f"Catalogue {path!r} has none of the star id columns {list(STAR_COLUMNS)}; "
                 f"name the column that identifies a star with --star-column (columns: {names})."
             )
-    wanted = labels if labels is not None else [n for n in LABEL_NAMES + (VMP.name,) if n.lower() in by_lower]
+    wanted = labels if labels is not None else [n for n in known if n.lower() in by_lower]
     if not wanted:
         raise DatasetError(
-            f"Catalogue {path!r} has no label column; expected any of {list(LABEL_NAMES + (VMP.name,))} "
-            f"(columns: {names})."
+            f"Catalogue {path!r} has no label column; expected any of {list(known)} (columns: {names}); "
+            f"name them with --labels."
         )
     star = name(star_column, "star id")
     snr = name(snr_column, "SNR")
@@ -159,8 +167,11 @@ def _toml(cal: Calibration, reference: ErrorModel | None, source: str) -> str:
             continue
         if reference is not None and lc.name in reference.names:
             sm = reference.row(lc.name).sigma_m
+        elif reference is not None and lc.name == reference.vmp_name:
+            sm = reference.feh_vmp_sigma
         else:
-            sm = reference.feh_vmp_sigma if reference is not None else 0.0
+            sm = 0.0
+            lines.append(f"# {lc.name}: the reference config has no row, so sigma_m (the method error) is not known: set it")
         lines.append(
             f"{lc.name} = {{ a = {lc.fit.a:.6g}, b = {lc.fit.b:.6g}, c = {lc.fit.c:.6g}, "
             f"sigma_m = {sm:.6g}, scale = {lc.scale:g} }}"
@@ -168,9 +179,11 @@ def _toml(cal: Calibration, reference: ErrorModel | None, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = None, source: str = "", dpi: int = 80) -> list[str]:
+def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = None, source: str = "", dpi: int = 80,
+                      units: dict[str, str] | None = None) -> list[str]:
     """Write coefficients.{fits,csv,md}, bins.csv, errors.toml and calibrate_errors.png into
-    out_dir (created), each atomically (module docstring). Returns the paths written."""
+    out_dir (created), each atomically (module docstring). units: {label: unit} for the figure
+    (default the paper's). Returns the paths written."""
     from astropy.io import fits
 
     out = Path(out_dir)
@@ -186,7 +199,7 @@ def write_calibration(cal: Calibration, out_dir, reference: ErrorModel | None = 
             write(tmp)
     atomic_write(out / "coefficients.md", _markdown(coef))
     atomic_write(out / "errors.toml", _toml(cal, reference, source))
-    plot_calibration(cal, out / "calibrate_errors.png", reference, dpi)
+    plot_calibration(cal, out / "calibrate_errors.png", reference, dpi, units=units)
     return [str(out / n) for n in ("coefficients.fits", "coefficients.csv", "coefficients.md", "bins.csv",
                                    "errors.toml", "calibrate_errors.png")]
 
@@ -202,9 +215,12 @@ def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorMode
     from jaxvac.train import checkpoint
 
     meta = checkpoint.read_metadata(checkpoint_dir)
+    schema = checkpoint_schema(meta)
+    names, vmp = schema.names, (schema.vmp.label.name if schema.vmp else None)
     old = meta.get("error_model") or {}
     base = ErrorModel.from_rows(old["rows"], float(old.get("feh_vmp_sigma", reference.feh_vmp_sigma)),
-                                f"checkpoint {str(checkpoint_dir)!r}", fallback=reference) if old.get("rows") else reference
+                                f"checkpoint {str(checkpoint_dir)!r}", fallback=reference, names=names,
+                                vmp=vmp) if old.get("rows") else reference
     rows = base.to_rows()
     sm_vmp = base.feh_vmp_sigma
     fitted = []
@@ -215,7 +231,8 @@ def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorMode
         rows[lc.name] = {"a": lc.fit.a, "b": lc.fit.b, "c": lc.fit.c, "sigma_m": sigma_m, "scale": lc.scale,
                          "n": lc.n_pairs, "status": "repeats"}
         fitted.append(lc.name)
-    model = ErrorModel.from_rows(rows, sm_vmp, "repeats", fallback=reference)
+    model = ErrorModel.from_rows(rows, sm_vmp, f"repeats into checkpoint {str(checkpoint_dir)!r}", fallback=reference,
+                                 names=names, vmp=vmp)
     record = {
         "kind": "repeats",
         "source": f"repeats {source}",
@@ -242,15 +259,38 @@ def run_calibration(
     """Read a catalogue, fit every label's a, b, c with the [errors] settings of ``config`` and
     write the tables and figure into ``out_dir``; the config's coefficients are the reference
     (and give each label's scale). ``into``: a checkpoint directory whose error model becomes the
-    fitted one (:func:`write_into_checkpoint`). Returns the calibration and the paths written."""
+    fitted one (:func:`write_into_checkpoint`); its labels are the ones looked for (module
+    docstring). Returns the calibration and the paths written."""
     from jaxvac.config import load_config, section
 
     cfg = load_config(config)
     settings = section(cfg, "errors", ErrorsConfig)
-    reference = ErrorModel.from_config(cfg)
-    rep = read_repeats(catalogue, star_column, snr_column, labels)
+    schema = _label_schema(cfg, into)
+    known = [lab.name for lab in schema.with_vmp]
+    if into is not None and labels is not None:
+        other = [n for n in labels if n not in known]
+        if other:
+            raise DatasetError(f"--labels {','.join(other)}: not labels of checkpoint {str(into)!r} (--into), whose "
+                               f"labels are {known}; calibrate those, or leave out --into.")
+    vmp = schema.vmp.label.name if schema.vmp else (cfg.get("vmp") or {}).get("name", PAPER.vmp.label.name)
+    reference = ErrorModel.from_config(cfg, schema.names, vmp, partial=True)
+    rep = read_repeats(catalogue, star_column, snr_column, labels, known=known)
     cal = calibrate(rep.star_id, rep.snrg, rep.values, settings, reference)
-    paths = write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi)
+    paths = write_calibration(cal, out_dir, reference, source=rep.source, dpi=dpi, units=schema.units)
     if into is not None:
         paths.append(write_into_checkpoint(cal, into, reference, source=rep.source))
     return cal, paths
+
+
+def _label_schema(cfg, into) -> LabelSchema:
+    """The labels calibration looks for: the checkpoint's (``into``), else every label of the
+    config's [labels] (all sets, with its VMP rule) after the paper's (jaxvac.labels.PAPER)."""
+    if into is not None:
+        from jaxvac.train import checkpoint
+
+        return checkpoint_schema(checkpoint.read_metadata(into))
+    if not cfg.get("labels"):
+        return PAPER
+    mine = LabelSchema.from_config(cfg, sets=tuple(cfg["labels"]))
+    extra = tuple(lab for lab in PAPER.labels if lab.name not in mine.names)
+    return LabelSchema(labels=mine.labels + extra, vmp=mine.vmp or PAPER.vmp)
