@@ -114,6 +114,7 @@ def test_html_is_self_contained_and_every_image_decodes(made):
     import matplotlib.image
 
     page = made["page"]
+    assert "flag_dist_phot = 1 where the distance is missing" in page
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     images = _images(page)
     assert len(images) == 7  # every plot, embedded
@@ -233,4 +234,5 @@ def test_report_of_a_catalogue_with_other_labels(tmp_path):
     assert names == ["flag_fractions.png", "index.html", "kiel.png", "label_histograms.png", "summary.md"]
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert "| Teff_GALAH [K] | 120 |" in md and "| MgFe_GALAH [dex] | 30 |" in md and "dist_phot" not in md
+    assert "dist_phot" not in (tmp_path / "rep" / "index.html").read_text()  # no distance: its flag not explained
     assert "4 of 30 estimates (13.3%)" in md

@@ -545,9 +545,10 @@ def _html(title, n_uq, counts, prov, reasons, table, plots) -> str:
                  "without a value (their flag is 1 too).</p>")
     parts.append(_table(_SUMMARY_HEAD, table))
     parts += [_figure(by[n]) for n in ("label_histograms", "flag_fractions") if n in by]
+    dist = ("flag_dist_phot = 1 where the distance is missing, beyond the configured limit, its relative error is "
+            "above the configured limit, or flag_a_ks = 1 (the flag of the absolute magnitude M_Ks it rests on is "
+            "outside its training range); " if any(r[0].startswith("dist_phot ") for r in table) else "")
     parts.append("<h2>Flags</h2><p>flag_&lt;label&gt; = 1 where the estimate lies outside the range of the training "
-                 "labels of its network, or is missing. flag_dist_phot = 1 where the distance is missing, beyond the "
-                 "configured limit, its relative error is above the configured limit, or flag_a_ks = 1 (the flag of the "
-                 "absolute magnitude M_Ks it rests on is outside its training range); see docs/catalogue.md.</p>")
+                 f"labels of its network, or is missing. {dist}see docs/catalogue.md.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
