@@ -29,6 +29,8 @@ from jaxvac.labels import PAPER, LabelError, LabelSchema
 from jaxvac.run.catalog import read_catalog
 from jaxvac.train.checkpoint import read_metadata
 
+from lrs_table import write_lrs_catalogue  # tests/lrs_table.py
+
 TINY = """base = "demo.toml"
 [model]
 hidden = [24, 12]
@@ -105,13 +107,7 @@ def _triplets(*labels) -> set[str]:
 def test_own_labels_keyed_by_obsid_with_official_file_names(survey, tmp_path):
     # the official LRS catalogue (obsid, lmjd, planid, spid, fiberid) -> spec-*.fits.gz under --data
     idx = read_index(survey / "index.fits")
-    with open(tmp_path / "lrs.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["obsid", "lmjd", "planid", "spid", "fiberid", "ra", "dec", "snrg", "class", "z"])
-        for i in range(len(idx)):
-            z = idx["rv"][i] / 299792.458 if np.isfinite(idx["rv"][i]) else -9999
-            w.writerow([idx["obsid"][i], idx["lmjd"][i], idx["planid"][i], idx["spid"][i], idx["fiberid"][i],
-                        idx["ra"][i], idx["dec"][i], f"{idx['snrg'][i]:.2f}", idx["class"][i], z])
+    write_lrs_catalogue(idx, tmp_path / "lrs.csv")
     official = np.array([os.path.basename(p).startswith("spec-") for p in idx["path"]])
     assert official.mean() > 0.8  # the simulator names the others <obsid>.fits, as some releases do
     ready = read_table(survey / "catalogs/train_pastel.fits")

@@ -18,6 +18,8 @@ from jaxvac.labels import LABELS
 from jaxvac.train.reference import group_median
 from jaxvac.train.trainset import TrainsetError, build_trainset, parse_maps
 
+from lrs_table import write_lrs_catalogue  # tests/lrs_table.py
+
 BANDS = [l.name for l in LABELS if l.training_set == "LGMWAS"]
 APOGEE_LABELS = [l.name for l in LABELS if l.training_set == "APOGEE"]
 
@@ -134,13 +136,7 @@ def test_generic_map_by_obsid_through_the_official_lrs_file_names(survey, tmp_pa
     # The official LRS catalogue: obsid, lmjd, planid, spid, fiberid (here from the headers); its
     # rows find spec-<lmjd>-<planid>_sp<spid>-<fiberid>.fits[.gz] (or <obsid>.fits[.gz]) under --data.
     idx = read_index(survey / "index.fits")
-    with open(tmp_path / "lrs.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["obsid", "lmjd", "planid", "spid", "fiberid", "ra", "dec", "snrg", "class", "z"])
-        for i in range(len(idx)):
-            z = idx["rv"][i] / 299792.458 if np.isfinite(idx["rv"][i]) else -9999
-            w.writerow([idx["obsid"][i], idx["lmjd"][i], idx["planid"][i], idx["spid"][i], idx["fiberid"][i],
-                        idx["ra"][i], idx["dec"][i], f"{idx['snrg'][i]:.2f}", idx["class"][i], z])
+    write_lrs_catalogue(idx, tmp_path / "lrs.csv")
     ready = read_table(survey / "catalogs/train_pastel.fits")
     with open(tmp_path / "mine.csv", "w", newline="") as f:  # a user's own table keyed by obsid
         w = csv.writer(f)
