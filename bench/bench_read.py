@@ -12,10 +12,11 @@ Methods are run in turn on chunks of 50 files so that a noisy neighbour slows al
     jaxvac read_meta     the metadata from the headers alone
 
 Usage: python bench/bench_read.py [--quick] [--copies N]
-Writes bench/results/bench_read.json (with the decompressor jaxvac fast used and the load average
-when the run started: the ratios of one run are what to compare on a shared machine). Threads are
-not measured: fitsio holds the GIL on Python 3.11 (MEASURED.md), so processes are the unit of
-parallelism.
+Writes bench/results/bench_read.json (with the decompressor jaxvac fast used, the load average
+when the run started, and, for .fits.gz, jaxvac fast's us per file in each stage: read, inflate,
+headers and structure, arrays and metadata; the ratios of one run are what to compare on a shared
+machine). Threads are not measured: fitsio holds the GIL on Python 3.11 (MEASURED.md), so
+processes are the unit of parallelism.
 """
 
 from __future__ import annotations
@@ -172,6 +173,35 @@ def run(paths: list[str], methods: dict) -> dict[str, tuple[float, float]]:
     return {name: (wall[name], cpu[name]) for name in methods}
 
 
+STAGES = ("read", "inflate", "headers and structure", "arrays and metadata")
+
+
+def stages(paths: list[str]) -> dict[str, float]:
+    """us per file in each stage of jaxvac fast (read_spectrum's steps, called one by one), in
+    chunks that alternate with the baseline (untimed) as in run(), so that caches are as cold."""
+    from jaxvac.io import fitsheader as ff
+    from jaxvac.io import lamost
+
+    total = dict.fromkeys(STAGES, 0)
+    for i in range(0, len(paths), CHUNK):
+        chunk = paths[i:i + CHUNK]
+        for p in chunk:
+            METHODS[BASELINE](p)
+        for p in chunk:
+            t0 = time.perf_counter_ns()
+            raw = ff.read_bytes(p)
+            t1 = time.perf_counter_ns()
+            buf = ff.gunzip(raw) if raw[:2] == b"\x1f\x8b" else raw
+            t2 = time.perf_counter_ns()
+            parsed = lamost._structure(buf)
+            t3 = time.perf_counter_ns()
+            lamost._assemble(p, parsed)
+            t4 = time.perf_counter_ns()
+            for name, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                total[name] += dt
+    return {name: round(ns / len(paths) / 1e3, 1) for name, ns in total.items()}
+
+
 def decompressor() -> str:
     """What inflates a whole .fits.gz in jaxvac's fast reader, with its version."""
     from jaxvac.io.fitsheader import DECOMPRESSOR
@@ -211,6 +241,7 @@ def main(argv=None):
     copies = args.copies or (150 if args.quick else 1000)
     src = sources()
     results = []
+    profile = {}  # layout -> {stage: us per file} of jaxvac fast on .fits.gz
     with tempfile.TemporaryDirectory(prefix="bench_read_") as tmp:
         groups = make_copies(Path(tmp), src, copies)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -233,12 +264,19 @@ def main(argv=None):
                                 "identical_to_fitsio": ident})
                 print(f"{layout:6s} {comp:5s} {name:22s} {rate:9.0f} {len(paths) / cpu:9.0f} "
                       f"{rate / base:12.2f} {'' if ident is None else ident}")
+            if comp == "gz":
+                profile[layout] = stages(paths)
+                print("jaxvac fast, us per file: " + ", ".join(
+                    f"{k} {v:.1f}" for k, v in profile[layout].items())
+                    + f" (sum {sum(profile[layout].values()):.1f}; the timed rate: "
+                    f"{1e6 * timing['jaxvac fast'][0] / len(paths):.1f})")
             print()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out, json.dumps({"machine": machine(), "decompressor": decompressor(),
                                   "load_average_at_start": round(load, 2), "baseline": BASELINE,
-                                  "copies_per_group": copies, "results": results}, indent=1))
+                                  "copies_per_group": copies, "results": results,
+                                  "jaxvac_fast_gz_us_per_file_by_stage": profile}, indent=1))
     print(f"wrote {out}")
     return 0
 

@@ -155,3 +155,100 @@ def test_every_real_gz_file_inflates_through_libdeflate_to_zlibs_bytes(lamost_di
         assert fitsheader._inflate_whole(raw) == gzip.decompress(raw), name
         assert fitsheader.gunzip(raw) == gzip.decompress(raw), name
     assert fitsheader.DECOMPRESSOR == "libdeflate"
+
+
+# Value fields (bytes 10-79 of a card) written into one wanted card at a time: LAMOST's fixed
+# format, what other writers do, and what cfitsio refuses. Each is padded with blanks to 70 bytes.
+_ALTERED_VALUES = [
+    b"               -9999 / Z of an unknown object, written as an integer",
+    b"             -9999.0 / a float sentinel",
+    b"                 1_0 / underscores are not FITS",
+    b"                 nan /", b"                 inf /", b"               1e999 /",
+    b"              1.5D+3 /", b"                  .5 /", b"                 +12 /",
+    b"   12 /", b"12.5", b"-7", b"'text'", b"'text'    / with a comment",
+    b"'it''s'            / a doubled quote", b"'unterminated", b"'" + b"x" * 68 + b"'",
+    b"T", b"F /", b"", b"          / no value", b"\xff\xfe", b"  12.5  3 /",
+    b" 9223372036854775807 /", b" 9223372036854775808 /", b"-9223372036854775809 /",
+    b"  '  -9999  '       /", b"  ' LAMOST DR8'    /", b"1.0E5               /",
+]
+
+
+def _converted(buf, convert):
+    """What a conversion of the primary header gives: {key: (type, value)} or the reject."""
+    from jaxvac.io import fitsheader as ff
+
+    try:
+        return {k: (type(v), v) for k, v in convert(buf).items()}
+    except ff.FitsError as e:
+        return ("FitsError", str(e))
+
+
+def test_header_conversion_in_one_pass_equals_card_by_card(lamost_dir, manifest):
+    """fitsheader converts a header's wanted cards with a few C-level calls when every card is
+    in the common fixed format, else card by card; the two agree (value and type, or the same
+    reject) on every real header and on real headers with one card altered in many ways, and the
+    one-pass conversion is the one taken on every real file."""
+    from jaxvac.io import fitsheader as ff
+    from jaxvac.io.lamost import _WANTED
+
+    def planned(buf):
+        end = ff._end_card(buf, 0)
+        return ff._plan_of(buf, 0, end, _WANTED)
+
+    def card_by_card(buf):
+        return ff._convert_each(buf, 0, planned(buf).hits)
+
+    def one_pass(buf):
+        return ff.header(buf, 0, _WANTED)[0]
+
+    fast_altered = 0
+    for name in manifest:
+        buf = ff.load(lamost_dir / name)
+        plan = planned(buf)
+        assert plan.keys and ff._convert_all(buf, 0, plan) is not None, name
+        assert _converted(buf, one_pass) == _converted(buf, card_by_card), name
+        if name not in ("spec-55859-F5902_sp03-232.fits.gz", "3703110.fits",
+                        "spec-55862-B6212_sp06-003.fits"):  # image, table, DR1
+            continue
+        for card, key, _ in plan.hits:
+            for value in _ALTERED_VALUES + [b"  " + bytes(buf[card + 10:card + 78])]:
+                altered = bytearray(buf)
+                altered[card + 10:card + 80] = value.ljust(70)[:70]
+                want = _converted(altered, card_by_card)
+                assert _converted(altered, one_pass) == want, (name, key, value)
+                fast_altered += ff._convert_all(altered, 0, plan) is not None
+            altered = bytearray(buf)
+            altered[card + 8:card + 10] = b"  "  # no value indicator: the card is commentary
+            assert _converted(altered, one_pass) == _converted(altered, card_by_card), (name, key)
+    assert fast_altered > 100  # the alterations LAMOST's format allows stay on the fast path
+
+
+def test_a_wavelength_row_that_passed_once_is_not_checked_again_only_if_byte_identical(
+        lamost_dir, tmp_path):
+    """The reader remembers the wavelength rows that passed (LAMOST writes the same row for the
+    same COEFF0, COEFF1 and length); a row one ulp off is checked again and a bad one rejected."""
+    import gzip
+
+    from jaxvac.io import lamost
+
+    name = "spec-55859-F5907_sp03-120.fits.gz"  # image, 3909 pixels
+    raw = bytearray(gzip.decompress((lamost_dir / name).read_bytes()))
+    first = read_spectrum(lamost_dir / name)
+    assert not isinstance(first, Reject)
+    lamost._WAVES_PASSED.clear()
+    assert read_spectrum(lamost_dir / name).meta.tobytes() == first.meta.tobytes()
+    assert len(lamost._WAVES_PASSED) == 1
+    wave_at = 2880 * 4 + 2 * 3909 * 4 + 4 * 100  # data start (4 header blocks), row 2, pixel 100
+    wave = np.frombuffer(raw, ">f4", 1, wave_at)[0]
+    assert abs(wave - 10 ** (3.5682 + 1e-4 * 100)) < 0.05
+    for shift, reject in ((0.04, False), (0.06, True)):
+        bad = bytearray(raw)
+        bad[wave_at:wave_at + 4] = np.array([wave + shift], ">f4").tobytes()
+        path = tmp_path / f"shift{shift}.fits"
+        path.write_bytes(bad)
+        for engine in ("fast", "fitsio"):
+            r = read_spectrum(path, engine=engine)
+            assert isinstance(r, Reject) == reject, (shift, engine, r)
+            if reject:
+                assert r.reason.startswith("wavelength array disagrees with COEFF0/COEFF1: by 0.06")
+    assert len(lamost._WAVES_PASSED) == 1  # the row that passed at +0.04 replaced the original

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 import zlib
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -149,7 +151,7 @@ class KeySet(NamedTuple):
     codes: np.ndarray  # sorted uint64 views of the 8-byte blank-padded names
     names: list  # the keyword of each code
     kinds: list  # float, int, str or None (any type) for each code: the expected value type
-    layouts: dict  # card names of a header (bytes) -> [(card offset, keyword, kind)] of the hits
+    layouts: dict  # card names of a header (bytes) -> its _Plan (the hits, and how to convert them)
 
 
 def keyset(kinds: dict) -> KeySet:
@@ -252,21 +254,124 @@ def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
                 except _BadNumber as e:
                     raise _bad_number(key, e) from None
         return cards, start + -(-(end + CARD - start) // BLOCK) * BLOCK
-    # The card names as uint64, looked up in the sorted wanted codes: no Python loop over cards.
-    # Headers written by one pipeline version have the same cards in the same order: the hits of
-    # each such layout are found once per process.
+    plan = _plan_of(buf, start, end, wanted)
+    data_start = start + -(-(end + CARD - start) // BLOCK) * BLOCK
+    if plan.keys:
+        cards = _convert_all(buf, start, plan)
+        if cards is not None:
+            return cards, data_start
+    return _convert_each(buf, start, plan.hits), data_start
+
+
+def _plan_of(buf, start: int, end: int, wanted: KeySet) -> _Plan:
+    """The plan of the header from byte start to its END card at byte end.
+
+    The card names as uint64, looked up in the sorted wanted codes: no Python loop over cards.
+    Headers written by one pipeline version have the same cards in the same order: the hits of
+    each such layout, and the plan to convert them, are found once per process.
+    """
     codes = np.ndarray(((end - start) // CARD,), _LE_U8, buf, start, (CARD,))
     layout = codes.tobytes()
-    hits = wanted.layouts.get(layout)
-    if hits is None:
+    plan = wanted.layouts.get(layout)
+    if plan is None:
         idx = np.searchsorted(wanted.codes, codes)
         np.minimum(idx, wanted.codes.size - 1, out=idx)
         found = np.flatnonzero(wanted.codes[idx] == codes)
-        hits = [(card, wanted.names[w], wanted.kinds[w])
-                for card, w in zip((found * CARD).tolist(), idx[found].tolist())]
+        plan = _plan([(card, wanted.names[w], wanted.kinds[w])
+                      for card, w in zip((found * CARD).tolist(), idx[found].tolist())])
         if len(wanted.layouts) >= 64:
             wanted.layouts.clear()
-        wanted.layouts[layout] = hits
+        wanted.layouts[layout] = plan
+    return plan
+
+
+class _Plan(NamedTuple):
+    """How to convert the wanted cards of one header layout in a few C-level calls (_convert_all).
+
+    keys is empty when the layout has no plan (a repeated keyword, a keyword of any type, fewer
+    than two hits): _convert_each then converts card by card.
+    """
+
+    hits: list  # [(card offset from the header's start, keyword, kind)], card order
+    keys: tuple  # the keyword of each hit
+    fields: struct.Struct  # per hit: bytes 8-9, the value (10-29 of a number, 10-79 of a
+    #                        string) and bytes 30-31 of a number (b"" for a string)
+    want: tuple  # bytes 8-9 then 30-31 of every hit in the common format: b"= ", b" /"
+    floats: Callable  # unpacked fields -> the values of the float hits
+    ints: Callable  # ... of the int hits
+    strs: Callable  # ... of the str hits
+    order: Callable  # floats + ints + strs -> card order
+
+
+def _getter(items: list) -> Callable:
+    """itemgetter that always returns a tuple (also for zero or one item)."""
+    if len(items) > 1:
+        return itemgetter(*items)
+    if items:
+        one = itemgetter(items[0])
+        return lambda x: (one(x),)
+    return lambda x: ()
+
+
+def _plan(hits: list) -> _Plan:
+    keys = tuple(key for _, key, _ in hits)
+    kinds = [kind for _, _, kind in hits]
+    if len(hits) < 2 or len(set(keys)) < len(keys) or not set(kinds) <= {float, int, str}:
+        keys = ()
+    fmt, pos = [], 0
+    for card, _, kind in hits:
+        fmt.append(f"{card + 8 - pos}x2s" + ("70s0s" if kind is str else "20s2s"))
+        pos = card + (CARD if kind is str else 32)
+    grouped = [i for kind in (float, int, str) for i, k in enumerate(kinds) if k is kind]
+    return _Plan(
+        hits, keys, struct.Struct("<" + "".join(fmt)),
+        (b"= ",) * len(hits) + tuple(b"" if k is str else b" /" for k in kinds),
+        *(_getter([3 * i + 1 for i, k in enumerate(kinds) if k is kind])
+          for kind in (float, int, str)),
+        _getter([grouped.index(i) for i in range(len(hits))]))
+
+
+_POINT = re.compile(rb"[.Ee]").search  # a number with one of these is a double for cfitsio
+# 70-character fields each starting with a quoted string that is closed by character 68 and not
+# by a doubled quote; the group is the text inside the quotes. findall on n joined fields finds n
+# matches only if every field matches: n non-overlapping 70-character matches tile the text.
+_QUOTED = re.compile(r"(?='([^']{0,67})'(?!'))[\s\S]{70}")
+
+
+def _convert_all(buf, start: int, plan: _Plan) -> dict | None:
+    """The wanted cards of the header at byte `start` converted by a few C-level calls, or None
+    when a card is off the common fixed format (every card has a value; numbers in bytes 10-29
+    followed by " /", without '_', finite, integers within int64; strings quoted, closed by
+    byte 78, without a doubled quote): then _convert_each decides. A dict returned is the one
+    _convert_each returns (tests/test_reader.py checks both on altered real headers)."""
+    fields = plan.fields.unpack_from(buf, start)
+    if fields[0::3] + fields[2::3] != plan.want:
+        return None
+    floats, ints = plan.floats(fields), plan.ints(fields)
+    text = b"".join(floats)
+    if b"_" in text or b"_" in b"".join(ints):
+        return None
+    try:
+        doubles, integers = list(map(float, floats)), list(map(int, ints))
+    except ValueError:
+        return None
+    total = sum(doubles)  # inf or NaN when a value is (or, harmlessly, when the sum overflows)
+    if total - total != 0 or (ints and not _I8_MIN <= min(integers) <= max(integers) <= _I8_MAX):
+        return None
+    # A number float() reads has at most one '.': as many '.' as fields put one in each. A field
+    # without '.', 'E' or 'e' (an integer in a float keyword: Z = -9999) reads as _value reads it.
+    if text.count(b".") != len(floats):
+        doubles = [d if _POINT(f) else _value(f) for d, f in zip(doubles, floats)]
+    strs = plan.strs(fields)
+    quoted = _QUOTED.findall(b"".join(strs).decode("ascii", "replace"))
+    if len(quoted) != len(strs):
+        return None
+    return dict(zip(plan.keys, plan.order(doubles + integers + list(map(str.rstrip, quoted)))))
+
+
+def _convert_each(buf, start: int, hits: list) -> dict:
+    """The wanted cards of the header at byte `start`, converted one by one (see header)."""
+    cards = {}
     for card, key, kind in hits:
         card += start
         if buf[card + 8:card + 10] != b"= ":
@@ -313,7 +418,7 @@ def header(buf: bytes, start: int, wanted: KeySet | None) -> tuple[dict, int]:
         if key in cards:
             check_repeat(key, cards[key], v)
         cards[key] = v
-    return cards, start + -(-(end + CARD - start) // BLOCK) * BLOCK
+    return cards
 
 
 def check_repeat(key: str, first, second) -> None:
