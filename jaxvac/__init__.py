@@ -6,7 +6,7 @@ fast (JAX, orbax and astropy load only when a name that needs them is touched)::
     read_spectrum, resolve_inputs, stream_batches      reading LAMOST FITS files
     jaxvac.preprocess (module): normalize, preprocess   the pre-processing kernels' front door
     simulate_survey                                     a synthetic survey with known labels
-    train_from_config, load_checkpoint                  the 23 networks + the VMP network
+    train_from_config, load_checkpoint                  the label networks + the VMP network
     ErrorModel, run_catalog, merge, write_report        the catalogue
     load_config                                         configs/*.toml (built-in names or paths)
     JaxvacError                                         the base of every error a user can cause

@@ -62,9 +62,11 @@ def command(model, inputs, on_bad_shard, crossmatch, out, config, batch_size, wo
             no_progress):
     """Stellar labels, errors, flags, distances and positions for every spectrum.
 
-    Streams the spectra through the reader, the normalisation kernels and the 23 networks
-    (+ the very-metal-poor net where [Fe/H] < -1.5 and Teff < 6500 K), then the error model, the
-    training-range flags, Galactic coordinates, the spectro-photometric distance and X/Y/Z.
+    Streams the spectra through the reader, the normalisation kernels and the checkpoint's label
+    networks (the paper's 23 with dr8/demo; the catalogue has exactly the checkpoint's label
+    columns) + the very-metal-poor net where [Fe/H] < -1.5 and Teff < 6500 K, then the error
+    model, the training-range flags, Galactic coordinates, the spectro-photometric distance and
+    X/Y/Z (with a_ks among the labels).
     Non-STAR spectra and snrg <= 10 go to the SKIPPED table with the reason; unreadable files go
     to the REJECTS table with the reason (inputs = rows + rejects + skipped, counted in the header). The run is resumable: rerun the same command after a crash and it
     continues where it stopped (--fresh to start over).

@@ -1,4 +1,4 @@
-"""`jaxvac train --config demo` (a built-in name or a TOML path): the 23 networks and the VMP network."""
+"""`jaxvac train --config demo` (a built-in name or a TOML path): one network per label of the config and the VMP network."""
 
 from __future__ import annotations
 
