@@ -35,6 +35,7 @@ def truth_accuracy(catalogue: str | Path, truth: str | Path) -> tuple[list[dict]
     training set's pool (``jaxvac.simulate.catalogs.selections``), as the paper's test sets were:
     the LGMWAS-like magnitude networks, for instance, learn from nearby (< 2 kpc) stars and are
     not scored on distant giants they never saw. feh_VMP is scored where the candidate rule gave it.
+    Labels the catalogue or the truth file lacks (a config of other labels) are not scored.
     """
     import fitsio
 
@@ -53,7 +54,7 @@ def truth_accuracy(catalogue: str | Path, truth: str | Path) -> tuple[list[dict]
     rows, t = rows[test], t[test]
     snr = rows["snrg"].astype(np.float64)
     pools = selections(t["Teff_PASTEL"], t["feh_PASTEL"], t["dist"], t["EBV"], snr)
-    labels = (*LABELS, VMP)
+    labels = tuple(lab for lab in (*LABELS, VMP) if lab.name in rows.dtype.names and lab.name in t.dtype.names)
     pred = np.stack([rows[l.name].astype(np.float64) for l in labels], axis=1)
     true = np.stack([t[l.name].astype(np.float64) for l in labels], axis=1)
     for k, lab in enumerate(labels):

@@ -123,13 +123,14 @@ class MLP(nnx.Module):
 
 @partial(jax.jit, static_argnames=("precision", "vmp_rule"))
 def predict_standardized(params: dict, x: jax.Array, precision=None,
-                         vmp_rule: tuple[int, int, float, float] | None = PAPER_VMP_RULE) -> tuple[jax.Array, jax.Array]:
+                         vmp_rule: tuple[int, int, float, float] | None = None) -> tuple[jax.Array, jax.Array]:
     """Labels and feh_VMP of a batch in ONE jitted call.
 
     params: ``{"ensemble", "y_mean" (M,), "y_std" (M,)}`` and, for a model with the VMP network,
     ``{"vmp", "vmp_mean" (), "vmp_std" ()}``. x: (B, 1974) standardised normalised flux.
     vmp_rule: (feh index, teff index, feh_max, teff_max) of the candidate rule
-    (``LabelSchema.vmp_indices``; default the paper's: feh_PASTEL < -1.5 dex and Teff_PASTEL < 6500 K).
+    (``LabelSchema.vmp_indices``; ``PAPER_VMP_RULE`` for the paper's 23 labels: feh_PASTEL < -1.5 dex
+    and Teff_PASTEL < 6500 K); None: no VMP estimate (feh_vmp all NaN), whatever the params hold.
     Returns labels (B, M) in physical units (y = mean + std * net) and feh_vmp (B,) in dex, NaN
     where the rule does not hold and everywhere without a VMP network.
     """

@@ -219,3 +219,24 @@ def test_command_reports_bad_input_without_a_traceback(small_catalogue, tmp_path
     res = CliRunner().invoke(main, ["calibrate-errors", str(tmp_path / "missing.fits"), "--out", str(tmp_path)])
     assert res.exit_code == 2 and "not found" in res.output
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_into_a_checkpoint_whose_label_has_no_row_names_the_fix(tmp_path):
+    # labels are data: a label without an error-model row in the checkpoint or the config has no
+    # known sigma_m (repeats do not measure it); it must not silently take feh_VMP's 0.176
+    from astropy.table import Table
+
+    from jaxvac.config import ConfigError
+    from jaxvac.labels import Label, LabelSchema
+    from jaxvac.train import checkpoint
+    from jaxvac.train.calibrate_job import run_calibration
+
+    schema = LabelSchema(labels=(Label("Teff_GALAH", "K", "GALAH", 3000.0, 8000.0, ""),), vmp=None)
+    ck = checkpoint.save_random(tmp_path / "ck", (8,), (4,), schema=schema)  # random weights: no error model
+    rng = np.random.default_rng(0)
+    n = 2000
+    snr = np.repeat(rng.uniform(11, 300, n // 2), 2) * (1 + rng.uniform(-0.02, 0.02, n))
+    Table({"star_id": np.repeat(np.arange(n // 2), 2), "snrg": snr,
+           "Teff_GALAH": 5000 + rng.normal(size=n) * 100 * (0.3 + 30 / snr ** 1.1)}).write(tmp_path / "rep.fits")
+    with pytest.raises(ConfigError, match=r"no error-model row for Teff_GALAH .* add \[errors.coefficients\] Teff_GALAH"):
+        run_calibration(tmp_path / "rep.fits", tmp_path / "out", config="dr8", into=ck)

@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from jaxvac.labels import LABEL_NAMES, VMP_FEH_MAX, VMP_TEFF_MAX
-from jaxvac.model import MLP, N_INPUT, N_VMP_INPUT, StackedMLP, init_stack, predict_standardized
+from jaxvac.model import MLP, N_INPUT, N_VMP_INPUT, PAPER_VMP_RULE, StackedMLP, init_stack, predict_standardized
 from jaxvac.train.job import ModelConfig
 from jaxvac.train.fit import clip_by_member_norm
 from jaxvac.kernels.ensemble import ensemble_forward, member_axes, per_member_sq_norm, select_members, vmp_forward
@@ -130,7 +130,8 @@ def test_predict_standardized_destandardises_and_applies_vmp_rule():
     y_mean[t] = VMP_TEFF_MAX - y_std[t] * np.median(net[:, t])
     y_mean[f] = VMP_FEH_MAX - y_std[f] * np.median(net[:, f])
     params |= {"y_mean": y_mean, "y_std": y_std, "vmp_mean": np.float32(-2.0), "vmp_std": np.float32(0.4)}
-    y, vmp = predict_standardized(params, jnp.asarray(x))
+    y, vmp = predict_standardized(params, jnp.asarray(x), vmp_rule=PAPER_VMP_RULE)
+    assert np.all(np.isnan(np.asarray(predict_standardized(params, jnp.asarray(x))[1])))  # no rule: no estimate
     ref = y_mean + y_std * net
     np.testing.assert_allclose(np.asarray(y), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     ref_vmp = -2.0 + 0.4 * numpy_member(params["vmp"], 0, x[:, :N_VMP_INPUT].astype(np.float64))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxvac.config import ConfigError
 from jaxvac.display.plots import plot_calibration
 from jaxvac.io.atomic import atomic_path, atomic_write
 from jaxvac.io.tables import column_names, read_table
@@ -227,7 +228,15 @@ def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorMode
     for lc in cal.labels:
         if lc.fit is None:
             continue
-        sigma_m = rows[lc.name]["sigma_m"] if lc.name in rows else sm_vmp
+        if lc.name in rows:
+            sigma_m = rows[lc.name]["sigma_m"]
+        elif lc.name == vmp:
+            sigma_m = sm_vmp
+        else:  # a label with no row in the checkpoint nor the config: repeats do not measure sigma_m
+            raise ConfigError(f"checkpoint {str(checkpoint_dir)!r} has no error-model row for {lc.name} and the config "
+                              f"none either, so its method error sigma_m is unknown (repeats do not measure it); add "
+                              f"[errors.coefficients] {lc.name} = {{ a = 0, b = 1, c = 0, sigma_m = <its method error> }} "
+                              f"to the config, or retrain with `jaxvac train` (which stores a row for every label).")
         rows[lc.name] = {"a": lc.fit.a, "b": lc.fit.b, "c": lc.fit.c, "sigma_m": sigma_m, "scale": lc.scale,
                          "n": lc.n_pairs, "status": "repeats"}
         fitted.append(lc.name)
