@@ -20,6 +20,7 @@ the VMP network: its rule's labels were not trained).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from functools import partial
 
 import jax
@@ -159,9 +160,9 @@ class Predictor:
     x_std: np.ndarray
     metadata: dict
 
-    @property
+    @functools.cached_property
     def schema(self) -> LabelSchema:
-        """The labels this model predicts (from its metadata; ``jaxvac.labels``)."""
+        """The labels this model predicts (from its metadata, read once; ``jaxvac.labels``)."""
         return checkpoint_schema(self.metadata)
 
     @property

@@ -68,15 +68,19 @@ class _TrainDisplay:
         self.live.update(self._render())
 
 
-def stage_names(cfg) -> dict[str, list[str]]:
-    """Training stage -> the label names of its networks, in member order: "ensemble" (every
-    label), "retrain" (the [curation] magnitude_set's) and "vmp" (the VMP label)."""
+def _labels_and_magnitude_set(cfg):
+    """(LabelSchema of the config, its [curation] magnitude_set)."""
     from jaxvac.config import section
     from jaxvac.labels import LabelSchema
     from jaxvac.train.dataset import CurationConfig
 
-    schema = LabelSchema.from_config(cfg)
-    mag = section(cfg, "curation", CurationConfig).magnitude_set
+    return LabelSchema.from_config(cfg), section(cfg, "curation", CurationConfig).magnitude_set
+
+
+def stage_names(cfg) -> dict[str, list[str]]:
+    """Training stage -> the label names of its networks, in member order: "ensemble" (every
+    label), "retrain" (the [curation] magnitude_set's) and "vmp" (the VMP label)."""
+    schema, mag = _labels_and_magnitude_set(cfg)
     return {"ensemble": list(schema.names), "retrain": [schema.names[i] for i in schema.of_set(mag)],
             "vmp": [schema.vmp.label.name] if schema.vmp else []}
 
@@ -85,15 +89,11 @@ def epoch_log(stream, cfg=None, min_interval: float = 1.0):
     """The off-terminal epoch lines (jaxvac.display.progress.EpochLog) with the loss averaged per
     training set: every network by its set, the retrained magnitudes, the VMP network.
     cfg: the loaded config (default: the built-in dr8 recipe)."""
-    from jaxvac.config import recipe, section
+    from jaxvac.config import recipe
     from jaxvac.display.progress import EpochLog
-    from jaxvac.labels import LabelSchema
-    from jaxvac.train.dataset import CurationConfig
 
-    cfg = recipe() if cfg is None else cfg
-    schema = LabelSchema.from_config(cfg)
+    schema, mag = _labels_and_magnitude_set(recipe() if cfg is None else cfg)
     sets = [(s, schema.of_set(s)) for s in schema.sets]
-    mag = section(cfg, "curation", CurationConfig).magnitude_set
     groups = {"ensemble": sets, "retrain": [(mag, list(range(len(schema.of_set(mag)))))], "vmp": [("VMP", [0])]}
     return EpochLog(stream, groups, min_interval=min_interval)
 

@@ -583,9 +583,11 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     truth, pred, snr = heldout
     resid = pred - truth
     config_model = ErrorModel.from_config(cfg, names, vmp_name, partial=True)  # the rows the config has
-    val_truth, val_pred, val_snr = validation
     fitted = names + ([vmp_name] if vmp_name else [])  # columns of heldout/validation with a network
-    val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg)
+    val_rows = {}  # when heldout is the validation stars, their rows are the held-out ones already
+    if validation is not heldout:
+        val_truth, val_pred, val_snr = validation
+        val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg)
 
     def model_of(sel):
         rows = heldout_error_rows(snr[sel], {n: resid[sel, k] for k, n in enumerate(fitted)}, ecfg)
