@@ -106,3 +106,49 @@ def test_sweep_removes_segments_of_dead_processes_only(tmp_path):
     finally:
         for f in (mine, theirs, other):
             f.unlink(missing_ok=True)
+
+
+def test_sweep_removes_the_semaphores_a_killed_process_group_left_and_keeps_live_ones(monkeypatch):
+    # A batch system kills the whole job (kill -9 -<pgid>): the resource tracker dies too and
+    # multiprocessing's named semaphores stay in /dev/shm; the next run's sweep removes them, but
+    # never one a live process has open.
+    import multiprocessing
+
+    from jaxvac.io import lifetime
+
+    if lifetime._mapped_shm_inodes() is None:  # e.g. root in a container whose init cannot be read
+        # the sweep then removes no semaphore (checked here); the rest is checked with the
+        # readable processes only
+        stale = SHM_DIR / "sem.mp-jaxvac-test"
+        stale.write_bytes(b"x" * 32)
+        os.utime(stale, (time.time() - 60, time.time() - 60))
+        try:
+            sweep_shared_memory()
+            assert stale.exists()
+        finally:
+            stale.unlink(missing_ok=True)
+        scan = lifetime._mapped_shm_inodes
+        monkeypatch.setattr(lifetime, "_mapped_shm_inodes", lambda: scan(ignore_unreadable=True))
+
+    code = ("import multiprocessing, sys, time\n"
+            "if __name__ == '__main__':\n"
+            "    lock = multiprocessing.get_context('spawn').Lock()\n"
+            "    print(lock._semlock.name, flush=True)\n"
+            "    time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    name = p.stdout.readline().strip().lstrip("/")
+    left = SHM_DIR / f"sem.{name}"
+    assert left.exists()
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+    live = multiprocessing.get_context("spawn").Lock()  # open in this process
+    mine = SHM_DIR / f"sem.{live._semlock.name.lstrip('/')}"
+    try:
+        for f in (left, mine):
+            os.utime(f, (time.time() - 60, time.time() - 60))  # older than the grace time
+        assert left.exists() and mine.exists()  # the tracker died with the group: nothing unlinked it
+        assert sweep_shared_memory() >= 1
+        assert not left.exists() and mine.exists()
+    finally:
+        left.unlink(missing_ok=True)
+    del live

@@ -6,7 +6,10 @@ write ends of its own queues, so it never sees EOF), and they in turn keep the f
 resource tracker alive, which would unlink the run's shared-memory segments only when it exits.
 Here each worker watches its parent and exits the moment the parent is gone, which lets the whole
 chain end and the resource tracker unlink the segments; :func:`sweep_shared_memory` removes the
-segments of runs killed before this existed, or whose tracker was killed too.
+segments of runs killed before this existed, or whose tracker was killed too (a batch system that
+kills the whole job, ``kill -9 -<pgid>``): jaxvac's own segments, and the named semaphores of
+multiprocessing's queues and locks (``/dev/shm/sem.mp-*``, which the tracker would have unlinked)
+that no live process has open.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "jaxvac-"  # shared-memory segments are named jaxvac-<pid>-<random>-<k>
+SEM_PREFIX = "sem.mp-"  # multiprocessing's named semaphores (forkserver/spawn pools), /dev/shm/sem.mp-<random>
+SEM_GRACE_S = 2.0  # s; a semaphore younger than this is never swept (its creator maps it before naming it)
 
 
 def pid_alive(pid: int) -> bool:
@@ -60,7 +65,14 @@ def shm_name(tag: str) -> str:
 
 
 def sweep_shared_memory() -> int:
-    """Unlink jaxvac segments whose creating process is dead; returns how many were removed."""
+    """Unlink jaxvac segments whose creating process is dead, and this user's multiprocessing
+    semaphores (older than SEM_GRACE_S) that no process has mapped; returns how many were removed.
+
+    A semaphore's name carries no pid: it is stale when no process maps its inode (every user of
+    one has it mapped from sem_open on, the creator before the name exists), judged from
+    /proc/*/maps; when a process of this user cannot be read, or there is no /proc, no semaphore
+    is removed.
+    """
     if not SHM_DIR.is_dir():
         return 0
     n = 0
@@ -70,4 +82,48 @@ def sweep_shared_memory() -> int:
             with contextlib.suppress(OSError):
                 p.unlink()
                 n += 1
+    me, now = os.getuid(), time.time()
+    sems = []
+    for p in SHM_DIR.glob(f"{SEM_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            if st.st_uid == me and now - st.st_mtime > SEM_GRACE_S:
+                sems.append((p, st.st_ino))
+    mapped = _mapped_shm_inodes() if sems else None
+    for p, ino in sems if mapped is not None else ():
+        if ino not in mapped:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
     return n
+
+
+def _mapped_shm_inodes(ignore_unreadable: bool = False) -> set[int] | None:
+    """Inodes of the /dev/shm files some process maps (/proc/<pid>/maps; by inode, as glibc's
+    sem_open maps a temporary name it then links to the final one), or None when that cannot be
+    known: no /proc, or a process of this user whose maps cannot be read (a container's init run
+    as root, say: then nothing is swept). ignore_unreadable: skip such processes instead (tests
+    only: the answer may then miss a process that maps one)."""
+    proc, me = Path("/proc"), os.getuid()
+    if not (proc / "self" / "maps").is_file():
+        return None
+    inodes: set[int] = set()
+    marker = f" {SHM_DIR}/".encode()
+    for d in proc.iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            data = (d / "maps").read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+        except OSError:
+            try:
+                if d.stat().st_uid == me and not ignore_unreadable:
+                    return None
+            except OSError:
+                pass
+            continue  # another user's process cannot map this user's 0600 semaphores
+        for line in data.splitlines():
+            if marker in line:  # address perms offset dev inode path
+                inodes.add(int(line.split(None, 5)[4]))
+    return inodes
