@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxvac.io.tables import TableError, column_names, read_table
+from jaxvac.io.tables import column_names, read_table, require_columns
 
 _XM_ALIASES = {
     "obsid": ("obsid",),
@@ -22,6 +22,7 @@ _XM_ALIASES = {
     "ebv": ("ebv", "e_bv", "e(b-v)"),
     "e_ebv": ("e_ebv", "ebv_err", "err_ebv"),
 }
+_XM_REQUIRED = ("obsid", "ks")  # the others may be absent (NaN, gaiaid -1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,14 +40,10 @@ class CrossMatch:
     def read(cls, path: str | Path) -> CrossMatch:
         """Read a FITS, CSV or Parquet table with obsid, a Gaia source id, Ks, e_Ks, E(B-V) (and e_E(B-V))."""
         hint = "check the cross-match path (--crossmatch)"
-        present = {n.lower(): n for n in reversed(column_names(path, hint=hint))}
-        picked = {}
-        for key, names in _XM_ALIASES.items():
-            hit = next((present[n] for n in names if n in present), None)
-            if hit is None and key in ("obsid", "ks"):
-                raise TableError(f"cross-match table {str(path)!r} has no {key} column (looked for {names}); "
-                                 f"it has {sorted(present)}.")
-            picked[key] = hit
+        present = require_columns(column_names(path, hint=hint), [_XM_ALIASES[k] for k in _XM_REQUIRED],
+                                  what="cross-match table", path=path,
+                                  fix="rename the column(s) to one of the names shown (case ignored).")
+        picked = {key: next((present[n] for n in names if n in present), None) for key, names in _XM_ALIASES.items()}
         table = read_table(path, [n for n in picked.values() if n is not None], hint=hint)
         cols = {key: table[n] if n is not None else None for key, n in picked.items()}
         n = len(cols["obsid"])

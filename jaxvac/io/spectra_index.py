@@ -277,16 +277,12 @@ def read_index(path, *, hint: str = "check the --index path") -> SpectraIndex:
     Text columns come back as object arrays of str; ``path`` is made absolute relative to the
     index's own folder when it is relative. Raises SpectraIndexError naming what is missing.
     """
-    from jaxvac.io.tables import TableError, column_names, read_table
+    from jaxvac.io.tables import TableError, column_names, read_table, require_columns
 
     try:
-        names = column_names(path, hint=hint)
-        lower = {n.lower(): n for n in reversed(names)}
-        missing = [c for c in REQUIRED if c not in lower]
-        if missing:
-            raise SpectraIndexError(
-                f"index {str(path)!r} lacks column(s) {missing} (columns: {names}); build one with "
-                f"`jaxvac index DIR --out INDEX.fits`, or give the official LRS catalogue with --data DIR.")
+        lower = require_columns(column_names(path, hint=hint), REQUIRED, what="index", path=path,
+                                fix="build one with `jaxvac index DIR --out INDEX.fits`, or give the official "
+                                    "LRS catalogue with --data DIR.")
         table = read_table(path, [lower[c] for c in INDEX_COLUMNS if c in lower], hint=hint)
     except TableError as e:
         raise SpectraIndexError(str(e)) from None
@@ -379,16 +375,12 @@ def lrs_catalogue_index(catalogue, data_dir, *, hint: str = "check the --index p
     """
     from jaxvac.constants import C_KMS
     from jaxvac.io.inputs import InputError, resolve_inputs
-    from jaxvac.io.tables import TableError, column_names, read_table
+    from jaxvac.io.tables import TableError, column_names, read_table, require_columns
 
     try:
-        names = column_names(catalogue, hint=hint)
-        lower = {n.lower(): n for n in reversed(names)}
-        missing = [c for c in LRS_COLUMNS if c not in lower]
-        if missing:
-            raise SpectraIndexError(
-                f"LRS catalogue {str(catalogue)!r} lacks column(s) {missing} (columns: {names}); it needs "
-                f"{list(LRS_COLUMNS)} to name each spectrum's file, or give an index from `jaxvac index`.")
+        lower = require_columns(column_names(catalogue, hint=hint), LRS_COLUMNS, what="LRS catalogue",
+                                path=catalogue, fix=f"it needs {list(LRS_COLUMNS)} to name each spectrum's file, "
+                                                    f"or give an index from `jaxvac index`.")
         wanted = [lower[c] for c in (*LRS_COLUMNS, "ra", "dec", "snrg", "class", "z") if c in lower]
         cols = {k.lower(): v for k, v in read_table(catalogue, wanted, hint=hint).items()}
     except TableError as e:

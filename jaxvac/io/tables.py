@@ -1,7 +1,9 @@
 """The one table reader of jaxvac: a FITS, CSV or Parquet table in, a dict of NumPy columns out.
 
 Training and test catalogues, repeat catalogues, cross-match tables and path lists are all read
-by :func:`read_table`. The format is chosen by the file name (case ignored):
+by :func:`read_table`; a caller that chooses among optional columns reads the names with
+:func:`column_names` and checks the ones it needs with :func:`require_columns` (case ignored, one
+message shape). The format is chosen by the file name (case ignored):
 
 - ``*.fits``, ``*.fit``, ``*.fts`` (each also ``.gz``): the first table HDU, read with fitsio
   (only the requested columns are read from disk, straight into NumPy; it is also the library
@@ -34,8 +36,8 @@ import numpy as np
 
 from jaxvac.errors import JaxvacError
 
-__all__ = ["TableError", "read_table", "column_names", "table_format", "FITS_SUFFIXES", "CSV_SUFFIXES",
-           "PARQUET_SUFFIXES"]
+__all__ = ["TableError", "read_table", "column_names", "require_columns", "table_format", "FITS_SUFFIXES",
+           "CSV_SUFFIXES", "PARQUET_SUFFIXES"]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 CSV_SUFFIXES = (".csv", ".csv.gz")
@@ -79,6 +81,26 @@ def column_names(path: str | os.PathLike, *, hint: str = "check the path") -> li
     return _call(path, hint, {"fits": _fits_names, "csv": _csv_names, "parquet": _parquet_names})
 
 
+def require_columns(names, required=(), *, what: str = "table", path="", fix: str = "") -> dict[str, str]:
+    """The columns of a table by lower-case name, after checking that it has the required ones.
+
+    names: the table's column names as the file spells them (:func:`column_names`).
+    required: names, matched without regard to case; an entry may be a tuple of alternatives
+        (aliases), any one of which will do.
+    what, path, fix: the error message's subject ("index"), the file and what to do.
+    Returns {name.lower(): name as the file spells it}; of names that differ only in case, the
+    first. Raises TableError, one line: ``{what} {path!r} lacks column(s) [...] (columns: [...]);
+    {fix}`` (callers with their own error class convert it, keeping the message).
+    """
+    names = list(names)
+    lower = {n.lower(): n for n in reversed(names)}
+    alternatives = [(c,) if isinstance(c, str) else tuple(c) for c in required]
+    missing = [" or ".join(alt) for alt in alternatives if not any(a.lower() in lower for a in alt)]
+    if missing:
+        raise TableError(f"{what} {str(path)!r} lacks column(s) {missing} (columns: {names}); {fix}")
+    return lower
+
+
 def _call(path, hint: str, readers: dict, *args):
     """readers[format](path, *args), with the checks and error messages every read shares."""
     path = Path(path)
@@ -105,7 +127,7 @@ def _pick(path: Path, names: list[str], columns) -> list[str]:
         return list(names)
     if isinstance(columns, str):
         columns = [columns]
-    by_lower = {n.lower(): n for n in reversed(names)}  # the first of names differing only in case
+    by_lower = require_columns(names)
     missing = [c for c in columns if c.lower() not in by_lower]
     if missing:
         raise TableError(f"table {str(path)!r} has no {', '.join(map(repr, missing))} column (columns: "

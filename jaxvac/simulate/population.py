@@ -27,7 +27,6 @@ import numpy as np
 
 COMPONENTS = ("thin", "thick", "halo")
 PHASES = ("ms", "subgiant", "rgb", "rc", "hb")
-R_G_EBV = 2.74  # A_G / E(B-V) for the distance solution (Casagrande & VandenBerg 2018, G band)
 DUST_SCALE_HEIGHT = 0.125  # kpc
 G_RANGE = (9.5, 17.8)  # apparent Gaia G of LAMOST LRS targets (mag)
 FIELD_RADIUS = 2.5  # deg, LAMOST field of view radius
@@ -176,12 +175,13 @@ def _hr_position(rng, comp, phase, feh):
     return teff, logg, mass
 
 
-def place_stars(rng, b_deg, abs_g, g_app=None):
+def place_stars(rng, b_deg, abs_g, g_app=None, *, r_g: float):
     """Distances and reddening for stars of absolute magnitude abs_g seen at latitude b.
 
     Apparent G is drawn from the magnitude-limited distribution unless given. Solves
     G = M_G + 5 log10(100 d) + R_G E(B-V)(d) by fixed-point iteration (d in kpc, clipped to
-    [0.01, 60] kpc). Returns (g_app, d_kpc, ebv).
+    [0.01, 60] kpc), with r_g = R_G = A_G / E(B-V) (configs/dr8.toml [photometry.r_band] a_gg,
+    which the survey passes). Returns (g_app, d_kpc, ebv).
     """
     n = b_deg.size
     if g_app is None:
@@ -193,7 +193,7 @@ def place_stars(rng, b_deg, abs_g, g_app=None):
     e_inf = np.minimum(0.03 / sb, 1.5) * rng.lognormal(0.0, 0.3, n)
     ebv = np.zeros(n)
     for _ in range(8):
-        d = np.clip(10 ** ((g_app - abs_g - R_G_EBV * ebv) / 5.0 - 2.0), 0.01, 60.0)
+        d = np.clip(10 ** ((g_app - abs_g - r_g * ebv) / 5.0 - 2.0), 0.01, 60.0)
         ebv = e_inf * (1.0 - np.exp(-d * sb / DUST_SCALE_HEIGHT))
-    g_app = abs_g + 5 * np.log10(100.0 * d) + R_G_EBV * ebv  # consistent after the clip
+    g_app = abs_g + 5 * np.log10(100.0 * d) + r_g * ebv  # consistent after the clip
     return g_app, d, ebv

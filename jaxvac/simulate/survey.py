@@ -196,7 +196,8 @@ def plan_survey(rng, n, opts):
     gl, gb = population.icrs_to_galactic(ra, dec)
     stars = population.draw_stars(rng, gb, opts.halo_fraction)
     absmag = photometry.absolute_magnitudes(stars["teff"], stars["logg"], stars["feh"], stars["mass"])
-    g_app, dist, ebv = population.place_stars(rng, gb, absmag[:, 0])
+    r_band = catalogs.ext_ratio()  # A_band / E(B-V) in photometry.BANDS order (configs/dr8.toml [photometry.r_band])
+    g_app, dist, ebv = population.place_stars(rng, gb, absmag[:, 0], r_g=r_band[0])
     sigma_v = np.array([25.0, 50.0, 120.0])[stars["component"]]
     rv = np.clip(rng.normal(0.0, 1.0, n_stars) * sigma_v, -600.0, 600.0)
     stars.update(ra=ra, dec=dec, l=gl, b=gb, absmag=absmag, g_app=g_app, dist=dist, ebv=ebv, rv=rv,
@@ -275,7 +276,7 @@ def plan_survey(rng, n, opts):
     recs["corrupt"] = np.where(corrupt, np.array(render.CORRUPT_KINDS)[rng.integers(0, len(render.CORRUPT_KINDS), n)], "")
     recs["subclass"] = [render.subclass(t, lg) if c == "STAR" else "Non"
                         for t, lg, c in zip(recs["teff"], recs["logg"], recs["cls"])]
-    sdss = absmag[:, 11:14][s] + 5 * np.log10(100.0 * stars["dist"][s])[:, None] + np.outer(stars["ebv"][s], [3.3, 2.3, 1.7])
+    sdss = absmag[:, 11:14][s] + 5 * np.log10(100.0 * stars["dist"][s])[:, None] + np.outer(stars["ebv"][s], r_band[11:14])
     recs["mags"] = np.where(is_star[:, None], np.round(sdss, 2), np.round(g[:, None] + [0.4, 0.0, -0.2], 2))
     # File format: layout, release, compression, pixel range, name.
     table = rng.random(n) < opts.table_fraction

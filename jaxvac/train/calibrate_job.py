@@ -33,7 +33,7 @@ import numpy as np
 from jaxvac.config import ConfigError
 from jaxvac.display.plots import plot_calibration
 from jaxvac.io.atomic import atomic_path, atomic_write
-from jaxvac.io.tables import column_names, read_table
+from jaxvac.io.tables import column_names, read_table, require_columns
 from jaxvac.labels import PAPER, LabelSchema
 from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig, checkpoint_schema
 from jaxvac.train.calibrate import Calibration, calibrate
@@ -73,7 +73,7 @@ def read_repeats(
     path = str(path)
     hint = "give a FITS, CSV or Parquet file with one row per spectrum"
     names = column_names(path, hint=hint)
-    by_lower = {c.lower(): c for c in reversed(names)}
+    by_lower = require_columns(names)  # star, SNR and label columns are checked below, each message naming its kind
 
     def name(col, what):
         if col.lower() not in by_lower:

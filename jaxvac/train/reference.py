@@ -210,14 +210,14 @@ class ReferenceTable:
 
     def __init__(self, path, fmt: str, maps: dict, labels=LABEL_NAMES):
         """labels: the label names a --map may write (the config's [labels]; default the paper's)."""
-        from jaxvac.io.tables import TableError, column_names
+        from jaxvac.io.tables import TableError, column_names, require_columns
 
         self.path, self.fmt, self.maps = str(path), fmt, maps
         try:
             self.names = column_names(path, hint="check the reference catalogue's path")
         except TableError as e:
             raise TrainsetError(str(e)) from None
-        self.lower = {n.lower(): n for n in reversed(self.names)}
+        self.lower = require_columns(self.names)  # slots and --map are checked below, each with its alias
         allowed = set(generic_dests(labels)) | set(self.slots())
         bad = [d for d in maps if d not in allowed]
         if bad:
