@@ -72,7 +72,26 @@ def test_error_calibration_against_numpy(heldout):
         z = (resid[:, k] / err[:, k])[(snr >= lo) & (snr < hi)]
         assert r["n"] == z.size and r["z_std"] == pytest.approx(np.std(z, ddof=1), rel=1e-12)
         assert 0.85 < r["z_std"] < 1.15  # the true sigma is calibrated
+        assert r["tail3"] == pytest.approx(np.mean(np.abs(z) > 3), abs=0)
+        # the bootstrap 16-84 % band brackets the estimate; its half-width is about the Gaussian
+        # standard error of a standard deviation, z_std / sqrt(2 (n - 1))
+        assert r["z_std_lo"] < r["z_std"] < r["z_std_hi"]
+        se = r["z_std"] / np.sqrt(2 * (z.size - 1))
+        assert 0.5 * se < (r["z_std_hi"] - r["z_std_lo"]) / 2 < 2.0 * se
     assert "| Teff_PASTEL | " in calibration_markdown(rows)
+
+
+def test_error_calibration_small_cell_band():
+    """A bin of 5 stars: the band is wide (chance alone moves std(z) by ~0.3), a bin of 1 is NaN."""
+    z = np.array([0.5, -1.0, 2.0, -0.3, 0.8, 1.0])
+    snr = np.array([15.0, 15, 15, 15, 15, 60])
+    rows = error_calibration(z[:, None], np.ones((6, 1)), snr, ["x"], [10, 20, 50, 100])
+    r = {row["bin"]: row for row in rows}
+    assert r["10-20"]["z_std"] == pytest.approx(np.std(z[:5], ddof=1))
+    assert r["10-20"]["z_std_hi"] - r["10-20"]["z_std_lo"] > 0.4
+    assert r["10-20"]["tail3"] == 0.0
+    assert r["50-100"]["n"] == 1 and np.isnan(r["50-100"]["z_std"]) and np.isnan(r["50-100"]["z_std_lo"])
+    assert "| x | 1.14 [" in calibration_markdown(rows)  # std of the five, ddof 1
 
 
 def _meta_rows():
@@ -232,3 +251,54 @@ def test_calibrate_errors_into_a_checkpoint(tmp_path):
                                     "--into", str(ck)])
     assert res.exit_code == 0, res.output
     assert checkpoint.read_metadata(ck)["error_model"]["replaces"]["kind"] == "repeats"
+
+
+def test_renoised_copies_fill_a_sparse_low_snr_bin():
+    """Labels with few held-out stars at snrg 10-20 get 3 copies of each of their stars at 20-50,
+    re-noised to 10-20 with the pixel noise sqrt(1/t**2 - 1/s**2) / x_std; a label with enough
+    stars there gets none."""
+    from jaxvac.run.uncertainties import ErrorsConfig
+    from jaxvac.train.job import _renoised_copies
+
+    rng = np.random.default_rng(0)
+    n, d = 400, 2000
+    snr = np.concatenate([np.full(250, 15.0), np.full(100, 40.0), np.full(50, 80.0)])
+    truth = rng.normal(size=(n, 2))
+    truth[:245, 1] = np.nan  # label 1: 5 stars at 10-20, 100 at 20-50; label 0: 250 at 10-20
+    x = np.zeros((n, d), np.float32) + 1.0
+    x_std = np.full(d, 0.5, np.float32)
+    seen = {}
+
+    def predict(xx):
+        seen["x"] = xx
+        return np.stack([xx.mean(1), xx.std(1)], 1)
+
+    t, p, s, src = _renoised_copies(x, truth, snr, predict, ErrorsConfig(), x_std, seed=1)
+    assert np.array_equal(src, np.repeat(np.arange(250, 350), 3))  # the 20-50 stars, 3 copies each
+    assert np.all((s >= 10) & (s < 20))
+    assert np.all(np.isnan(t[:, 0])) and np.array_equal(t[:, 1], truth[src, 1])
+    want = np.sqrt(1 / s**2 - 1 / 40.0**2) / 0.5  # the added noise's std per pixel, standardised units
+    np.testing.assert_allclose(p[:, 1], want, rtol=0.08)
+    few = ErrorsConfig(heldout_renoise_min=5)  # 5 stars at 10-20 are enough now: no copies
+    assert _renoised_copies(x, truth, snr, predict, few, x_std, seed=1) is None
+
+
+def test_catalogue_residuals_match_obsid_and_pool():
+    """Catalogue rows are matched to the truth by obsid; each label is scored on its own pool."""
+    from jaxvac.labels import PAPER
+    from jaxvac.train.evaluate import catalogue_residuals
+
+    dt = [("obsid", "i8"), ("snrg", "f4"), ("Teff_PASTEL", "f4"), ("Err_Teff_PASTEL", "f4"),
+          ("feh_APOGEE", "f4"), ("Err_feh_APOGEE", "f4")]
+    rows = np.array([(3, 30, 5000, 100, -0.5, 0.05), (1, 15, 6000, 200, 0.1, 0.1),
+                     (2, 60, 4500, 80, -1.0, 0.04), (99, 40, 5500, 90, 0.0, 0.05)], dt)
+    test = {"obsid": np.array([1, 2, 3]), "in_pastel": np.array([True, False, True]),
+            "in_apogee": np.array([True, True, False]), "Teff_PASTEL": np.array([5900.0, 4600, 5100]),
+            "feh_APOGEE": np.array([0.0, -0.9, -0.4])}
+    resid, err, snr, names = catalogue_residuals(rows, test, PAPER)
+    k, j = names.index("Teff_PASTEL"), names.index("feh_APOGEE")
+    np.testing.assert_allclose(resid[:, k], [-100, 100, np.nan, np.nan])  # obsid 2 not in the PASTEL pool, 99 unknown
+    np.testing.assert_allclose(resid[:, j], [np.nan, 0.1, -0.1, np.nan], atol=1e-6)
+    np.testing.assert_allclose(err[:, k], [100, 200, 80, 90])
+    np.testing.assert_allclose(snr, [30, 15, 60, 40])
+    assert np.isnan(resid[:, names.index("logg_PASTEL")]).all()  # a label the catalogue lacks

@@ -81,6 +81,10 @@ class ErrorsConfig:
         residuals (``jaxvac train``) the least number of stars per bin.
     heldout_bins: at most this many snrg bins, of equal star counts, for held-out residuals.
     heldout_b_min: lowest exponent b of a held-out fit (< 0: Err may rise with snrg).
+    heldout_renoise: (lo, hi, top) snrg: a label with fewer than ``heldout_renoise_min`` held-out
+        stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
+        at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
+        held-out stars nearest above lo-hi stand for its population there; docs/errors.md).
     scatter: per-bin scatter of the residuals, "std" (sample standard deviation, as the paper)
         or "mad" (1.4826 * median absolute deviation from the median: robust to outliers).
     """
@@ -93,6 +97,9 @@ class ErrorsConfig:
     min_pairs_per_bin: int
     heldout_bins: int
     heldout_b_min: float
+    heldout_renoise: tuple[float, float, float]
+    heldout_renoise_min: int
+    heldout_renoise_copies: int
     scatter: str
 
     def __post_init__(self):
@@ -108,6 +115,14 @@ class ErrorsConfig:
             raise ConfigError(f"[errors] scatter must be 'std' or 'mad', got {self.scatter!r}.")
         if int(self.min_pairs_per_bin) != self.min_pairs_per_bin or self.min_pairs_per_bin < 2:
             raise ConfigError(f"[errors] min_pairs_per_bin must be an integer >= 2, got {self.min_pairs_per_bin!r}.")
+        r = self.heldout_renoise
+        if not (isinstance(r, (list, tuple)) and len(r) == 3 and all(isinstance(v, (int, float)) for v in r)
+                and 0 < r[0] < r[1] < r[2]):
+            raise ConfigError(f"[errors] heldout_renoise must be three increasing snrg values [lo, hi, top] > 0, got {r!r}.")
+        for key in ("heldout_renoise_min", "heldout_renoise_copies"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns the re-noised copies off.")
         if not (math.isfinite(self.feh_vmp_sigma) and self.feh_vmp_sigma >= 0):
             raise ConfigError(f"[errors] feh_vmp_sigma must be a finite number >= 0 (dex), got {self.feh_vmp_sigma!r}.")
 

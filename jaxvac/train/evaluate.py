@@ -60,39 +60,86 @@ def residual_stats(truth: np.ndarray, pred: np.ndarray, snr: np.ndarray, names, 
     return rows
 
 
-def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names, edges) -> list[dict]:
-    """Rows {label, bin, n, z_std, z_mad} per label and snrg bin: the spread of z = resid / err.
+def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names, edges,
+                      n_boot: int = 200, seed: int = 0) -> list[dict]:
+    """Rows {label, bin, n, z_std, z_std_lo, z_std_hi, z_mad, tail3} per label and snrg bin: the
+    spread of z = resid / err.
 
     resid, err: (N, K), NaN where unknown; snr: (N,); edges: ascending snrg bin edges (stars below
     edges[0] are left out: ``jaxvac run`` skips them). z_std = sample std of z (ddof 1; 1 for a
-    calibrated error), z_mad = 1.4826 * MAD of z about its median (the same for Gaussian z, but
-    blind to a few outliers). NaN with fewer than 2 stars.
+    calibrated error); z_std_lo, z_std_hi: the 16th and 84th percentiles of z_std over ``n_boot``
+    bootstrap resamples of the bin's stars (how far chance alone moves it: a bin of 5 stars says
+    little); z_mad = 1.4826 * MAD of z about its median (the same for Gaussian z, but blind to a
+    few outliers); tail3 = fraction of |z| > 3 (0.0027 for Gaussian z). NaN with fewer than 2 stars.
     """
     resid, err, snr = np.asarray(resid, float), np.asarray(err, float), np.asarray(snr, float)
     edges = np.asarray(edges, float)
     which = np.digitize(snr, edges) - 1  # -1: below the first edge; len(edges) - 1: the open last bin
     labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])] + [f">{edges[-1]:g}"]
+    rng = np.random.default_rng(seed)
     rows = []
     with np.errstate(invalid="ignore", divide="ignore"):
         z = resid / err
     for k, name in enumerate(names):
         for b, bname in enumerate(labels):
             v = z[(which == b) & np.isfinite(z[:, k]), k]
-            rows.append({
-                "label": name, "bin": bname, "n": int(v.size),
-                "z_std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                "z_mad": float(1.482602218505602 * np.median(np.abs(v - np.median(v)))) if v.size > 1 else math.nan,
-            })
+            row = {"label": name, "bin": bname, "n": int(v.size), "z_std": math.nan, "z_std_lo": math.nan,
+                   "z_std_hi": math.nan, "z_mad": math.nan, "tail3": math.nan}
+            if v.size > 1:
+                boot = v[rng.integers(0, v.size, size=(n_boot, v.size))].std(axis=1, ddof=1)
+                lo, hi = np.percentile(boot, [16, 84])
+                row.update(z_std=float(v.std(ddof=1)), z_std_lo=float(lo), z_std_hi=float(hi),
+                           z_mad=float(1.482602218505602 * np.median(np.abs(v - np.median(v)))),
+                           tail3=float(np.mean(np.abs(v) > 3)))
+            rows.append(row)
     return rows
 
 
+def catalogue_residuals(rows: np.ndarray, test, schema) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(resid, err, snrg, names) of a catalogue's rows against the true labels of a test catalogue.
+
+    rows: a ``jaxvac run`` catalogue (structured array with obsid, snrg, <label>, Err_<label>);
+    test: the simulator's catalogs/test.fits columns (obsid, in_<set>, the true labels); schema:
+    the checkpoint's LabelSchema. Rows are matched on obsid. Each label is scored on the rows of
+    its own training set's pool (``in_<set>``, as the paper's test sets were), the VMP label
+    wherever the catalogue has it. Returns resid = catalogue - truth and the catalogue's own Err_
+    ((N, K) float64, NaN where unscored), snrg (N,) and the K label names (labels, then VMP).
+    """
+    t_id = np.asarray(test["obsid"], np.int64)
+    order = np.argsort(t_id)
+    at = np.searchsorted(t_id[order], np.asarray(rows["obsid"], np.int64))
+    at = np.clip(at, 0, t_id.size - 1)
+    found = t_id[order][at] == np.asarray(rows["obsid"], np.int64)
+    idx = order[at]
+    names = list(schema.names) + ([schema.vmp.label.name] if schema.vmp else [])
+    resid = np.full((rows.size, len(names)), np.nan)
+    err = np.full_like(resid, np.nan)
+    for k, lab in enumerate(schema.with_vmp):
+        if lab.name not in rows.dtype.names or lab.name not in test:
+            continue
+        pool = np.asarray(test[f"in_{lab.training_set.lower()}"], bool)[idx] & found
+        truth = np.asarray(test[lab.name], np.float64)[idx]
+        resid[:, k] = np.where(pool, np.asarray(rows[lab.name], np.float64) - truth, np.nan)
+        err[:, k] = np.asarray(rows[f"Err_{lab.name}"], np.float64)
+    return resid, err, np.asarray(rows["snrg"], np.float64), names
+
+
 def calibration_markdown(rows: list[dict]) -> str:
-    """A Markdown table of :func:`error_calibration` rows: std(z) (n) per label and bin."""
+    """A Markdown table of :func:`error_calibration` rows: std(z) [16-84 % bootstrap] (n) per
+    label and bin."""
     bins = list(dict.fromkeys(r["bin"] for r in rows))
     by = {(r["label"], r["bin"]): r for r in rows}
-    lines = ["| label | " + " | ".join(f"snrg {b}: std(z) (n)" for b in bins) + " |", "|" + "---|" * (len(bins) + 1)]
+    lines = ["| label | " + " | ".join(f"snrg {b}: std(z) [16-84 %] (n)" for b in bins) + " |",
+             "|" + "---|" * (len(bins) + 1)]
+
+    def cell(r):
+        if r["n"] < 2:
+            return "-"
+        ci = f" [{r['z_std_lo']:.2f}, {r['z_std_hi']:.2f}]" if math.isfinite(r.get("z_std_lo", math.nan)) else ""
+        return f"{r['z_std']:.2f}{ci} ({r['n']})"
+
     for lab in dict.fromkeys(r["label"] for r in rows):
-        cells = [("-" if by[(lab, b)]["n"] < 2 else f"{by[(lab, b)]['z_std']:.2f} ({by[(lab, b)]['n']})") for b in bins]
+        cells = [cell(by[(lab, b)]) for b in bins]
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -177,9 +177,16 @@ def renoise(key, xb, own_snr, x_std, snr_range):
     lo, hi = snr_range
     k1, k2 = jax.random.split(key)
     t = jnp.exp(jnp.log(lo) + jax.random.uniform(k1, own_snr.shape) * (jnp.log(hi) - jnp.log(lo)))
+    return renoise_to(k2, xb, own_snr, t, x_std)
+
+
+def renoise_to(key, xb, own_snr, target, x_std):
+    """Standardised flux xb (B, D) of snrg own_snr (B,) re-noised to snrg target (B,): Gaussian
+    noise of std sqrt(1 / target**2 - 1 / own_snr**2) / x_std per pixel (none where target >=
+    own_snr); bad pixels (x = 0) stay 0. The noise model of :func:`renoise`."""
     s = jnp.where(jnp.isfinite(own_snr) & (own_snr > 0), own_snr, jnp.inf)
-    add = jnp.sqrt(jnp.maximum(1.0 / t**2 - 1.0 / s**2, 0.0))
-    noise = jax.random.normal(k2, xb.shape, xb.dtype) * (add[:, None] / x_std[None, :]).astype(xb.dtype)
+    add = jnp.sqrt(jnp.maximum(1.0 / target**2 - 1.0 / s**2, 0.0))
+    noise = jax.random.normal(key, xb.shape, xb.dtype) * (add[:, None] / x_std[None, :]).astype(xb.dtype)
     return jnp.where(xb != 0, xb + noise, xb)
 
 

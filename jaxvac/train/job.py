@@ -200,33 +200,46 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         metrics["best_val_loss"][v], metrics["best_epoch"][v] = float(fit_vmp.best_val[0]), int(fit_vmp.best_epoch[0])
         model_params |= {"vmp": fit_vmp.params, "vmp_mean": np.float32(fit_vmp.y_mean[0]),
                          "vmp_std": np.float32(fit_vmp.y_std[0])}
+    from jaxvac.run.uncertainties import ErrorsConfig
+
+    ecfg = section(cfg, "errors", ErrorsConfig)
     table = ""
-    plot = heldout = None
+    plot = heldout = copies = None
     if tcfg.test_catalog:
         try:  # the networks are trained: a failure here must not lose them (docs/training.md)
-            table, plot, test_rows, vmp_cmp, heldout = _evaluate(model_params, x_mean, x_std, data / tcfg.test_catalog,
-                                                                 data, cache, out, tcfg, mcfg, schema, notes, progress)
+            table, plot, test_rows, vmp_cmp, heldout, copies = _evaluate(
+                model_params, x_mean, x_std, data / tcfg.test_catalog, data, cache, out, tcfg, mcfg, ecfg, schema,
+                notes, progress)
             metrics["test"] = test_rows
             if vmp_cmp is not None:
                 metrics["vmp_vs_pastel"] = vmp_cmp
             heldout_source = f"test catalogue {tcfg.test_catalog}"
         except Exception as e:  # noqa: BLE001 - any failure of the evaluation; Interrupted still stops
-            table, plot, heldout = "", None, None
+            table, plot, heldout, copies = "", None, None, None
             warnings.append(f"evaluation on [train] test_catalog {tcfg.test_catalog!r} failed "
                             f"({type(e).__name__}: {' '.join(str(e).split())}); the checkpoint is saved without "
                             f"test metrics and its error model comes from the validation stars; fix the test "
                             f"catalogue and rerun")
             notes.append(warnings[-1])
-    validation = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp, vmp_rows,
-                                       vmp_val, schema.index(vmp_rule.feh_label) if vmp_rule else -1, tcfg.eval_batch)
+    validation, val_x = _validation_residuals(x, y, val_mask, spec.snrg[usable], params, y_mean, y_std, fit_vmp,
+                                              vmp_rows, vmp_val, schema.index(vmp_rule.feh_label) if vmp_rule else -1,
+                                              tcfg.eval_batch)
     if heldout is None:
         heldout, heldout_source = validation, "validation stars"
+        m = len(names)
+
+        def predict(xx):  # the label networks only: a copy's VMP column stays NaN
+            return np.hstack([predict_stack(params, xx, y_mean, y_std, tcfg.eval_batch), np.full((len(xx), 1), np.nan)])
+
+        v_truth = validation[0].copy()
+        v_truth[:, m] = np.nan
+        copies = _renoised_copies(val_x, v_truth, validation[2], predict, ecfg, x_std, tcfg.seed)
 
     # 6. the error model of these networks (held-out residuals) and their training ranges
-    from jaxvac.run.uncertainties import ErrorsConfig
-
     error_model, calibration = _error_model(_with_vmp_column(heldout, len(names)), heldout_source, validation,
-                                            section(cfg, "errors", ErrorsConfig), cfg, tcfg, schema, y_std)
+                                            ecfg, cfg, tcfg, schema, y_std,
+                                            copies=None if copies is None else
+                                            (*_with_vmp_column(copies[:3], len(names)), copies[3]))
     metrics["error_calibration"] = calibration
     ranges = _training_ranges(y, ~val_mask, vmp_feh, tcfg.range_percentile, schema)
     ood = None
@@ -483,9 +496,10 @@ def _input_masked_bit() -> int:
     return int(STATUS_INPUT_MASKED)
 
 
-def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, schema, notes, progress):
+def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mcfg, ecfg, schema, notes, progress):
     """Scores on the test catalogue: (markdown table, plot path, rows, VMP comparison or None,
-    held-out (truth, pred, snr) with columns schema.with_vmp)."""
+    held-out (truth, pred, snr) with columns schema.with_vmp, their re-noised copies or None
+    (:func:`_renoised_copies`))."""
     from jaxvac.train import evaluate
     from jaxvac.io.tables import read_table
     from jaxvac.train.dataset import catalog_paths, load_spectra
@@ -512,17 +526,21 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
             truth[~np.asarray(cat[f"in_{s}"], bool), k] = np.nan
     truth = truth[usable]
     snr = np.asarray(cat["snrg"], float)[usable] if "snrg" in cat else spec.snrg[usable].astype(float)
-    preds, vmps = [], []
     b = tcfg.eval_batch
-    for s in range(0, len(x), b):
-        xb = x[s : s + b]
-        pad = b - len(xb)
-        yb, vb = predict_standardized(model_params, jnp.asarray(np.pad(xb, ((0, pad), (0, 0)))), vmp_rule=rule)
-        preds.append(np.asarray(yb)[: b - pad])
-        vmps.append(np.asarray(vb)[: b - pad])
-    pred = np.concatenate(preds).astype(float)
-    if schema.vmp:
-        pred = np.concatenate([pred, np.concatenate(vmps)[:, None].astype(float)], 1)
+
+    def predict(xx):  # (n, D) -> (n, K): the labels, then feh_VMP; every call padded to b rows (one compile)
+        ys, vs = [], []
+        for s in range(0, len(xx), b):
+            xb = xx[s : s + b]
+            pad = b - len(xb)
+            yb, vb = predict_standardized(model_params, jnp.asarray(np.pad(xb, ((0, pad), (0, 0)))), vmp_rule=rule)
+            ys.append(np.asarray(yb)[: b - pad])
+            vs.append(np.asarray(vb)[: b - pad])
+        y_ = np.concatenate(ys).astype(float)
+        return np.concatenate([y_, np.concatenate(vs)[:, None].astype(float)], 1) if schema.vmp else y_
+
+    pred = predict(x)
+    copies = _renoised_copies(x, truth, snr, predict, ecfg, x_std, tcfg.seed)
     rows = evaluate.residual_stats(truth, pred, snr, names, tcfg.snr_bins)
     bins = ["all"] + evaluate.snr_bin_names(tcfg.snr_bins)
     table = evaluate.markdown_table(rows, schema.units, bins)
@@ -534,7 +552,7 @@ def _evaluate(model_params, x_mean, x_std, test_path, data, cache, out, tcfg, mc
         table += (f"\n### {v.label.name} and {v.feh_label} on the VMP candidates (residual = estimate - true [Fe/H])\n\n"
                   + evaluate.vmp_markdown(vmp_rows))
     plot = evaluate.plot_residuals(truth, pred, names, schema.units, out / "residuals.png")
-    return table, plot, rows, vmp_rows, (truth, pred, snr)
+    return table, plot, rows, vmp_rows, (truth, pred, snr), copies
 
 
 def _validation_residuals(x, y, val_mask, snrg, params, y_mean, y_std, fit_vmp, vmp_rows, vmp_val, feh_col, batch):
@@ -556,10 +574,42 @@ def _validation_residuals(x, y, val_mask, snrg, params, y_mean, y_std, fit_vmp, 
         at = np.searchsorted(rows, vmp_idx)
         truth[at, m] = y[vmp_idx, feh_col]
         pred[at, m] = predict_stack(fit_vmp.params, x[vmp_idx, :N_VMP_INPUT], fit_vmp.y_mean, fit_vmp.y_std, batch)[:, 0]
-    return truth, pred, np.asarray(snrg, float)[rows]
+    return (truth, pred, np.asarray(snrg, float)[rows]), x[rows]
 
 
-def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std) -> tuple[dict, list[dict]]:
+def _renoised_copies(x, truth, snr, predict, ecfg, x_std, seed):
+    """Re-noised copies of held-out stars for the error fit where a label has few at low snrg.
+
+    x: (N, D) standardised flux of the held-out stars; truth: (N, K) their labels (NaN where
+    unscored); snr: (N,); predict: (n, D) -> (n, K) in truth's columns. With (lo, hi, top) =
+    ``ecfg.heldout_renoise``: every label with fewer than ``ecfg.heldout_renoise_min`` stars at
+    lo <= snrg < hi takes ``ecfg.heldout_renoise_copies`` copies of each of its stars at
+    hi <= snrg < top, re-noised (:func:`jaxvac.train.fit.renoise_to`) to a snrg drawn
+    log-uniformly in [lo, hi): the stars nearest above the sparse bin stand for its population.
+    Returns (truth, pred, snr, source) of the copies (truth NaN for labels that need none; source:
+    the row each copies), or None when no label needs any.
+    """
+    import jax
+
+    from jaxvac.train.fit import renoise_to
+
+    lo, hi, top = (float(v) for v in ecfg.heldout_renoise)
+    have = np.isfinite(truth)
+    need = (have & ((snr >= lo) & (snr < hi))[:, None]).sum(0) < int(ecfg.heldout_renoise_min)
+    src = np.flatnonzero((snr >= hi) & (snr < top) & (have & need[None, :]).any(1))
+    if not need.any() or src.size == 0 or int(ecfg.heldout_renoise_copies) == 0:
+        return None
+    src = np.repeat(src, int(ecfg.heldout_renoise_copies))
+    rng = np.random.default_rng([int(seed), 5])
+    target = np.exp(rng.uniform(np.log(lo), np.log(hi), src.size))
+    xr = np.asarray(renoise_to(jax.random.PRNGKey(int(rng.integers(2**31))), jnp.asarray(x[src]),
+                               jnp.asarray(snr[src], jnp.float32), jnp.asarray(target, jnp.float32),
+                               jnp.asarray(x_std, jnp.float32)))
+    t = np.where(need[None, :], truth[src], np.nan)
+    return t, predict(xr), target, src
+
+
+def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std, copies=None) -> tuple[dict, list[dict]]:
     """The checkpoint's error model from held-out residuals, and its 2-fold cross-check.
 
     heldout, validation: (truth, pred, snr) with the columns of ``schema.names`` then the VMP
@@ -571,7 +621,9 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     the held-out stars are split in two halves (seed ``[train] seed``); each half's Err comes from
     rows fitted on the other half, and std((pred - truth) / Err) is tabulated per label and
     ``[train] error_check_bins`` snrg bin (:func:`jaxvac.train.evaluate.error_calibration`), so the
-    table is not scored on the stars its model was fitted to.
+    table is not scored on the stars its model was fitted to. copies: (truth, pred, snr, source) of
+    re-noised copies of held-out stars (:func:`_renoised_copies`) or None: they join the fits (a
+    copy in the half of the star it copies) but are never scored.
     """
     from jaxvac.run.uncertainties import ErrorModel, vmp_error
     from jaxvac.train import evaluate
@@ -589,8 +641,16 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         val_truth, val_pred, val_snr = validation
         val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg)
 
+    if copies is not None:
+        c_truth, c_pred, c_snr, c_src = copies
+        c_resid = c_pred - c_truth
+
     def model_of(sel):
-        rows = heldout_error_rows(snr[sel], {n: resid[sel, k] for k, n in enumerate(fitted)}, ecfg)
+        f_snr, f_resid = snr[sel], resid[sel]
+        if copies is not None:
+            take = sel[c_src]
+            f_snr, f_resid = np.concatenate([f_snr, c_snr[take]]), np.concatenate([f_resid, c_resid[take]])
+        rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg)
         for k, n in enumerate(names):
             if n in rows:
                 continue
@@ -623,7 +683,11 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         "feh_vmp_sigma": vmp_sigma,
         "fallback": "rows missing here are the config's [errors.coefficients] (Table 2)",
         "settings": {"lowest_snrg": float(ecfg.snr_bin_edges[0]), "max_bins": ecfg.heldout_bins,
-                     "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter},
+                     "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter,
+                     "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
+                     "renoise_copies": int(ecfg.heldout_renoise_copies)},
+        "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
+                             if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
         "digest": model.digest(),
     }
     return record, calibration
@@ -727,6 +791,13 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
         lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | "
                      f"{rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
+    rc = error_model.get("renoised_copies") or {}
+    if rc:
+        lo, hi, top = error_model["settings"]["renoise"]
+        lines += ["", f"Re-noised copies in the fits (held-out stars at snrg {top:g} > snrg >= {hi:g} re-noised to "
+                      f"{lo:g}-{hi:g}, for labels with fewer than {error_model['settings']['renoise_min']} held-out "
+                      f"stars there; counted in the stars column): "
+                      + ", ".join(f"{n} {c}" for n, c in rc.items()) + "."]
     lines += ["", f"Flag ranges: {ranges['rule']}.", "",
               "### Error calibration: std(residual / Err) by snrg (2-fold: each half's Err fitted on the other half)",
               "", evaluate.calibration_markdown(metrics["error_calibration"])]
