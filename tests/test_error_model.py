@@ -302,3 +302,52 @@ def test_catalogue_residuals_match_obsid_and_pool():
     np.testing.assert_allclose(err[:, k], [100, 200, 80, 90])
     np.testing.assert_allclose(snr, [30, 15, 60, 40])
     assert np.isnan(resid[:, names.index("logg_PASTEL")]).all()  # a label the catalogue lacks
+
+
+def test_value_factors_multiply_the_error_of_the_estimates_bin():
+    from jaxvac.run.uncertainties import label_errors
+
+    row = {"a": 0.1, "b": 1.0, "c": 2.0, "sigma_m": 0.0, "value_edges": [-1.0, 0.0], "value_factors": [2.0, 1.0, 0.5]}
+    m = ErrorModel.from_rows({"feh_APOGEE": row}, 0.1, names=["feh_APOGEE"], vmp=None)
+    snr = np.array([20.0, 20.0, 20.0, 20.0, 40.0])
+    est = np.array([[-1.5], [-1.0], [0.3], [np.nan], [-0.5]])  # an edge belongs to the bin above it
+    base = 0.1 + 2.0 / snr
+    np.testing.assert_allclose(m.sigma(snr, ["feh_APOGEE"], est)[:, 0], base * [2.0, 1.0, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(m.sigma(snr, ["feh_APOGEE"])[:, 0], base)  # no estimates: no factors
+    np.testing.assert_allclose(label_errors(est, snr, m, ["feh_APOGEE"])[:, 0], base * [2.0, 1.0, 0.5, np.nan, 1.0])
+    back = m.to_rows()["feh_APOGEE"]
+    assert back["value_edges"] == [-1.0, 0.0] and back["value_factors"] == [2.0, 1.0, 0.5]
+    plain = ErrorModel.from_rows({"feh_APOGEE": {"a": 0.1, "b": 1.0, "c": 2.0, "sigma_m": 0.0}}, 0.1,
+                                 names=["feh_APOGEE"], vmp=None)
+    assert plain.digest() != m.digest()  # the factors are part of the model's identity (ERRMODEL, resume)
+    plain_row = {"a": 0.1, "b": 1.0, "c": 2.0, "sigma_m": 0.0}
+    for bad in ({"value_edges": [0.0, -1.0], "value_factors": [1, 1, 1]},  # edges not increasing
+                {"value_edges": [0.0], "value_factors": [1.0]},  # one factor too few
+                {"value_edges": [0.0], "value_factors": [1.0, 0.0]},  # a factor of 0
+                {"value_factors": [1.0, 2.0]}):  # factors without edges
+        with pytest.raises(ConfigError, match="value_edges / value_factors"):
+            ErrorModel.from_rows({"feh_APOGEE": plain_row | bad}, 0.1, names=["feh_APOGEE"], vmp=None)
+
+
+def test_heldout_fit_recovers_a_known_value_dependence():
+    """Residuals drawn with sigma = (0.05 + 1.5 / snr) * g(v), g = 0.5 / 1 / 2 over thirds of v:
+    the fit's factors follow g, and its Err is calibrated in each third (std of z ~ 1)."""
+    from jaxvac.run.uncertainties import ErrorsConfig
+
+    rng = np.random.default_rng(4)
+    n = 6000
+    snr = np.exp(rng.uniform(np.log(10), np.log(300), n))
+    v = rng.uniform(0.0, 3.0, n)
+    g = np.array([0.5, 1.0, 2.0])[np.minimum(v.astype(int), 2)]
+    r = rng.normal(size=n) * (0.05 + 1.5 / snr) * g
+    rows = heldout_error_rows(snr, {"feh_APOGEE": r}, ErrorsConfig(heldout_value_bins=3), values={"feh_APOGEE": v})
+    row = rows["feh_APOGEE"]
+    np.testing.assert_allclose(row["value_edges"], [1.0, 2.0], atol=0.05)
+    f = np.asarray(row["value_factors"])
+    np.testing.assert_allclose(f / f[1], [0.5, 1.0, 2.0], rtol=0.08)
+    m = ErrorModel.from_rows(rows, 0.1, names=["feh_APOGEE"], vmp=None)
+    z = r / m.sigma(snr, ["feh_APOGEE"], v[:, None])[:, 0]
+    for k in range(3):
+        assert 0.93 < z[np.minimum(v.astype(int), 2) == k].std() < 1.07
+    plain = heldout_error_rows(snr, {"feh_APOGEE": r}, ErrorsConfig(heldout_value_bins=0), values={"feh_APOGEE": v})
+    assert "value_factors" not in plain["feh_APOGEE"]  # 0: the paper's form alone

@@ -263,11 +263,11 @@ def test_a_wild_pixel_moves_no_label_by_more_than_its_err(trained):
     from jaxvac.run.device import Device
 
     pred, errors, _, (flux, ivar, good), meta, device = trained
-    err = errors.sigma(meta["snrg"])  # (B, 23): the checkpoint's own Err at each spectrum's snrg
     # the wild pixel sits where the training spectra vary least (the worst place for a 0), in window 1
     j = LAYOUT.windows[0][0] + int(np.argmin(pred.x_std[: LAYOUT.window_sizes[0]]))
     run = lambda d, f: d.fetch(d.dispatch(f, ivar, good, meta["rv"], meta["snrg"]))  # noqa: E731
     y0, *_ = run(device, flux)
+    err = errors.sigma(meta["snrg"], None, y0)  # (B, 23): the checkpoint's own Err of each clean estimate
     for value in (1e30, 0.0):
         wild = flux.copy()
         wild[:, j] = value
@@ -321,7 +321,8 @@ def test_run_catalog_uses_the_checkpoints_error_model_and_ranges(runs, survey, t
     rows, _ = read_catalog(out)
     assert fitsio.read_header(out, "CATALOG")["ERRMODEL"] == kind and kind.startswith("checkpoint:")
     snrg = rows["snrg"].astype(np.float64)
-    np.testing.assert_allclose(rows["Err_Teff_PASTEL"], errors.sigma(snrg, ["Teff_PASTEL"])[:, 0], rtol=1e-6)
+    want = errors.sigma(snrg, ["Teff_PASTEL"], rows["Teff_PASTEL"].astype(np.float64)[:, None])[:, 0]
+    np.testing.assert_allclose(rows["Err_Teff_PASTEL"], want, rtol=1e-6)  # with the row's value factors, if any
     rng = pred.metadata["training_ranges"]["labels"]
     np.testing.assert_array_equal(rows["flag_logg_PASTEL"], range_flags(rows["logg_PASTEL"], tuple(rng["logg_PASTEL"])))
     assert np.all(np.isfinite(rows["ood_score"])) and set(np.unique(rows["qflag"])) <= {0, 1, 2, 3}

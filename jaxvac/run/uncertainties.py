@@ -5,6 +5,10 @@ Sect. 4 and Table 2)::
 
     sigma_k = sqrt(sigma_r**2 + sigma_m**2),    sigma_r = scale_k * (a_k + c_k / snrg**b_k)
 
+A row fitted by ``jaxvac train`` may also carry value factors: sigma_k is multiplied by
+``value_factors[j]``, j the bin of ``value_edges`` the label's own estimate falls in (the
+networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff).
+
 ``sigma_r`` is the random error, fitted from repeat observations (``jaxvac calibrate-errors``);
 ``sigma_m`` is the method error (the scatter on the training stars). ``scale`` is 100 for
 Teff_PASTEL, because the paper fitted Teff residuals divided by 100 K, and 1 for every other
@@ -59,6 +63,7 @@ __all__ = [
 ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 
 _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
+_VALUE_KEYS = ("value_edges", "value_factors")  # optional per-row lists: Err x factor of the estimate's bin
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
 
@@ -81,6 +86,9 @@ class ErrorsConfig:
         residuals (``jaxvac train``) the least number of stars per bin.
     heldout_bins: at most this many snrg bins, of equal star counts, for held-out residuals.
     heldout_b_min: lowest exponent b of a held-out fit (< 0: Err may rise with snrg).
+    heldout_value_bins: M >= 2 gives each held-out fit value factors over M bins of equal counts
+        of the label's estimate (0 or 1: none); a label with fewer than M * min_pairs_per_bin
+        held-out stars gets none.
     heldout_renoise: (lo, hi, top) snrg: a label with fewer than ``heldout_renoise_min`` held-out
         stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
         at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
@@ -97,6 +105,7 @@ class ErrorsConfig:
     min_pairs_per_bin: int
     heldout_bins: int
     heldout_b_min: float
+    heldout_value_bins: int
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
     heldout_renoise_copies: int
@@ -119,10 +128,10 @@ class ErrorsConfig:
         if not (isinstance(r, (list, tuple)) and len(r) == 3 and all(isinstance(v, (int, float)) for v in r)
                 and 0 < r[0] < r[1] < r[2]):
             raise ConfigError(f"[errors] heldout_renoise must be three increasing snrg values [lo, hi, top] > 0, got {r!r}.")
-        for key in ("heldout_renoise_min", "heldout_renoise_copies"):
+        for key in ("heldout_renoise_min", "heldout_renoise_copies", "heldout_value_bins"):
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or v < 0:
-                raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns the re-noised copies off.")
+                raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns it off.")
         if not (math.isfinite(self.feh_vmp_sigma) and self.feh_vmp_sigma >= 0):
             raise ConfigError(f"[errors] feh_vmp_sigma must be a finite number >= 0 (dex), got {self.feh_vmp_sigma!r}.")
 
@@ -143,18 +152,50 @@ class ErrorCoefficients:
     scale: float = 1.0
     snr_min: float = 0.0
     snr_max: float = math.inf
+    value_edges: tuple[float, ...] = ()  # increasing bin edges of the label's estimate (M - 1)
+    value_factors: tuple[float, ...] = ()  # the total error's factor per bin (M; empty: 1)
+
+    def factor(self, values) -> np.ndarray:
+        """(N,) factor of estimates ``values`` (N,): value_factors[j], j = number of edges <= value;
+        1 without value factors, and where the estimate is NaN."""
+        v = np.asarray(values, np.float64)
+        if not self.value_factors:
+            return np.ones(v.shape)
+        j = np.searchsorted(np.asarray(self.value_edges), np.where(np.isfinite(v), v, 0.0), side="right")
+        return np.where(np.isfinite(v), np.asarray(self.value_factors)[j], 1.0)
+
+
+def _value_lists(source: str, name: str, row, table: str) -> dict:
+    """value_edges / value_factors of a row, checked: both or neither, M - 1 increasing finite edges
+    and M finite factors > 0."""
+    have = [k for k in _VALUE_KEYS if k in row]
+    if not have:
+        return {}
+    edges, factors = row.get("value_edges"), row.get("value_factors")
+
+    def numbers(v):
+        return isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                    and math.isfinite(x) for x in v)
+
+    ok = len(have) == 2 and numbers(edges) and numbers(factors) and len(factors) == len(edges) + 1 >= 2
+    ok = ok and all(b > a for a, b in zip(edges[:-1], edges[1:])) and all(f > 0 for f in factors)
+    if not ok:
+        raise ConfigError(f"In {source}: {table} {name} value_edges / value_factors must come together: M - 1 "
+                          f"increasing finite edges and M finite factors > 0 (M >= 2), got {edges!r} and {factors!r}.")
+    return {"value_edges": tuple(float(x) for x in edges), "value_factors": tuple(float(x) for x in factors)}
 
 
 def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
         raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
-    unknown = sorted(set(row) - set(_ROW_KEYS))
+    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS))
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
             f"In {source}: {table} {name} {what}; "
-            f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max."
+            f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max, "
+            f"value_edges with value_factors."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
     if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
@@ -167,7 +208,8 @@ def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> E
                               f"scale > 0, snr_max may be inf), got {v!r}.")
     if vals.get("snr_min", 0.0) > vals.get("snr_max", math.inf):
         raise ConfigError(f"In {source}: {table} {name} has snr_min {vals['snr_min']!r} > snr_max {vals['snr_max']!r}.")
-    return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()})
+    return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()},
+                             **_value_lists(source, name, row, table))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,7 +287,8 @@ class ErrorModel:
         out = []
         for n in allowed:
             if n in rows:
-                out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in _ROW_KEYS}, table="error model"))
+                keep = set(_ROW_KEYS) | set(_VALUE_KEYS)
+                out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in keep}, table="error model"))
             elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
         if not (math.isfinite(feh_vmp_sigma) and feh_vmp_sigma >= 0):
@@ -253,9 +296,11 @@ class ErrorModel:
         return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
-        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max]}}, the inverse of :meth:`from_rows`
-        (snr_min, snr_max only where they clip)."""
+        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors]}}, the
+        inverse of :meth:`from_rows` (snr_min, snr_max only where they clip; the value lists only
+        where the row has them)."""
         return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
+                | ({k: list(getattr(r, k)) for k in _VALUE_KEYS} if r.value_factors else {})
                 for r in self.rows}
 
     def digest(self) -> str:
@@ -297,14 +342,23 @@ class ErrorModel:
         out = col["scale"] * (col["a"] + col["c"] / safe ** col["b"])
         return np.where(good, out, np.nan)
 
-    def sigma(self, snrg, names: Sequence[str] | None = None) -> np.ndarray:
+    def sigma(self, snrg, names: Sequence[str] | None = None, values=None) -> np.ndarray:
         """Total error sqrt(sigma_r**2 + sigma_m**2), (N, len(names)) float64 in label units.
 
         NaN rows where snrg is not finite or <= 0. For Teff_PASTEL at snrg = 50 with Table 2:
-        sqrt((100 * (0.21 + 42.827 / 50**1.229))**2 + 75**2) = 93.58 K.
+        sqrt((100 * (0.21 + 42.827 / 50**1.229))**2 + 75**2) = 93.58 K. values: (N, len(names))
+        estimates; a row with value factors multiplies its column by the factor of each estimate's
+        bin (:meth:`ErrorCoefficients.factor`). Without values the factors are not applied.
         """
         col = self._columns(names)
-        return np.hypot(self.random(snrg, names), col["sigma_m"])
+        out = np.hypot(self.random(snrg, names), col["sigma_m"])
+        if values is not None:
+            rows = [self.row(n) for n in (self.labels if names is None else names)]
+            vals = np.asarray(values, np.float64).reshape(out.shape)
+            for k, r in enumerate(rows):
+                if r.value_factors:
+                    out[:, k] *= r.factor(vals[:, k])
+        return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -329,7 +383,8 @@ def label_errors(estimates, snrg, model: ErrorModel | None = None, names: Sequen
 
     estimates: (N, K) label estimates, columns in the order of ``names`` (default the model's
     :attr:`ErrorModel.labels`: the 23 of LABEL_NAMES for the paper's). snrg: (N,). Returns (N, K)
-    float64: ``model.sigma(snrg, names)``, NaN where the estimate is NaN or snrg is unusable.
+    float64: ``model.sigma(snrg, names, estimates)`` (a row's value factors apply to the estimate),
+    NaN where the estimate is NaN or snrg is unusable.
     """
     model = ErrorModel.default() if model is None else model
     names = model.labels if names is None else tuple(names)
@@ -339,7 +394,7 @@ def label_errors(estimates, snrg, model: ErrorModel | None = None, names: Sequen
         raise ValueError(
             f"label_errors needs estimates (N, {len(names)}) and snrg (N,), got {est.shape} and {snr.shape}."
         )
-    sig = model.sigma(snr, names)
+    sig = model.sigma(snr, names, est)
     return np.where(np.isfinite(est), sig, np.nan)
 
 
@@ -357,7 +412,7 @@ def vmp_error(feh_vmp, snrg=None, model: ErrorModel | None = None) -> np.ndarray
             raise ValueError(f"vmp_error: the error model has a calibrated {model.vmp_name} row, so snrg (N,) is "
                              f"needed; pass it.")
         snr = np.broadcast_to(np.asarray(snrg, dtype=np.float64), feh.shape)
-        sig = model.sigma(snr.reshape(-1), [model.vmp_name]).reshape(feh.shape)
+        sig = model.sigma(snr.reshape(-1), [model.vmp_name], feh.reshape(-1, 1)).reshape(feh.shape)
     else:
         sig = np.full(feh.shape, model.feh_vmp_sigma)
     return np.where(np.isfinite(feh), sig, np.nan)

@@ -40,7 +40,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from jaxvac.run.uncertainties import ErrorModel, ErrorsConfig
+from jaxvac.run.uncertainties import ErrorCoefficients, ErrorModel, ErrorsConfig
 
 __all__ = [
     "PowerLawFit",
@@ -356,55 +356,95 @@ def fit_total_error(snr, sigma, sigma_err, n_grid: int = 25, b_min: float = 0.0)
     return best
 
 
-def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None) -> dict[str, dict]:
+def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None,
+                       values: Mapping[str, np.ndarray] | None = None) -> dict[str, dict]:
     """Error-model rows of every label from held-out residuals (prediction - truth).
 
     snrg: (N,); residuals: label -> (N,) in the label's unit, NaN where a star has no truth or no
-    prediction. Per label, the stars with a residual and snrg >= ``settings.snr_bin_edges[0]``
-    (``jaxvac run`` skips the others) are cut into k = min(``settings.heldout_bins``,
-    n // ``settings.min_pairs_per_bin``) snrg bins of equal counts (a held-out set has far fewer
-    stars than a repeat catalogue has pairs, so fixed edges would leave the ends nearly empty);
-    :func:`bin_scatter` gives each bin's scatter (``settings.scatter``), then:
+    prediction; values: label -> (N,) the predictions themselves (optional: the value factors).
+    Per label, the stars with a residual and snrg >= ``settings.snr_bin_edges[0]`` (``jaxvac run``
+    skips the others) give the SNR curve (:func:`_snr_row`). With ``values`` and
+    ``settings.heldout_value_bins`` = M >= 2 (and >= M * ``settings.min_pairs_per_bin`` stars),
+    the error is modelled as curve(snrg) * g_j, g_j one factor per bin j of M equal-count bins
+    of the prediction: alternately, g_j = rms of residual / curve over bin j (normalised to rms 1
+    over all stars) and the curve refitted to residual / g, three rounds. The rows get
+    value_edges (M - 1) and value_factors (M).
 
-    - k >= 3: :func:`fit_total_error` (b >= ``settings.heldout_b_min``), then again with weights
-      from the fitted curve (as :func:`calibrate`) -> {a, b, c, sigma_m, snr_max}, snr_max the last
-      bin's median snrg: the curve is held constant above it (a rising curve is not extrapolated);
-    - k < 3 but >= 2 residuals: a constant, a = their std (ddof 1), b = c = sigma_m = 0;
-    - fewer than 2 residuals: no row (the caller keeps the config's).
-
-    Returns {label: {a, b, c, sigma_m, scale (1), n, status}} (JSON-able): the rows of
-    :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows`.
+    Returns {label: {a, b, c, sigma_m, scale (1), n, status[, snr_max][, value_edges,
+    value_factors]}} (JSON-able): the rows of
+    :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows`; no row for a label with fewer than 2
+    residuals (the caller keeps the config's).
     """
     settings = ErrorsConfig() if settings is None else settings
     snr = np.asarray(snrg, np.float64)
     lowest = float(settings.snr_bin_edges[0])
+    m_bins = int(settings.heldout_value_bins)
     out: dict[str, dict] = {}
     for name, res in residuals.items():
         r = np.asarray(res, np.float64)
         if r.shape != snr.shape:
             raise ValueError(f"residuals of {name!r} have shape {r.shape}, snrg has {snr.shape}; one value per star is needed.")
         ok = np.isfinite(r) & np.isfinite(snr) & (snr >= lowest)
+        v = None if values is None or name not in values else np.asarray(values[name], np.float64)
+        if v is not None:
+            ok &= np.isfinite(v)
         n = int(ok.sum())
         if n < 2:
             continue
-        k = min(int(settings.heldout_bins), n // int(settings.min_pairs_per_bin))
-        if k >= 3:
-            edges = np.quantile(snr[ok], np.linspace(0.0, 1.0, k + 1))
-            edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
-            bins = bin_scatter(snr[ok], r[ok], edges, 2, settings.scatter)
-            usable = bins.scatter_err > 0
-            k = int(usable.sum())
-        if k >= 3:
-            bs, sc, se = bins.snr[usable], bins.scatter[usable], bins.scatter_err[usable]
-            fit = fit_total_error(bs, sc, se, b_min=settings.heldout_b_min)
-            # model-based weights (a second pass, as calibrate does): a bin that scatters low by
-            # chance, or one without the outliers of its neighbours, does not pull the curve down
-            fit = fit_total_error(bs, sc, np.maximum(fit(bs), 1e-300) * se / sc, b_min=settings.heldout_b_min)
-            row = {"a": fit.power.a, "b": fit.power.b, "c": fit.power.c, "sigma_m": fit.sigma_m,
-                   "snr_max": float(bins.snr[usable][-1]),
-                   "status": f"fit ({k} bins, chi2 {fit.chi2:.1f}/{fit.dof})"}
-        else:
-            row = {"a": float(np.std(r[ok], ddof=1)), "b": 0.0, "c": 0.0, "sigma_m": 0.0,
-                   "status": f"constant: {n} stars make fewer than 3 bins of >= {settings.min_pairs_per_bin}"}
-        out[name] = {k_: float(v) for k_, v in row.items() if k_ != "status"} | {"scale": 1.0, "n": n, "status": row["status"]}
+        s_ok, r_ok = snr[ok], r[ok]
+        row = _snr_row(s_ok, r_ok, settings)
+        if v is not None and m_bins >= 2 and n >= m_bins * int(settings.min_pairs_per_bin):
+            v_ok = v[ok]
+            edges = np.unique(np.quantile(v_ok, np.linspace(0.0, 1.0, m_bins + 1))[1:-1])
+            j = np.searchsorted(edges, v_ok, side="right")
+            g = np.ones(edges.size + 1)
+            for _ in range(3):
+                z = r_ok / _row_curve(row, s_ok)
+                g = np.array([np.sqrt(np.mean(z[j == k] ** 2)) if np.any(j == k) else 1.0 for k in range(g.size)])
+                g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
+                g /= np.sqrt(np.mean(g[j] ** 2))  # rms 1 over the stars: the curve stays the typical star's
+                row = _snr_row(s_ok, r_ok / g[j], settings)
+            row |= {"value_edges": [float(e) for e in edges], "value_factors": [float(x) for x in g],
+                    "status": f"{row['status']}; x value factors over {g.size} bins of the estimate"}
+        out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \
+            | {"scale": 1.0, "n": n}
     return out
+
+
+def _row_curve(row: Mapping, snr: np.ndarray) -> np.ndarray:
+    """The total error of a row {a, b, c, sigma_m[, snr_max]} at snr (N,): ErrorModel.sigma."""
+    coef = ErrorCoefficients("row", row["a"], row["b"], row["c"], row["sigma_m"], snr_max=row.get("snr_max", math.inf))
+    return np.maximum(ErrorModel(rows=(coef,), vmp_name=None).sigma(snr, ["row"])[:, 0], 1e-300)
+
+
+def _snr_row(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> dict:
+    """{a, b, c, sigma_m[, snr_max], status} of residuals r (n,) >= 2 at snr (n,).
+
+    Cut into k = min(``settings.heldout_bins``, n // ``settings.min_pairs_per_bin``) snrg bins of
+    equal counts (a held-out set has far fewer stars than a repeat catalogue has pairs, so fixed
+    edges would leave the ends nearly empty); :func:`bin_scatter` gives each bin's scatter
+    (``settings.scatter``), then:
+
+    - k >= 3: :func:`fit_total_error` (b >= ``settings.heldout_b_min``), then again with weights
+      from the fitted curve (as :func:`calibrate`); snr_max = the last bin's median snrg: the curve
+      is held constant above it (a rising curve is not extrapolated);
+    - k < 3: a constant, a = the std of r (ddof 1), b = c = sigma_m = 0.
+    """
+    n = r.size
+    k = min(int(settings.heldout_bins), n // int(settings.min_pairs_per_bin))
+    if k >= 3:
+        edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
+        edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
+        bins = bin_scatter(snr, r, edges, 2, settings.scatter)
+        usable = bins.scatter_err > 0
+        k = int(usable.sum())
+    if k >= 3:
+        bs, sc, se = bins.snr[usable], bins.scatter[usable], bins.scatter_err[usable]
+        fit = fit_total_error(bs, sc, se, b_min=settings.heldout_b_min)
+        # model-based weights (a second pass, as calibrate does): a bin that scatters low by
+        # chance, or one without the outliers of its neighbours, does not pull the curve down
+        fit = fit_total_error(bs, sc, np.maximum(fit(bs), 1e-300) * se / sc, b_min=settings.heldout_b_min)
+        return {"a": fit.power.a, "b": fit.power.b, "c": fit.power.c, "sigma_m": fit.sigma_m,
+                "snr_max": float(bins.snr[usable][-1]), "status": f"fit ({k} bins, chi2 {fit.chi2:.1f}/{fit.dof})"}
+    return {"a": float(np.std(r, ddof=1)), "b": 0.0, "c": 0.0, "sigma_m": 0.0,
+            "status": f"constant: {n} stars make fewer than 3 bins of >= {settings.min_pairs_per_bin}"}

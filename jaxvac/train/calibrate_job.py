@@ -245,7 +245,8 @@ def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorMode
     record = {
         "kind": "repeats",
         "source": f"repeats {source}",
-        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2); a, b, c from repeat pairs, sigma_m kept",
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2); a, b, c from repeat pairs, sigma_m kept "
+                "(a refitted label drops its value factors: repeats measure the random error, not the kind of star)",
         "rows": rows,
         "feh_vmp_sigma": sm_vmp,
         "fitted": fitted,

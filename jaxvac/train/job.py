@@ -639,18 +639,21 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     val_rows = {}  # when heldout is the validation stars, their rows are the held-out ones already
     if validation is not heldout:
         val_truth, val_pred, val_snr = validation
-        val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg)
+        val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg,
+                                      values={n: val_pred[:, k] for k, n in enumerate(fitted)})
 
     if copies is not None:
         c_truth, c_pred, c_snr, c_src = copies
         c_resid = c_pred - c_truth
 
     def model_of(sel):
-        f_snr, f_resid = snr[sel], resid[sel]
+        f_snr, f_resid, f_pred = snr[sel], resid[sel], pred[sel]
         if copies is not None:
             take = sel[c_src]
             f_snr, f_resid = np.concatenate([f_snr, c_snr[take]]), np.concatenate([f_resid, c_resid[take]])
-        rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg)
+            f_pred = np.concatenate([f_pred, c_pred[take]])
+        rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
+                                  values={n: f_pred[:, k] for k, n in enumerate(fitted)})
         for k, n in enumerate(names):
             if n in rows:
                 continue
@@ -669,16 +672,15 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     err = np.full(resid.shape, np.nan)
     for fit_on in (half, ~half):
         _, _, m = model_of(fit_on)
-        err[~fit_on, :-1] = m.sigma(snr[~fit_on], names)
+        err[~fit_on, :-1] = m.sigma(snr[~fit_on], names, pred[~fit_on, :-1])
         if vmp_name:
-            feh_vmp = np.where(np.isfinite(pred[~fit_on, -1]), -2.0, np.nan)  # any finite value: the error where predicted
-            err[~fit_on, -1] = vmp_error(feh_vmp, snr[~fit_on], m)
+            err[~fit_on, -1] = vmp_error(pred[~fit_on, -1], snr[~fit_on], m)
     keep = slice(None) if schema.vmp else slice(None, -1)
     calibration = evaluate.error_calibration(resid[:, keep], err[:, keep], snr, cols[keep], tcfg.error_check_bins)
     record = {
         "kind": "checkpoint",
         "source": source,
-        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2)",
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate]",
         "rows": rows,
         "feh_vmp_sigma": vmp_sigma,
         "fallback": "rows missing here are the config's [errors.coefficients] (Table 2)",
@@ -786,10 +788,14 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         lines += ["", f"![residuals]({Path(plot).name})", ""]
     lines += ["", f"## Error model (from the {error_model['source']}; `jaxvac run` uses it with [errors] source = "
               f"\"checkpoint\")", "", f"{error_model['form']}, digest {error_model['digest']}.", "",
-              "| label | a | b | c | sigma_m | training range | fit |", "|---|---|---|---|---|---|---|"]
+              "| label | a | b | c | sigma_m | value factors (bins of the estimate) | training range | fit |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, row in error_model["rows"].items():
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
-        lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | "
+        vf = row.get("value_factors")
+        vf = (" / ".join(f"{x:.2f}" for x in vf) + " (edges " + ", ".join(f"{e:.4g}" for e in row["value_edges"]) + ")"
+              if vf else "-")
+        lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | {vf} | "
                      f"{rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
     rc = error_model.get("renoised_copies") or {}
     if rc:
