@@ -12,7 +12,8 @@ The calibration that counts is that of the catalogue itself: an independent surv
 ``jaxvac run`` with the trained checkpoint, and its Err_ columns are scored against the truth,
 each label on its own training set's pool: std((catalogue - truth) / Err_) per snrg bin 10-20 /
 20-50 / 50-100 / >100 with a bootstrap 16-84 % band and n (``"catalogue_calibration"``; the target
-is 0.8-1.25). 40,000 spectra put ~60 stars of the magnitude set and ~500 of the APOGEE set in the
+is 0.8-1.25), and in thirds of each label's own estimate (is Err_ honest for each kind of star?),
+each also with the error model's value factors taken out, for comparison. 40,000 spectra put ~60 stars of the magnitude set and ~500 of the APOGEE set in the
 snrg 10-20 bin, where the training survey's test set has 5 and 45.
 
 It also prints the calibration of the checkpoint's own error model (issue 12): std of
@@ -142,9 +143,17 @@ def main(argv=None):
             print(f"{name:<13}" + "".join(
                 f"{c['z_std']:>6.2f} [{c['z_std_lo']:.2f}, {c['z_std_hi']:.2f}] ({c['n']:>5d})" if c and c["n"] > 1
                 else f"{'-':>26}" for c in cells))
-        inside = [c for c in catcal["rows"] if c["n"] > 1]
-        ok = sum(0.8 <= c["z_std"] <= 1.25 for c in inside)
-        print(f"{ok} of {len(inside)} label x bin cells within 0.8-1.25")
+        for key, what in (("rows", "with"), ("rows_without_value_factors", "without")):
+            inside = [c for c in catcal[key] if c["n"] > 1]
+            ok = sum(0.8 <= c["z_std"] <= 1.25 for c in inside)
+            print(f"{ok} of {len(inside)} label x snrg cells within 0.8-1.25 {what} the value factors")
+        print("\nstd(z) in thirds of each label's own estimate (lowest first): with / without the value factors")
+        bye = {(r["label"], r["bin"]): r for r in catcal["by_estimate"]}
+        byo = {(r["label"], r["bin"]): r for r in catcal["by_estimate_without_value_factors"]}
+        for name in names:
+            cells = [(bye.get((name, b)), byo.get((name, b))) for b in ("1/3", "2/3", "3/3")]
+            if all(c and c["n"] > 1 for c, _ in cells):
+                print(f"{name:<13}" + "".join(f"{c['z_std']:>9.2f} / {o['z_std']:.2f}" for c, o in cells))
     ood = res.metrics.get("ood", {})
     if ood:
         print(f"ood_score: threshold {ood['threshold']:.3g}; test spectra (snrg > 10) flagged: "
@@ -170,7 +179,11 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     from jaxvac.run.catalog import read_catalog
     from jaxvac.run.loop import run_catalog
     from jaxvac.train.checkpoint import read_metadata
-    from jaxvac.train.evaluate import catalogue_residuals, error_calibration
+    import numpy as np
+
+    from jaxvac.config import load_config
+    from jaxvac.run.uncertainties import run_error_model
+    from jaxvac.train.evaluate import catalogue_residuals, error_calibration, estimate_calibration
 
     t0 = time.perf_counter()
     survey, n = args.calibration_survey, None
@@ -186,9 +199,17 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     test = read_table(Path(survey) / "catalogs" / "test.fits")
     schema = checkpoint_schema(read_metadata(Path(run_dir) / "checkpoint"))
     resid, err, snr, names = catalogue_residuals(rows, test, schema)
+    values = np.stack([np.asarray(rows[nm], np.float64) if nm in rows.dtype.names else np.full(rows.size, np.nan)
+                       for nm in names], 1)
+    model, _ = run_error_model(load_config(args.config), read_metadata(Path(run_dir) / "checkpoint"))
+    factor = np.stack([model.row(nm).factor(values[:, k]) if nm in model.names else np.ones(rows.size)
+                       for k, nm in enumerate(names)], 1)
     edges = cfg.get("train", {}).get("error_check_bins", [10.0, 20.0, 50.0, 100.0])
     return {"survey": str(survey), "n_spectra": n, "seconds": time.perf_counter() - t0,
-            "rows": error_calibration(resid, err, snr, names, edges)}
+            "rows": error_calibration(resid, err, snr, names, edges),
+            "rows_without_value_factors": error_calibration(resid, err / factor, snr, names, edges),
+            "by_estimate": estimate_calibration(resid, err, values, names),
+            "by_estimate_without_value_factors": estimate_calibration(resid, err / factor, values, names)}
 
 
 if __name__ == "__main__":

@@ -95,6 +95,26 @@ def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names
     return rows
 
 
+def estimate_calibration(resid: np.ndarray, err: np.ndarray, values: np.ndarray, names, n_bins: int = 3) -> list[dict]:
+    """Rows {label, bin, n, z_std} of z = resid / err per label in ``n_bins`` bins of equal counts of
+    the label's own estimate (values, (N, K)): is Err honest for each kind of star, not only on
+    average? bin: "1/3", "2/3", "3/3" (lowest estimates first). NaN with fewer than 2 stars."""
+    resid, err, values = (np.asarray(a, float) for a in (resid, err, values))
+    rows = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = resid / err
+    for k, name in enumerate(names):
+        ok = np.isfinite(z[:, k]) & np.isfinite(values[:, k])
+        v = values[ok, k]
+        edges = np.quantile(v, np.linspace(0, 1, n_bins + 1)[1:-1]) if v.size else np.zeros(n_bins - 1)
+        j = np.searchsorted(edges, v, side="right")
+        for b in range(n_bins):
+            zb = z[ok, k][j == b]
+            rows.append({"label": name, "bin": f"{b + 1}/{n_bins}", "n": int(zb.size),
+                         "z_std": float(zb.std(ddof=1)) if zb.size > 1 else math.nan})
+    return rows
+
+
 def catalogue_residuals(rows: np.ndarray, test, schema) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(resid, err, snrg, names) of a catalogue's rows against the true labels of a test catalogue.
 
