@@ -139,3 +139,22 @@ def test_predict_standardized_destandardises_and_applies_vmp_rule():
     assert 0 < cand.sum() < len(x)
     np.testing.assert_allclose(np.asarray(vmp)[cand], ref_vmp[cand], atol=1e-4)
     assert np.all(np.isnan(np.asarray(vmp)[~cand]))
+
+
+def test_renoise_adds_the_missing_noise_and_leaves_brighter_targets_alone():
+    """renoise: a snrg-100 spectrum re-noised to a target t gets per-pixel noise of std
+    sqrt(1/t**2 - 1/100**2) / x_std; a target above its own snrg adds nothing; bad pixels stay 0."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxvac.train.fit import renoise
+
+    b, d = 4, 20000
+    x = jnp.ones((b, d), jnp.float32).at[:, :10].set(0.0)
+    own = jnp.array([100.0, 100.0, 100.0, 20.0])
+    x_std = jnp.full((d,), 0.5, jnp.float32)
+    out = np.asarray(renoise(jax.random.PRNGKey(0), x, own, x_std, (25.0, 25.0)))  # t = 25 for all
+    want = np.sqrt(1 / 25.0**2 - 1 / 100.0**2) / 0.5
+    np.testing.assert_allclose((out[:3, 10:] - 1).std(1), want, rtol=0.03)
+    assert np.array_equal(out[3], np.asarray(x[3]))  # own snrg 20 < target 25: no noise
+    assert np.all(out[:, :10] == 0)  # bad pixels
