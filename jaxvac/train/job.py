@@ -687,7 +687,7 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         "settings": {"lowest_snrg": float(ecfg.snr_bin_edges[0]), "max_bins": ecfg.heldout_bins,
                      "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter,
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
-                     "renoise_copies": int(ecfg.heldout_renoise_copies)},
+                     "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
                              if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
         "digest": model.digest(),
