@@ -84,20 +84,31 @@ class PowerLawFit:
 
 
 def _nnls_ac(x, y, w):
-    """min over a, c >= 0 of sum w (y - a - c x)**2 for fixed x = snr**-b; exact (2 unknowns)."""
-    sw, sx, sy = w.sum(), (w * x).sum(), (w * y).sum()
-    sxx, sxy = (w * x * x).sum(), (w * x * y).sum()
-    cands = []
+    """min over a, c >= 0 of sum w (y - a - c x)**2 for fixed x = snr**-b; exact (2 unknowns).
+
+    x: (M,) or (G, M), one row per b of a grid; y, w: (M,). Returns (a, c, chi2), scalars or (G,)
+    arrays. Candidates in order: the unconstrained solution (where a, c >= 0), c = 0, a = 0; the
+    first with the least chi2 wins."""
+    x2 = np.atleast_2d(x)
+    sw, sy = w.sum(), (w * y).sum()
+    sx, sxx, sxy = (w * x2).sum(1), (w * x2 * x2).sum(1), (w * x2 * y).sum(1)
     det = sw * sxx - sx * sx
-    if det > 1e-12 * sw * sxx:
-        a, c = (sxx * sy - sx * sxy) / det, (sw * sxy - sx * sy) / det
-        if a >= 0 and c >= 0:
-            cands.append((a, c))
-    cands.append((max(sy / sw, 0.0), 0.0))  # c = 0
-    cands.append((0.0, max(sxy / sxx, 0.0)))  # a = 0
-    chi = [float((w * (y - a - c * x) ** 2).sum()) for a, c in cands]
-    k = int(np.argmin(chi))
-    return cands[k][0], cands[k][1], chi[k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a0, c0 = (sxx * sy - sx * sxy) / det, (sw * sxy - sx * sy) / det
+        ok0 = (det > 1e-12 * sw * sxx) & (a0 >= 0) & (c0 >= 0)
+        cands = [(np.where(ok0, a0, 0.0), np.where(ok0, c0, 0.0)),
+                 (np.full_like(sx, max(sy / sw, 0.0)), np.zeros_like(sx)),  # c = 0
+                 (np.zeros_like(sx), np.maximum(sxy / sxx, 0.0))]  # a = 0
+    chi = np.stack([(w * (y - a[:, None] - c[:, None] * x2) ** 2).sum(1) for a, c in cands])  # (3, G)
+    chi[0, ~ok0] = np.inf
+    k = np.argmin(chi, axis=0)
+    g = np.arange(x2.shape[0])
+    a = np.stack([c_[0] for c_ in cands])[k, g]
+    c = np.stack([c_[1] for c_ in cands])[k, g]
+    best = chi[k, g]
+    if np.ndim(x) == 1:
+        return float(a[0]), float(c[0]), float(best[0])
+    return a, c, best
 
 
 def fit_power_law(snr, sigma, sigma_err, b_min: float = 0.0) -> PowerLawFit:
@@ -120,7 +131,7 @@ def fit_power_law(snr, sigma, sigma_err, b_min: float = 0.0) -> PowerLawFit:
         return _nnls_ac(np.exp(-b * lsnr), y, w)[2]
 
     grid = np.linspace(b_min, B_MAX, int(round((B_MAX - b_min) * 100)) + 1)
-    chis = np.array([profile(b) for b in grid])
+    chis = _nnls_ac(np.exp(-grid[:, None] * lsnr[None, :]), y, w)[2]  # the whole grid at once
     k = int(np.argmin(chis))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
     res = minimize_scalar(profile, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
