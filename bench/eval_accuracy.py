@@ -20,7 +20,8 @@ It also prints the calibration of the checkpoint's own error model (issue 12): s
 (prediction - truth) / Err per label and snrg bin 10-20 / 20-50 / 50-100 / >100 on the test
 stars, where each half of the test stars gets its Err from the model fitted on the other half
 (``metrics.json`` "error_calibration"; 1 is a calibrated error, the target is 0.8-1.25), and the
-fraction of test spectra (snrg > 10) the "unlike the training spectra" score flags.
+fraction of test spectra (snrg > 10) the "unlike the training spectra" score flags, beside the
+number of real LAMOST spectra (--real, default ../shared/lamost) it flags in a ``jaxvac run``.
 
     python bench/eval_accuracy.py [--quick] [--survey DIR] [--n 20000] [--config configs/demo.toml]
                                   [--noise-augment] [--calibration-n 40000 | --calibration-survey DIR]
@@ -60,6 +61,8 @@ def main(argv=None):
                     help="train with [train] noise_augment = true (results go to eval_accuracy_augment.json)")
     ap.add_argument("--calibration-n", type=int, default=40000,
                     help="spectra of the independent survey the catalogue's Err_ are scored on (0: none)")
+    ap.add_argument("--real", default=str(REPO.parent / "shared" / "lamost"),
+                    help="real LAMOST spectra whose ood flag rate is reported beside the test stars' (skipped if absent)")
     ap.add_argument("--calibration-survey", default=None,
                     help="use this survey (simulated with test_fraction=1.0) instead of simulating one")
     args = ap.parse_args(argv)
@@ -99,6 +102,7 @@ def main(argv=None):
         catcal = None
         if args.calibration_survey or args.calibration_n > 0:
             catcal = catalogue_calibration(args, tmp, run_dir, cfg)
+        real = real_ood(args, tmp, run_dir)
     rows = res.metrics["test"]
     by = {(r["label"], r["bin"]): r for r in rows}
     names = list(LABEL_NAMES) + [VMP.name]
@@ -158,6 +162,12 @@ def main(argv=None):
     if ood:
         print(f"ood_score: threshold {ood['threshold']:.3g}; test spectra (snrg > 10) flagged: "
               f"{ood.get('test_flagged_fraction', float('nan')):.2%}")
+        if real:
+            ood = {**ood, "real": real}
+            print(f"          real LAMOST spectra of {real['dir']}: {real['flagged']} of {real['rows']} catalogue rows "
+                  f"flagged (qflag bit {real['bit']})")
+        else:
+            print(f"          real LAMOST spectra: none ({args.real} absent)")
     print(f"\nsurvey: {survey} ({'simulated here' if args.survey is None else 'given'}, {t1 - t0:.0f} s); "
           f"training + evaluation {t2 - t1:.0f} s; run: {args.run_dir or '(temporary)'}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +176,7 @@ def main(argv=None):
         "survey": str(survey), "n_spectra": None if args.survey else n, "quick": args.quick,
         "train_seconds": t2 - t1, "notes": res.notes, "results": out_rows,
         "error_calibration": res.metrics.get("error_calibration", []), "catalogue_calibration": catcal,
-        "ood": res.metrics.get("ood", {})},
+        "ood": ({**res.metrics.get("ood", {}), "real": real} if real else res.metrics.get("ood", {}))},
         indent=1, default=float))
     print(f"wrote {out}")
 
@@ -210,6 +220,23 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
             "rows_without_value_factors": error_calibration(resid, err / factor, snr, names, edges),
             "by_estimate": estimate_calibration(resid, err, values, names),
             "by_estimate_without_value_factors": estimate_calibration(resid, err / factor, values, names)}
+
+
+def real_ood(args, tmp, run_dir) -> dict | None:
+    """The "unlike the training spectra" flag on real spectra: {dir, rows, flagged, bit} of a
+    ``jaxvac run`` of the checkpoint over ``args.real`` (stars with snrg > 10 become rows), or None
+    when that folder is absent."""
+    from jaxvac.run.catalog import read_catalog
+    from jaxvac.run.loop import run_catalog
+    from jaxvac.run.rows import QFLAG_OOD
+
+    if not Path(args.real).is_dir():
+        return None
+    out = Path(tmp) / "real_catalogue.fits"
+    run_catalog(Path(run_dir) / "checkpoint", args.real, out, config=args.config, progress=False)
+    rows, _ = read_catalog(out)
+    return {"dir": str(args.real), "rows": int(rows.size), "flagged": int(((rows["qflag"] & QFLAG_OOD) != 0).sum()),
+            "bit": QFLAG_OOD}
 
 
 if __name__ == "__main__":
