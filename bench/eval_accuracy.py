@@ -13,8 +13,9 @@ The calibration that counts is that of the catalogue itself: an independent surv
 each label on its own training set's pool: std((catalogue - truth) / Err_) per snrg bin 10-20 /
 20-50 / 50-100 / >100 with a bootstrap 16-84 % band and n (``"catalogue_calibration"``; the target
 is 0.8-1.25), and in thirds of each label's own estimate (is Err_ honest for each kind of star?),
-each also with the error model's value factors taken out, for comparison. 40,000 spectra put ~60 stars of the magnitude set and ~500 of the APOGEE set in the
-snrg 10-20 bin, where the training survey's test set has 5 and 45.
+each also with the error model's value factors divided out, for comparison. 40,000 spectra put
+~60 stars of the magnitude set and ~500 of the APOGEE set in the snrg 10-20 bin, where the
+training survey's test set has 5 and 45.
 
 It also prints the calibration of the checkpoint's own error model (issue 12): std of
 (prediction - truth) / Err per label and snrg bin 10-20 / 20-50 / 50-100 / >100 on the test
@@ -182,17 +183,19 @@ def main(argv=None):
 
 
 def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
-    """The catalogue's Err_ on an independent survey: {survey, n_spectra, seconds, rows} with the
-    rows of jaxvac.train.evaluate.error_calibration."""
+    """The catalogue's Err_ on an independent survey: {survey, n_spectra, seconds, rows,
+    rows_without_value_factors, by_estimate, by_estimate_without_value_factors}, rows of
+    jaxvac.train.evaluate.error_calibration (snrg bins) and estimate_calibration (thirds of each
+    label's estimate), the latter two of each with the error model's value factors divided out."""
+    import numpy as np
+
+    from jaxvac.config import load_config
     from jaxvac.io.tables import read_table
     from jaxvac.labels import checkpoint_schema
     from jaxvac.run.catalog import read_catalog
     from jaxvac.run.loop import run_catalog
-    from jaxvac.train.checkpoint import read_metadata
-    import numpy as np
-
-    from jaxvac.config import load_config
     from jaxvac.run.uncertainties import run_error_model
+    from jaxvac.train.checkpoint import read_metadata
     from jaxvac.train.evaluate import catalogue_residuals, error_calibration, estimate_calibration
 
     t0 = time.perf_counter()
@@ -207,11 +210,11 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
                 crossmatch=Path(survey) / "crossmatch.fits", config=args.config, progress=False)
     rows, _ = read_catalog(out)
     test = read_table(Path(survey) / "catalogs" / "test.fits")
-    schema = checkpoint_schema(read_metadata(Path(run_dir) / "checkpoint"))
-    resid, err, snr, names = catalogue_residuals(rows, test, schema)
+    meta = read_metadata(Path(run_dir) / "checkpoint")
+    resid, err, snr, names = catalogue_residuals(rows, test, checkpoint_schema(meta))
     values = np.stack([np.asarray(rows[nm], np.float64) if nm in rows.dtype.names else np.full(rows.size, np.nan)
                        for nm in names], 1)
-    model, _ = run_error_model(load_config(args.config), read_metadata(Path(run_dir) / "checkpoint"))
+    model, _ = run_error_model(load_config(args.config), meta)  # the model the catalogue's Err_ came from
     factor = np.stack([model.row(nm).factor(values[:, k]) if nm in model.names else np.ones(rows.size)
                        for k, nm in enumerate(names)], 1)
     edges = cfg.get("train", {}).get("error_check_bins", [10.0, 20.0, 50.0, 100.0])
