@@ -7,7 +7,10 @@ Sect. 4 and Table 2)::
 
 A row fitted by ``jaxvac train`` may also carry value factors: sigma_k is multiplied by
 ``value_factors[j]``, j the bin of ``value_edges`` the label's own estimate falls in (the
-networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff).
+networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff), and SNR factors:
+sigma_k is multiplied by ``snr_factors`` interpolated linearly in log snrg between ``snr_knots``
+(constant beyond them), where the fitted curve's form cannot follow how the error changes with
+snrg (the simulator's magnitudes: noise at low snrg, more giants among the bright stars).
 
 ``sigma_r`` is the random error, fitted from repeat observations (``jaxvac calibrate-errors``);
 ``sigma_m`` is the method error (the scatter on the training stars). ``scale`` is 100 for
@@ -64,6 +67,7 @@ ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 
 _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
 _VALUE_KEYS = ("value_edges", "value_factors")  # optional per-row lists: Err x factor of the estimate's bin
+_SNR_KEYS = ("snr_knots", "snr_factors")  # optional per-row lists: Err x factor interpolated in log snrg
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
 
@@ -89,6 +93,9 @@ class ErrorsConfig:
     heldout_value_bins: M >= 2 gives each held-out fit value factors over M bins of equal counts
         of the label's estimate (0 or 1: none); a label with fewer than M * min_pairs_per_bin
         held-out stars gets none.
+    heldout_snr_factors: give each held-out fit SNR factors: the scatter of residual / fitted
+        error in each of its snrg bins, interpolated in log snrg, for where the curve's form
+        cannot follow the residuals (an error that falls, then rises with snrg).
     heldout_renoise: (lo, hi, top) snrg: a label with fewer than ``heldout_renoise_min`` held-out
         stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
         at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
@@ -106,6 +113,7 @@ class ErrorsConfig:
     heldout_bins: int
     heldout_b_min: float
     heldout_value_bins: int
+    heldout_snr_factors: bool
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
     heldout_renoise_copies: int
@@ -132,6 +140,8 @@ class ErrorsConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns it off.")
+        if not isinstance(self.heldout_snr_factors, bool):
+            raise ConfigError(f"[errors] heldout_snr_factors must be true or false, got {self.heldout_snr_factors!r}.")
         if not (math.isfinite(self.feh_vmp_sigma) and self.feh_vmp_sigma >= 0):
             raise ConfigError(f"[errors] feh_vmp_sigma must be a finite number >= 0 (dex), got {self.feh_vmp_sigma!r}.")
 
@@ -154,6 +164,8 @@ class ErrorCoefficients:
     snr_max: float = math.inf
     value_edges: tuple[float, ...] = ()  # increasing bin edges of the label's estimate (M - 1)
     value_factors: tuple[float, ...] = ()  # the total error's factor per bin (M; empty: 1)
+    snr_knots: tuple[float, ...] = ()  # increasing snrg of the SNR factors (K >= 2)
+    snr_factors: tuple[float, ...] = ()  # the total error's factor at each knot (K; empty: 1)
 
     def factor(self, values) -> np.ndarray:
         """(N,) factor of estimates ``values`` (N,): value_factors[j], j = number of edges <= value;
@@ -164,38 +176,54 @@ class ErrorCoefficients:
         j = np.searchsorted(np.asarray(self.value_edges), np.where(np.isfinite(v), v, 0.0), side="right")
         return np.where(np.isfinite(v), np.asarray(self.value_factors)[j], 1.0)
 
+    def snr_factor(self, snrg) -> np.ndarray:
+        """(N,) factor at snrg (N,): snr_factors interpolated linearly in log snrg between the
+        snr_knots, the end factors beyond them; 1 without SNR factors, and where snrg <= 0 or NaN."""
+        s = np.asarray(snrg, np.float64)
+        if not self.snr_factors:
+            return np.ones(s.shape)
+        good = np.isfinite(s) & (s > 0)
+        f = np.interp(np.log(np.where(good, s, 1.0)), np.log(self.snr_knots), self.snr_factors)
+        return np.where(good, f, 1.0)
+
 
 def _value_lists(source: str, name: str, row, table: str) -> dict:
-    """value_edges / value_factors of a row, checked: both or neither, M - 1 increasing finite edges
-    and M finite factors > 0."""
-    have = [k for k in _VALUE_KEYS if k in row]
-    if not have:
-        return {}
-    edges, factors = row.get("value_edges"), row.get("value_factors")
+    """The optional lists of a row, checked: value_edges / value_factors (M - 1 increasing finite
+    edges, M finite factors > 0) and snr_knots / snr_factors (K increasing snrg > 0, K finite
+    factors > 0); each pair both or neither, M, K >= 2."""
+    out = {}
+    for (pos, fac), n_pos, what in ((_VALUE_KEYS, -1, "M - 1 increasing finite edges and M"),
+                                    (_SNR_KEYS, 0, "K increasing snrg > 0 and K")):
+        have = [k for k in (pos, fac) if k in row]
+        if not have:
+            continue
+        at, factors = row.get(pos), row.get(fac)
 
-    def numbers(v):
-        return isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                    and math.isfinite(x) for x in v)
+        def numbers(v):
+            return isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                        and math.isfinite(x) for x in v)
 
-    ok = len(have) == 2 and numbers(edges) and numbers(factors) and len(factors) == len(edges) + 1 >= 2
-    ok = ok and all(b > a for a, b in zip(edges[:-1], edges[1:])) and all(f > 0 for f in factors)
-    if not ok:
-        raise ConfigError(f"In {source}: {table} {name} value_edges / value_factors must come together: M - 1 "
-                          f"increasing finite edges and M finite factors > 0 (M >= 2), got {edges!r} and {factors!r}.")
-    return {"value_edges": tuple(float(x) for x in edges), "value_factors": tuple(float(x) for x in factors)}
+        ok = len(have) == 2 and numbers(at) and numbers(factors) and len(factors) == len(at) - n_pos >= 2
+        ok = ok and all(b > a for a, b in zip(at[:-1], at[1:])) and all(f > 0 for f in factors)
+        ok = ok and (n_pos != 0 or at[0] > 0)
+        if not ok:
+            raise ConfigError(f"In {source}: {table} {name} {pos} / {fac} must come together: {what} finite factors "
+                              f"> 0 ({'M' if n_pos else 'K'} >= 2), got {at!r} and {factors!r}.")
+        out |= {pos: tuple(float(x) for x in at), fac: tuple(float(x) for x in factors)}
+    return out
 
 
 def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
         raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
-    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS))
+    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS))
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
             f"In {source}: {table} {name} {what}; "
             f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max, "
-            f"value_edges with value_factors."
+            f"value_edges with value_factors, snr_knots with snr_factors."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
     if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
@@ -287,7 +315,7 @@ class ErrorModel:
         out = []
         for n in allowed:
             if n in rows:
-                keep = set(_ROW_KEYS) | set(_VALUE_KEYS)
+                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS)
                 out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in keep}, table="error model"))
             elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
@@ -296,11 +324,12 @@ class ErrorModel:
         return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
-        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors]}}, the
-        inverse of :meth:`from_rows` (snr_min, snr_max only where they clip; the value lists only
-        where the row has them)."""
+        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors][,
+        snr_knots, snr_factors]}}, the inverse of :meth:`from_rows` (snr_min, snr_max only where
+        they clip; the lists only where the row has them)."""
         return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
                 | ({k: list(getattr(r, k)) for k in _VALUE_KEYS} if r.value_factors else {})
+                | ({k: list(getattr(r, k)) for k in _SNR_KEYS} if r.snr_factors else {})
                 for r in self.rows}
 
     def digest(self) -> str:
@@ -348,10 +377,14 @@ class ErrorModel:
         NaN rows where snrg is not finite or <= 0. For Teff_PASTEL at snrg = 50 with Table 2:
         sqrt((100 * (0.21 + 42.827 / 50**1.229))**2 + 75**2) = 93.58 K. values: (N, len(names))
         estimates; a row with value factors multiplies its column by the factor of each estimate's
-        bin (:meth:`ErrorCoefficients.factor`). Without values the factors are not applied.
+        bin (:meth:`ErrorCoefficients.factor`). Without values the factors are not applied. A row
+        with SNR factors multiplies its column by :meth:`ErrorCoefficients.snr_factor`.
         """
         col = self._columns(names)
         out = np.hypot(self.random(snrg, names), col["sigma_m"])
+        for k, r in enumerate(self.row(n) for n in (self.labels if names is None else names)):
+            if r.snr_factors:
+                out[:, k] *= r.snr_factor(np.asarray(snrg, np.float64).reshape(-1))
         if values is not None:
             rows = [self.row(n) for n in (self.labels if names is None else names)]
             vals = np.asarray(values, np.float64).reshape(out.shape)

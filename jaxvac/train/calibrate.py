@@ -379,10 +379,13 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
     the error is modelled as curve(snrg) * g_j, g_j one factor per bin j of M equal-count bins
     of the prediction: alternately, g_j = rms of residual / curve over bin j (normalised to rms 1
     over all stars) and the curve refitted to residual / g, three rounds. The rows get
-    value_edges (M - 1) and value_factors (M).
+    value_edges (M - 1) and value_factors (M). With ``settings.heldout_snr_factors``, the scatter
+    of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`) gives
+    snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals (an
+    error that falls with snrg, then rises as the mix of stars changes), the factors do.
 
     Returns {label: {a, b, c, sigma_m, scale (1), n, status[, snr_max][, value_edges,
-    value_factors]}} (JSON-able): the rows of
+    value_factors][, snr_knots, snr_factors]}} (JSON-able): the rows of
     :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows`; no row for a label with fewer than 2
     residuals (the caller keeps the config's).
     """
@@ -417,6 +420,10 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
                 row = _snr_row(s_ok, r_ok / g[j], settings)
             row |= {"value_edges": [float(e) for e in edges], "value_factors": [float(x) for x in g],
                     "status": f"{row['status']}; x value factors over {g.size} bins of the estimate"}
+            r_ok = r_ok / g[j]
+        sf = _snr_factors(s_ok, r_ok / _row_curve(row, s_ok), settings) if settings.heldout_snr_factors else {}
+        if sf:
+            row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
         out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \
             | {"scale": 1.0, "n": n}
     return out
@@ -426,6 +433,36 @@ def _row_curve(row: Mapping, snr: np.ndarray) -> np.ndarray:
     """The total error of a row {a, b, c, sigma_m[, snr_max]} at snr (N,): ErrorModel.sigma."""
     coef = ErrorCoefficients("row", row["a"], row["b"], row["c"], row["sigma_m"], snr_max=row.get("snr_max", math.inf))
     return np.maximum(ErrorModel(rows=(coef,), vmp_name=None).sigma(snr, ["row"])[:, 0], 1e-300)
+
+
+def _snr_bins(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> BinStats | None:
+    """:func:`bin_scatter` of r (n,) in k = min(``settings.heldout_bins``, n //
+    ``settings.min_pairs_per_bin``) snrg bins of equal counts, only its bins with a scatter error
+    > 0; None when fewer than 3 such bins."""
+    k = min(int(settings.heldout_bins), r.size // int(settings.min_pairs_per_bin))
+    if k < 3:
+        return None
+    edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
+    edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
+    bins = bin_scatter(snr, r, edges, 2, settings.scatter)
+    usable = bins.scatter_err > 0
+    if usable.sum() < 3:
+        return None
+    return BinStats(*(np.asarray(getattr(bins, f.name))[usable] for f in dataclasses.fields(BinStats)))
+
+
+def _snr_factors(snr: np.ndarray, z: np.ndarray, settings: ErrorsConfig) -> dict:
+    """{snr_knots, snr_factors} of z = residual / fitted error (n,) at snr (n,): the
+    scatter of z in each bin of :func:`_snr_bins` at the bin's median snrg (knots merged where two
+    medians coincide); {} with fewer than 3 bins."""
+    bins = _snr_bins(snr, z, settings)
+    if bins is None:
+        return {}
+    knots, at = np.unique(bins.snr, return_index=True)
+    if knots.size < 2 or knots[0] <= 0:
+        return {}
+    f = bins.scatter[at]
+    return {"snr_knots": [float(x) for x in knots], "snr_factors": [float(x) for x in f]}
 
 
 def _snr_row(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> dict:
@@ -442,20 +479,14 @@ def _snr_row(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> dict:
     - k < 3: a constant, a = the std of r (ddof 1), b = c = sigma_m = 0.
     """
     n = r.size
-    k = min(int(settings.heldout_bins), n // int(settings.min_pairs_per_bin))
-    if k >= 3:
-        edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
-        edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
-        bins = bin_scatter(snr, r, edges, 2, settings.scatter)
-        usable = bins.scatter_err > 0
-        k = int(usable.sum())
-    if k >= 3:
-        bs, sc, se = bins.snr[usable], bins.scatter[usable], bins.scatter_err[usable]
+    bins = _snr_bins(snr, r, settings)
+    if bins is not None:
+        bs, sc, se = bins.snr, bins.scatter, bins.scatter_err
         fit = fit_total_error(bs, sc, se, b_min=settings.heldout_b_min)
         # model-based weights (a second pass, as calibrate does): a bin that scatters low by
         # chance, or one without the outliers of its neighbours, does not pull the curve down
         fit = fit_total_error(bs, sc, np.maximum(fit(bs), 1e-300) * se / sc, b_min=settings.heldout_b_min)
         return {"a": fit.power.a, "b": fit.power.b, "c": fit.power.c, "sigma_m": fit.sigma_m,
-                "snr_max": float(bins.snr[usable][-1]), "status": f"fit ({k} bins, chi2 {fit.chi2:.1f}/{fit.dof})"}
+                "snr_max": float(bs[-1]), "status": f"fit ({bs.size} bins, chi2 {fit.chi2:.1f}/{fit.dof})"}
     return {"a": float(np.std(r, ddof=1)), "b": 0.0, "c": 0.0, "sigma_m": 0.0,
             "status": f"constant: {n} stars make fewer than 3 bins of >= {settings.min_pairs_per_bin}"}

@@ -246,7 +246,8 @@ def write_into_checkpoint(cal: Calibration, checkpoint_dir, reference: ErrorMode
         "kind": "repeats",
         "source": f"repeats {source}",
         "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2); a, b, c from repeat pairs, sigma_m kept "
-                "(a refitted label drops its value factors: repeats measure the random error, not the kind of star)",
+                "(a refitted label drops its value and SNR factors: repeats measure the random error, not the kind of star "
+                "nor the mix of stars at each snrg)",
         "rows": rows,
         "feh_vmp_sigma": sm_vmp,
         "fitted": fitted,

@@ -680,14 +680,16 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     record = {
         "kind": "checkpoint",
         "source": source,
-        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate]",
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate] "
+                "* snr_factors(snrg, interpolated in log snrg between snr_knots)",
         "rows": rows,
         "feh_vmp_sigma": vmp_sigma,
         "fallback": "rows missing here are the config's [errors.coefficients] (Table 2)",
         "settings": {"lowest_snrg": float(ecfg.snr_bin_edges[0]), "max_bins": ecfg.heldout_bins,
                      "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter,
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
-                     "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins)},
+                     "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins),
+                     "snr_factors": bool(ecfg.heldout_snr_factors)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
                              if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
         "digest": model.digest(),
@@ -788,14 +790,17 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         lines += ["", f"![residuals]({Path(plot).name})", ""]
     lines += ["", f"## Error model (from the {error_model['source']}; `jaxvac run` uses it with [errors] source = "
               f"\"checkpoint\")", "", f"{error_model['form']}, digest {error_model['digest']}.", "",
-              "| label | a | b | c | sigma_m | value factors (bins of the estimate) | training range | fit |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| label | a | b | c | sigma_m | value factors (bins of the estimate) | SNR factors (at snrg) | training range | fit |",
+              "|---|---|---|---|---|---|---|---|---|"]
+
+    def factors(f, at, word):
+        return " / ".join(f"{x:.2f}" for x in f) + f" ({word} " + ", ".join(f"{e:.4g}" for e in at) + ")" if f else "-"
+
     for name, row in error_model["rows"].items():
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
-        vf = row.get("value_factors")
-        vf = (" / ".join(f"{x:.2f}" for x in vf) + " (edges " + ", ".join(f"{e:.4g}" for e in row["value_edges"]) + ")"
-              if vf else "-")
-        lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | {vf} | "
+        vf = factors(row.get("value_factors"), row.get("value_edges"), "edges")
+        sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
+        lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | {vf} | {sf} | "
                      f"{rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
     rc = error_model.get("renoised_copies") or {}
     if rc:
