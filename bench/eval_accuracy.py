@@ -13,7 +13,8 @@ The calibration that counts is that of the catalogue itself: an independent surv
 each label on its own training set's pool: std((catalogue - truth) / Err_) per snrg bin 10-20 /
 20-50 / 50-100 / >100 with a bootstrap 16-84 % band and n (``"catalogue_calibration"``; the target
 is 0.8-1.25), and in thirds of each label's own estimate (is Err_ honest for each kind of star?),
-each also with the error model's value factors divided out, for comparison. 40,000 spectra put
+each also with the error model's value factors divided out, and the snrg table with its SNR
+factors divided out, for comparison (--seed 2 gives a second, independent pair of surveys). 40,000 spectra put
 ~60 stars of the magnitude set and ~500 of the APOGEE set in the snrg 10-20 bin, where the
 training survey's test set has 5 and 45.
 
@@ -148,10 +149,11 @@ def main(argv=None):
             print(f"{name:<13}" + "".join(
                 f"{c['z_std']:>6.2f} [{c['z_std_lo']:.2f}, {c['z_std_hi']:.2f}] ({c['n']:>5d})" if c and c["n"] > 1
                 else f"{'-':>26}" for c in cells))
-        for key, what in (("rows", "with"), ("rows_without_value_factors", "without")):
+        for key, what in (("rows", "with both kinds of factors"), ("rows_without_value_factors", "without the value factors"),
+                          ("rows_without_snr_factors", "without the SNR factors")):
             inside = [c for c in catcal[key] if c["n"] > 1]
             ok = sum(0.8 <= c["z_std"] <= 1.25 for c in inside)
-            print(f"{ok} of {len(inside)} label x snrg cells within 0.8-1.25 {what} the value factors")
+            print(f"{ok} of {len(inside)} label x snrg cells within 0.8-1.25 {what}")
         print("\nstd(z) in thirds of each label's own estimate (lowest first): with / without the value factors")
         bye = {(r["label"], r["bin"]): r for r in catcal["by_estimate"]}
         byo = {(r["label"], r["bin"]): r for r in catcal["by_estimate_without_value_factors"]}
@@ -184,9 +186,11 @@ def main(argv=None):
 
 def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     """The catalogue's Err_ on an independent survey: {survey, n_spectra, seconds, rows,
-    rows_without_value_factors, by_estimate, by_estimate_without_value_factors}, rows of
-    jaxvac.train.evaluate.error_calibration (snrg bins) and estimate_calibration (thirds of each
-    label's estimate), the latter two of each with the error model's value factors divided out."""
+    rows_without_value_factors, rows_without_snr_factors, by_estimate,
+    by_estimate_without_value_factors}, rows of jaxvac.train.evaluate.error_calibration (snrg
+    bins) and estimate_calibration (thirds of each label's estimate); "without" divides the error
+    model's value or SNR factors out (the curve and the other factors are fitted before the SNR
+    factors, so that is the model fitted without them)."""
     import numpy as np
 
     from jaxvac.config import load_config
@@ -217,10 +221,13 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     model, _ = run_error_model(load_config(args.config), meta)  # the model the catalogue's Err_ came from
     factor = np.stack([model.row(nm).factor(values[:, k]) if nm in model.names else np.ones(rows.size)
                        for k, nm in enumerate(names)], 1)
+    snr_factor = np.stack([model.row(nm).snr_factor(snr) if nm in model.names else np.ones(rows.size)
+                           for nm in names], 1)
     edges = cfg.get("train", {}).get("error_check_bins", [10.0, 20.0, 50.0, 100.0])
     return {"survey": str(survey), "n_spectra": n, "seconds": time.perf_counter() - t0,
             "rows": error_calibration(resid, err, snr, names, edges),
             "rows_without_value_factors": error_calibration(resid, err / factor, snr, names, edges),
+            "rows_without_snr_factors": error_calibration(resid, err / snr_factor, snr, names, edges),
             "by_estimate": estimate_calibration(resid, err, values, names),
             "by_estimate_without_value_factors": estimate_calibration(resid, err / factor, values, names)}
 
