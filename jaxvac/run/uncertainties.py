@@ -187,7 +187,12 @@ class ErrorCoefficients:
         return np.where(good, f, 1.0)
 
 
-def _value_lists(source: str, name: str, row, table: str) -> dict:
+def _finite_numbers(v) -> bool:
+    return isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                and math.isfinite(x) for x in v)
+
+
+def _row_lists(source: str, name: str, row, table: str) -> dict:
     """The optional lists of a row, checked: value_edges / value_factors (M - 1 increasing finite
     edges, M finite factors > 0) and snr_knots / snr_factors (K increasing snrg > 0, K finite
     factors > 0); each pair both or neither, M, K >= 2."""
@@ -198,12 +203,7 @@ def _value_lists(source: str, name: str, row, table: str) -> dict:
         if not have:
             continue
         at, factors = row.get(pos), row.get(fac)
-
-        def numbers(v):
-            return isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                                        and math.isfinite(x) for x in v)
-
-        ok = len(have) == 2 and numbers(at) and numbers(factors) and len(factors) == len(at) - n_pos >= 2
+        ok = len(have) == 2 and _finite_numbers(at) and _finite_numbers(factors) and len(factors) == len(at) - n_pos >= 2
         ok = ok and all(b > a for a, b in zip(at[:-1], at[1:])) and all(f > 0 for f in factors)
         ok = ok and (n_pos != 0 or at[0] > 0)
         if not ok:
@@ -237,7 +237,7 @@ def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> E
     if vals.get("snr_min", 0.0) > vals.get("snr_max", math.inf):
         raise ConfigError(f"In {source}: {table} {name} has snr_min {vals['snr_min']!r} > snr_max {vals['snr_max']!r}.")
     return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()},
-                             **_value_lists(source, name, row, table))
+                             **_row_lists(source, name, row, table))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,15 +382,13 @@ class ErrorModel:
         """
         col = self._columns(names)
         out = np.hypot(self.random(snrg, names), col["sigma_m"])
-        for k, r in enumerate(self.row(n) for n in (self.labels if names is None else names)):
+        rows = [self.row(n) for n in (self.labels if names is None else names)]
+        vals = None if values is None else np.asarray(values, np.float64).reshape(out.shape)
+        for k, r in enumerate(rows):
             if r.snr_factors:
                 out[:, k] *= r.snr_factor(np.asarray(snrg, np.float64).reshape(-1))
-        if values is not None:
-            rows = [self.row(n) for n in (self.labels if names is None else names)]
-            vals = np.asarray(values, np.float64).reshape(out.shape)
-            for k, r in enumerate(rows):
-                if r.value_factors:
-                    out[:, k] *= r.factor(vals[:, k])
+            if vals is not None and r.value_factors:
+                out[:, k] *= r.factor(vals[:, k])
         return out
 
 

@@ -453,8 +453,8 @@ def _snr_bins(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> BinStat
 
 def _snr_factors(snr: np.ndarray, z: np.ndarray, settings: ErrorsConfig) -> dict:
     """{snr_knots, snr_factors} of z = residual / fitted error (n,) at snr (n,): the
-    scatter of z in each bin of :func:`_snr_bins` at the bin's median snrg (knots merged where two
-    medians coincide); {} with fewer than 3 bins."""
+    scatter of z in each bin of :func:`_snr_bins` at the bin's median snrg (where two bins share a
+    median, the first one's); {} with fewer than 2 knots."""
     bins = _snr_bins(snr, z, settings)
     if bins is None:
         return {}
