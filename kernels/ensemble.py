@@ -95,6 +95,12 @@ def scale_members(tree: dict, scale: Array) -> dict:
     return jax.tree.map(f, tree, axes)
 
 
+def take_members(tree: dict, index) -> dict:
+    """Members ``index`` (a static slice or an integer array) of every leaf, along its member axis."""
+    axes = member_axes(tree)
+    return jax.tree.map(lambda a, ax: a[(slice(None),) * ax + (index,)], tree, axes)
+
+
 def select_members(mask: Array, on_true: dict, on_false: dict) -> dict:
     """Per member m: on_true's entries where mask[m], else on_false's (mask: (M,) bool)."""
     axes = member_axes(on_true)

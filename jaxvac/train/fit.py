@@ -34,7 +34,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxvac.config import recipe_defaults
 from jaxvac.model import init_stack
-from jaxvac.kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members
+from jaxvac.kernels.ensemble import ensemble_forward, per_member_sq_norm, scale_members, select_members, take_members
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,9 @@ class TrainConfig:
     noise_augment: re-noise every training spectrum, fresh each epoch and on device, to a snrg
         drawn log-uniformly from ``augment_snr`` (:func:`fit` with ``augment``); off by default.
     augment_snr: (lo, hi) snrg range of that re-noising.
+    set_batches: each training set's networks step on batches of that set's stars alone (the
+        batch split between the sets in proportion to their stars, the same number of steps per
+        epoch), instead of every network on every star of a batch (:func:`fit` with ``groups``).
     """
 
     seed: int
@@ -87,6 +90,7 @@ class TrainConfig:
     error_check_bins: tuple[float, ...]
     noise_augment: bool
     augment_snr: tuple[float, ...]
+    set_batches: bool
 
 
 @dataclasses.dataclass
@@ -163,6 +167,14 @@ def _total_loss(params, x, z, w):
     return jnp.sum(per), per
 
 
+def _grouped_loss(params, ranges, xs, zs, ws):
+    """:func:`_total_loss` of member groups: group g (members ranges[g] = (a, b)) on its own batch
+    xs[g] (B_g, D), zs[g], ws[g] (B_g, b - a). Returns (sum, (M,) per-member losses)."""
+    per = [member_losses(take_members(params, slice(a, b)), xb, zb, wb) for (a, b), xb, zb, wb in zip(ranges, xs, zs, ws)]
+    per = per[0] if len(per) == 1 else jnp.concatenate(per)
+    return jnp.sum(per), per
+
+
 def _constrain(a, sharding):
     return a if sharding is None else jax.lax.with_sharding_constraint(a, sharding)
 
@@ -190,28 +202,36 @@ def renoise_to(key, xb, own_snr, target, x_std):
     return jnp.where(xb != 0, xb + noise, xb)
 
 
-@partial(jax.jit, static_argnums=(0, 1), static_argnames=("snr_range",), donate_argnums=(2, 3))
-def _train_epoch(tx, sharding, params, opt_state, x, z, w, idx, valid, keys=None, snr=None, x_std=None, snr_range=None):
-    """One pass: a lax.scan of Adam steps over the (S, B) index batches idx (valid: (S, B)).
+@partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=("snr_range",), donate_argnums=(3, 4))
+def _train_epoch(tx, sharding, ranges, params, opt_state, x, z, w, idx, valid, keys=None, snr=None, x_std=None,
+                 snr_range=None):
+    """One pass: a lax.scan of Adam steps over index batches.
 
-    snr_range: None, or (lo, hi): each batch is re-noised (:func:`renoise`) with its key of keys
-    (S,), from the stars' snr (N,) and the pixels' x_std (D,).
+    ranges: static ((a, b), ...), the member groups (one group (0, M): every member on every star
+    of a batch); idx, valid: one (S, B_g) index array and validity mask per group, step s trains
+    group g on x[idx[g][s]]. snr_range: None, or (lo, hi): each batch is re-noised
+    (:func:`renoise`) with its key of keys (S,) (folded with the group number when there are
+    several), from the stars' snr (N,) and the pixels' x_std (D,). Returns the parameters, the
+    optimizer state and the (M,) mean batch loss of the members.
     """
 
     def step(carry, batch):
         params, opt_state = carry
-        i, v, key = batch
-        xb = x[i]
-        if snr_range is not None:
-            xb = renoise(key, xb, snr[i], x_std, snr_range)
-        xb = _constrain(xb, sharding)
-        zb = _constrain(z[i], sharding)
-        wb = _constrain(w[i] * v[:, None], sharding)
-        (_, per), grads = jax.value_and_grad(_total_loss, has_aux=True)(params, xb, zb, wb)
+        ii, vv, key = batch
+        xs, zs, ws = [], [], []
+        for g, ((a, b), i, v) in enumerate(zip(ranges, ii, vv)):
+            xb = x[i]
+            if snr_range is not None:
+                xb = renoise(key if len(ranges) == 1 else jax.random.fold_in(key, g), xb, snr[i], x_std, snr_range)
+            xs.append(_constrain(xb, sharding))
+            zs.append(_constrain(z[i, a:b], sharding))
+            ws.append(_constrain(w[i, a:b] * v[:, None], sharding))
+        (_, per), grads = jax.value_and_grad(_grouped_loss, has_aux=True)(params, ranges, xs, zs, ws)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), (per, jnp.sum(wb, axis=0) > 0)
+        has = [jnp.sum(wb, axis=0) > 0 for wb in ws]
+        return (optax.apply_updates(params, updates), opt_state), (per, has[0] if len(has) == 1 else jnp.concatenate(has))
 
-    (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (idx, valid, keys))
+    (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (tuple(idx), tuple(valid), keys))
     mean_loss = jnp.sum(jnp.where(has, per, 0.0), axis=0) / jnp.maximum(jnp.sum(has, axis=0), 1)
     return params, opt_state, mean_loss
 
@@ -256,9 +276,10 @@ def _data_sharding(devices=None):
     return NamedSharding(mesh, PartitionSpec("data")), NamedSharding(mesh, PartitionSpec()), len(devices)
 
 
-def _batch_indices(idx: np.ndarray, batch: int) -> tuple[np.ndarray, np.ndarray]:
-    """(S, batch) indices and validity: idx cut into fixed-size batches, the last one padded."""
-    s = max(1, -(-len(idx) // batch))
+def _batch_indices(idx: np.ndarray, batch: int, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(S, batch) indices and validity: idx cut into fixed-size batches, the last one padded;
+    S = ``steps`` (>= the batches idx needs) or as many as idx needs."""
+    s = max(1, -(-len(idx) // batch), steps or 0)
     out = np.zeros(s * batch, np.int32)
     valid = np.zeros(s * batch, bool)
     out[: len(idx)] = idx
@@ -285,6 +306,21 @@ def label_standardization(y: np.ndarray, train_mask: np.ndarray) -> tuple[np.nda
     return mean, std
 
 
+def _group_plan(groups, m: int) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """(order, ranges): the member order that makes each group contiguous (stable) and each
+    group's (start, stop) in it; one group (0, m) for groups None."""
+    if groups is None:
+        return np.arange(m), ((0, m),)
+    g = np.asarray(groups)
+    if g.shape != (m,):
+        raise ValueError(f"groups must give one group per member, ({m},); got shape {g.shape}.")
+    order = np.argsort(g, kind="stable")
+    gs = g[order]
+    cuts = np.flatnonzero(gs[1:] != gs[:-1]) + 1
+    bounds = [0, *cuts.tolist(), m]
+    return order, tuple(zip(bounds[:-1], bounds[1:]))
+
+
 def fit(
     x: np.ndarray,
     y: np.ndarray,
@@ -295,6 +331,7 @@ def fit(
     on_epoch: Callable[[EpochInfo], None] | None = None,
     devices=None,
     augment: tuple[np.ndarray, np.ndarray] | None = None,
+    groups=None,
 ) -> FitResult:
     """Train M = y.shape[1] networks D-hidden-1 on standardised flux x (N, D).
 
@@ -305,6 +342,11 @@ def fit(
     augment: (snrg (N,), x_std (D,)): with ``cfg.noise_augment``, every training batch is
         re-noised on device to a snrg drawn from ``cfg.augment_snr`` (:func:`renoise`), fresh
         every epoch (keys from ``cfg.seed``); validation stays on the spectra as they are.
+    groups: (M,) a group per member (e.g. its training set): each step then trains every group
+        on a batch of its own stars (those with a label of the group), of ``cfg.batch_size`` x
+        the group's share of the training stars, so no network computes on stars it has no label
+        for; the same number of steps per epoch. None: one group, every member on every star of a
+        batch of ``cfg.batch_size``.
     """
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.float64)
@@ -313,6 +355,9 @@ def fit(
     if not np.all(np.isfinite(x)):
         raise ValueError(f"x has {int((~np.isfinite(x)).sum())} non-finite values; standardise with masked pixels set to 0.")
     n, m = y.shape
+    order, ranges = _group_plan(groups, m)
+    y = y[:, order]  # members grouped; every per-member result is put back in the caller's order at the end
+    inverse = np.argsort(order)
     if val_mask is None:
         val_mask = split_validation(y, cfg.val_fraction, cfg.seed)
     val_mask = np.asarray(val_mask, bool)
@@ -322,10 +367,10 @@ def fit(
     n_val = (known & val_mask[:, None]).sum(0)
     if np.any(n_val == 0):
         raise ValueError(
-            f"members {np.flatnonzero(n_val == 0).tolist()} have no validation stars (val_fraction="
+            f"members {order[np.flatnonzero(n_val == 0)].tolist()} have no validation stars (val_fraction="
             f"{cfg.val_fraction}, {n} stars); raise val_fraction or add stars."
         )
-    y_mean, y_std = label_standardization(y, train_mask)
+    y_mean, y_std = (v[order] for v in label_standardization(y[:, inverse], train_mask))  # errors name caller's members
     z = np.where(known, (y - y_mean) / y_std, 0.0).astype(np.float32)
     wgt = known.astype(np.float32)
 
@@ -343,6 +388,10 @@ def fit(
     wait = np.zeros(m, int)
     rng = np.random.default_rng([cfg.seed, 2])
     train_idx = np.flatnonzero(train_mask & known.any(1))
+    group_idx = [np.flatnonzero(train_mask & known[:, a:b].any(1)) for a, b in ranges]
+    steps = max(1, -(-len(train_idx) // batch))
+    group_batch = [batch] if len(ranges) == 1 else [max(1, -(-len(gi) // steps)) for gi in group_idx]
+    group_batch = [-(-b // n_dev) * n_dev for b in group_batch]
     vidx, vvalid = put(_batch_indices(np.flatnonzero(val_mask & known.any(1)), eval_batch))
     history = []
     epoch = 0
@@ -355,10 +404,15 @@ def fit(
                  "snr_range": (lo, hi)}
     base_key = jax.random.key(cfg.seed)
     for epoch in range(1, cfg.max_epochs + 1):
-        idx, valid = put(_batch_indices(rng.permutation(train_idx), batch))
+        if len(ranges) == 1:
+            cut = [_batch_indices(rng.permutation(train_idx), batch)]
+        else:
+            cut = [_batch_indices(rng.permutation(gi), gb, steps) for gi, gb in zip(group_idx, group_batch)]
+        idx, valid = (tuple(put(c[k]) for c in cut) for k in (0, 1))
         if noise:
-            noise["keys"] = put(jax.random.split(jax.random.fold_in(base_key, epoch), idx.shape[0]))
-        params, opt_state, train_loss = _train_epoch(tx, batch_sharding, params, opt_state, xd, zd, wd, idx, valid, **noise)
+            noise["keys"] = put(jax.random.split(jax.random.fold_in(base_key, epoch), idx[0].shape[0]))
+        params, opt_state, train_loss = _train_epoch(tx, batch_sharding, ranges, params, opt_state, xd, zd, wd, idx, valid,
+                                                     **noise)
         val = np.asarray(_val_loss(batch_sharding, params, xd, zd, wd, vidx, vvalid), np.float64)
         history.append(val)
         stopped = wait >= cfg.patience
@@ -369,20 +423,21 @@ def fit(
         wait = np.where(improved, 0, wait + 1)
         stopped = wait >= cfg.patience
         if on_epoch is not None:
-            on_epoch(EpochInfo(epoch, cfg.max_epochs, np.asarray(train_loss), val, best_val.copy(),
-                               best_epoch.copy(), stopped.copy()))
+            on_epoch(EpochInfo(epoch, cfg.max_epochs, np.asarray(train_loss)[inverse], val[inverse], best_val[inverse],
+                               best_epoch[inverse], stopped[inverse]))
         if stopped.all():
             break
+    best = jax.tree.map(np.asarray, best)
     return FitResult(
-        params=jax.tree.map(np.asarray, best),
-        y_mean=y_mean,
-        y_std=y_std,
+        params=best if len(ranges) == 1 else take_members(best, inverse),
+        y_mean=y_mean[inverse],
+        y_std=y_std[inverse],
         val_mask=val_mask,
-        best_val=best_val,
-        best_epoch=best_epoch,
-        n_train=n_train,
-        n_val=n_val,
-        history=np.array(history),
+        best_val=best_val[inverse],
+        best_epoch=best_epoch[inverse],
+        n_train=n_train[inverse],
+        n_val=n_val[inverse],
+        history=np.array(history)[:, inverse] if history else np.zeros((0, m)),
         epochs_run=epoch,
     )
 

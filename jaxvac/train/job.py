@@ -144,7 +144,9 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
     if on_stage:
         on_stage("ensemble", tcfg.max_epochs, len(x))
     augment = (spec.snrg[usable], x_std)  # used when [train] noise_augment
-    fit_all = _fit("ensemble", x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
+    groups = [lab.training_set for lab in schema.labels] if tcfg.set_batches else None  # [train] set_batches
+    fit_all = _fit("ensemble", x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment,
+                   groups=groups)
     params, y_mean, y_std = fit_all.params, fit_all.y_mean, fit_all.y_std
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
     n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
