@@ -12,6 +12,11 @@ case; Adam with per-network clipping as in jaxvac.train.fit):
   each step M separately jitted calls.
 - ``matmul_bound``: a chain of plain matmuls with the FLOPs of one fused step
   (forward + backward ~ 3x the forward's 2 * sum(n_in * n_out) per spectrum and network).
+- ``stacked_sets`` and ``set_batches``: labels as sparse as the paper's three training sets
+  (each star in one set, 14 / 63 / 23 % of the stars with 3 / 6 / 14 labels, the demo survey's
+  shares): the fused epoch as above, every network on every star of a batch, against
+  ``[train] set_batches`` (``fit(groups=...)``), each set's networks on batches of its own stars.
+  Their rate counts only the (spectrum, network) pairs with a label.
 
 The figure of merit is spectra x networks per second (a row per spectrum and network trained).
 Targets (issue 14): fused >= 1.0x the loop and >= 0.6 of the bound on CPU; on a GPU >= 3x the
@@ -36,10 +41,11 @@ import optax
 from _common import write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from jaxvac.model import N_INPUT, init_stack
-from jaxvac.train.fit import _optimizer, _total_loss, _train_epoch
+from jaxvac.train.fit import _batch_indices, _group_plan, _optimizer, _total_loss, _train_epoch
 from jaxvac.train.job import ModelConfig
 
 M = 23
+SETS = ((3, 0.14), (6, 0.63), (14, 0.23))  # labels and share of the stars of PASTEL, APOGEE, LGMWAS (demo survey)
 
 
 def _flops_per_spectrum(hidden) -> float:
@@ -69,9 +75,43 @@ def fused_epoch(hidden, x, z, w, batch, tx):
 
     def run():
         idx, valid = (jax.device_put(a) for a in _batches(len(x), batch, next(seed)))
-        state["p"], state["o"], loss = _train_epoch(tx, None, state["p"], state["o"], xd, zd, wd, idx, valid)
+        state["p"], state["o"], loss = _train_epoch(tx, None, ((0, M),), state["p"], state["o"], xd, zd, wd, (idx,), (valid,))
         jax.block_until_ready(loss)
-        return idx.shape[0] * batch
+        return int(np.asarray(w)[np.asarray(idx).ravel()].sum())  # (spectrum, network) pairs with a label
+
+    return run
+
+
+def _sparse(w):
+    """w with each star's labels kept for one training set only (SETS), and the member groups."""
+    group = np.repeat(np.arange(len(SETS)), [k for k, _ in SETS])
+    star_set = np.random.default_rng(3).choice(len(SETS), len(w), p=[f for _, f in SETS])
+    return w * (star_set[:, None] == group[None, :]), group
+
+
+def stacked_sets(hidden, x, z, w, batch, tx):
+    return fused_epoch(hidden, x, z, _sparse(w)[0], batch, tx)
+
+
+def set_batches(hidden, x, z, w, batch, tx):
+    """jaxvac.train.fit's epoch with groups: each set's networks on batches of its own stars."""
+    w, group = _sparse(w)
+    order, ranges = _group_plan(group, M)  # the sets' members are contiguous already: order is 0..M-1
+    params = init_stack(0, N_INPUT, tuple(hidden), M)
+    state = {"p": jax.device_put(params), "o": jax.device_put(tx.init(params))}
+    xd, zd, wd = (jax.device_put(a) for a in (x, z, w))
+    stars = [np.flatnonzero(w[:, a:b].any(1)) for a, b in ranges]
+    steps = len(x) // batch
+    sizes = [-(-len(s) // steps) for s in stars]
+    seed = iter(range(10**6))
+
+    def run():
+        rng = np.random.default_rng(next(seed))
+        cut = [_batch_indices(rng.permutation(s), b, steps) for s, b in zip(stars, sizes)]
+        idx, valid = (tuple(jax.device_put(c[k]) for c in cut) for k in (0, 1))
+        state["p"], state["o"], loss = _train_epoch(tx, None, ranges, state["p"], state["o"], xd, zd, wd, idx, valid)
+        jax.block_until_ready(loss)
+        return sum(int(w[c[0][c[1]], a:b].sum()) for c, (a, b) in zip(cut, ranges))
 
     return run
 
@@ -92,7 +132,7 @@ def fused_step_loop(hidden, x, z, w, batch, tx):
         for i in idx:
             state["p"], state["o"], per = step(state["p"], state["o"], x[i], z[i], w[i])
         jax.block_until_ready(per)
-        return idx.shape[0] * batch
+        return idx.shape[0] * batch * M
 
     return run
 
@@ -130,7 +170,7 @@ def loop_23(hidden, x, z, w, batch, tx_one):
             for m in range(M):
                 nets[m], opts[m], val = step(nets[m], opts[m], xb, z[i, m], w[i, m])
         jax.block_until_ready(val)
-        return idx.shape[0] * batch
+        return idx.shape[0] * batch * M
 
     return run
 
@@ -160,13 +200,13 @@ def matmul_bound(hidden, x, z, w, batch, tx):
         for _ in range(steps):
             r = chain(xd, ws)
         jax.block_until_ready(r)
-        return steps * batch
+        return steps * batch * M
 
     return run
 
 
 METHODS = {"fused_epoch": fused_epoch, "fused_step_loop": fused_step_loop, "loop_23": loop_23,
-           "matmul_bound": matmul_bound}
+           "matmul_bound": matmul_bound, "stacked_sets": stacked_sets, "set_batches": set_batches}
 
 
 def main(argv=None):
@@ -218,7 +258,7 @@ def _compare(hidden, x, z, w, batch, tx, tx_one, rounds, flop) -> list[dict]:
         for name, run in runs.items():
             t = time.perf_counter()
             done = run()
-            per_round[name].append(done * M / (time.perf_counter() - t))
+            per_round[name].append(done / (time.perf_counter() - t))
     base, bound = np.array(per_round["loop_23"]), np.array(per_round["matmul_bound"])
     rows = []
     for name in METHODS:
