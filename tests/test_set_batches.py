@@ -109,3 +109,41 @@ def test_set_batches_split_over_four_devices(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     err = [float(v) for v in out.stdout.split("ERR")[1].split()]
     assert len(err) == 3 and max(err) < 0.8, err  # std 2 labels: another network's label would be off by ~2.8
+
+
+def test_augment_groups_renoise_only_the_named_sets():
+    """With set batches, re-noising set A leaves set B's networks exactly as trained without any
+    augmentation (their batches, keys and updates do not depend on A's), while A's change."""
+    rng = np.random.default_rng(5)
+    n, d = 600, 16
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = np.stack([2.0 * x[:, k] + 1.0 for k in range(4)], 1)
+    sets = np.array(["A", "A", "B", "B"])
+    y[np.ix_(np.arange(n) >= 300, sets == "A")] = np.nan
+    y[np.ix_(np.arange(n) < 300, sets == "B")] = np.nan
+    snr = np.full(n, 200.0)
+    base = dataclasses.replace(TrainConfig(), max_epochs=5, batch_size=64, patience=10)
+    plain = fit(x, y, hidden=(8, 4), cfg=base, groups=sets)
+    noisy = fit(x, y, hidden=(8, 4), cfg=dataclasses.replace(base, noise_augment=True, augment_snr=(5.0, 10.0)),
+                groups=sets, augment=(snr, np.full(d, 0.1, np.float32)), augment_groups={"A"})
+    for a, b in zip(jax.tree.leaves(take_members(plain.params, slice(2, 4))), jax.tree.leaves(take_members(noisy.params, slice(2, 4)))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    moved = [np.abs(a - b).max() for a, b in zip(jax.tree.leaves(take_members(plain.params, slice(0, 2))),
+                                                 jax.tree.leaves(take_members(noisy.params, slice(0, 2))))]
+    assert max(moved) > 1e-3
+
+
+def test_augment_sets_are_checked_before_training():
+    import pytest
+
+    from jaxvac.config import ConfigError
+    from jaxvac.labels import PAPER
+    from jaxvac.train.job import _check_augment_sets
+
+    cfg = dataclasses.replace(TrainConfig(), noise_augment=True, augment_sets=("APOGEE",))
+    with pytest.raises(ConfigError, match="set_batches = true"):
+        _check_augment_sets(cfg, PAPER)
+    _check_augment_sets(dataclasses.replace(cfg, set_batches=True), PAPER)
+    _check_augment_sets(dataclasses.replace(cfg, augment_sets=("PASTEL", "APOGEE", "LGMWAS")), PAPER)  # all: no need
+    with pytest.raises(ConfigError, match=r"\['GALAH'\], not trained sets"):
+        _check_augment_sets(dataclasses.replace(cfg, augment_sets=("GALAH",), set_batches=True), PAPER)

@@ -68,6 +68,8 @@ class TrainConfig:
     set_batches: each training set's networks step on batches of that set's stars alone (the
         batch split between the sets in proportion to their stars, the same number of steps per
         epoch), instead of every network on every star of a batch (:func:`fit` with ``groups``).
+    augment_sets: with ``noise_augment``, the training sets whose networks train on re-noised
+        spectra (() or []: every set); naming only some of them needs ``set_batches``.
     """
 
     seed: int
@@ -91,6 +93,7 @@ class TrainConfig:
     noise_augment: bool
     augment_snr: tuple[float, ...]
     set_batches: bool
+    augment_sets: tuple[str, ...]
 
 
 @dataclasses.dataclass
@@ -202,17 +205,18 @@ def renoise_to(key, xb, own_snr, target, x_std):
     return jnp.where(xb != 0, xb + noise, xb)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=("snr_range",), donate_argnums=(3, 4))
+@partial(jax.jit, static_argnums=(0, 1, 2), static_argnames=("snr_range", "noisy"), donate_argnums=(3, 4))
 def _train_epoch(tx, sharding, ranges, params, opt_state, x, z, w, idx, valid, keys=None, snr=None, x_std=None,
-                 snr_range=None):
+                 snr_range=None, noisy=None):
     """One pass: a lax.scan of Adam steps over index batches.
 
     ranges: static ((a, b), ...), the member groups (one group (0, M): every member on every star
     of a batch); idx, valid: one (S, B_g) index array and validity mask per group, step s trains
     group g on x[idx[g][s]]. snr_range: None, or (lo, hi): each batch is re-noised
     (:func:`renoise`) with its key of keys (S,) (folded with the group number when there are
-    several), from the stars' snr (N,) and the pixels' x_std (D,). Returns the parameters, the
-    optimizer state and the (M,) mean batch loss of the members.
+    several), from the stars' snr (N,) and the pixels' x_std (D,); noisy: static, a bool per
+    group (None: all), the groups re-noised. Returns the parameters, the optimizer state and the
+    (M,) mean batch loss of the members.
     """
 
     def step(carry, batch):
@@ -221,7 +225,7 @@ def _train_epoch(tx, sharding, ranges, params, opt_state, x, z, w, idx, valid, k
         xs, zs, ws = [], [], []
         for g, ((a, b), i, v) in enumerate(zip(ranges, ii, vv)):
             xb = x[i]
-            if snr_range is not None:
+            if snr_range is not None and (noisy is None or noisy[g]):
                 xb = renoise(key if len(ranges) == 1 else jax.random.fold_in(key, g), xb, snr[i], x_std, snr_range)
             xs.append(_constrain(xb, sharding))
             zs.append(_constrain(z[i, a:b], sharding))
@@ -332,6 +336,7 @@ def fit(
     devices=None,
     augment: tuple[np.ndarray, np.ndarray] | None = None,
     groups=None,
+    augment_groups=None,
 ) -> FitResult:
     """Train M = y.shape[1] networks D-hidden-1 on standardised flux x (N, D).
 
@@ -347,6 +352,7 @@ def fit(
         the group's share of the training stars, so no network computes on stars it has no label
         for; the same number of steps per epoch. None: one group, every member on every star of a
         batch of ``cfg.batch_size``.
+    augment_groups: the groups ``augment`` re-noises (None: all); with groups None, every member.
     """
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.float64)
@@ -402,6 +408,9 @@ def fit(
             raise ValueError(f"[train] augment_snr must be [lo, hi] with 0 < lo <= hi (snrg), got {list(cfg.augment_snr)}.")
         noise = {"snr": put(np.asarray(augment[0], np.float32)), "x_std": put(np.asarray(augment[1], np.float32)),
                  "snr_range": (lo, hi)}
+        if augment_groups is not None and groups is not None:
+            g_sorted = np.asarray(groups)[order]
+            noise["noisy"] = tuple(bool(g_sorted[a] in set(augment_groups)) for a, _ in ranges)
     base_key = jax.random.key(cfg.seed)
     for epoch in range(1, cfg.max_epochs + 1):
         if len(ranges) == 1:

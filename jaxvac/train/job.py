@@ -116,6 +116,7 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 
     # 1. before anything slow (docs/training.md "Before the first epoch"): every catalogue, label
     # column and spectrum file the run needs, and enough stars per network; out is made only after
+    _check_augment_sets(tcfg, schema)
     paths, y, in_set = _training_rows(tcfg, ccfg, data, notes, schema)
     if tcfg.test_catalog:
         _check_test_catalog(tcfg, data)
@@ -145,8 +146,9 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         on_stage("ensemble", tcfg.max_epochs, len(x))
     augment = (spec.snrg[usable], x_std)  # used when [train] noise_augment
     groups = [lab.training_set for lab in schema.labels] if tcfg.set_batches else None  # [train] set_batches
+    noisy_sets = set(tcfg.augment_sets) or set(schema.sets)  # [train] augment_sets: [] = every set
     fit_all = _fit("ensemble", x, y, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment,
-                   groups=groups)
+                   groups=groups, augment_groups=noisy_sets if groups else None)
     params, y_mean, y_std = fit_all.params, fit_all.y_mean, fit_all.y_std
     best_val, best_epoch = fit_all.best_val, fit_all.best_epoch
     n_train, n_val = fit_all.n_train.copy(), fit_all.n_val.copy()
@@ -161,7 +163,8 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         y_mag[drop_band] = np.nan
         if on_stage:
             on_stage("retrain", tcfg.max_epochs, len(x))
-        sub = _fit("retrain", x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch, augment=augment)
+        sub = _fit("retrain", x, y_mag, hidden=tuple(mcfg.hidden), cfg=tcfg, val_mask=val_mask, on_epoch=on_epoch,
+                   augment=augment if ccfg.magnitude_set in noisy_sets else None)
         params = _splice(params, sub.params, mags)
         y[:, mags] = y_mag
         y_mean[mags], y_std[mags] = sub.y_mean, sub.y_std
@@ -182,7 +185,9 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         if not vmp_val.any() or vmp_val.all():
             vmp_val = np.arange(vmp_rows.sum()) % 5 == 0
         fit_vmp = _fit("vmp", x[vmp_rows, :N_VMP_INPUT], feh[vmp_rows, None], hidden=tuple(mcfg.vmp_hidden), cfg=tcfg,
-                       val_mask=vmp_val, on_epoch=on_epoch, augment=(augment[0][vmp_rows], x_std[:N_VMP_INPUT]))
+                       val_mask=vmp_val, on_epoch=on_epoch,
+                       augment=((augment[0][vmp_rows], x_std[:N_VMP_INPUT])
+                                if schema.labels[schema.index(vmp_rule.feh_label)].training_set in noisy_sets else None))
         vmp_feh = feh[vmp_rows][~vmp_val]
     else:
         notes.append("no VMP network: [vmp] is disabled or its labels are not trained")
@@ -390,6 +395,20 @@ def _check_test_catalog(tcfg, data: Path) -> None:
     paths = catalog_paths(cat, data, where=f"{key} ({str(path)!r})")
     if not _found(paths).any():
         raise DatasetError(_no_spectra(key, cat, path, data, paths))
+
+
+def _check_augment_sets(tcfg, schema) -> None:
+    """[train] augment_sets names trained sets, and only some of them with set_batches on."""
+    from jaxvac.config import ConfigError
+
+    unknown = sorted(set(tcfg.augment_sets) - set(schema.sets))
+    if unknown:
+        raise ConfigError(f"[train] augment_sets names {unknown}, not trained sets; the sets are {list(schema.sets)} "
+                          f"([train.catalogs]).")
+    if tcfg.noise_augment and tcfg.augment_sets and set(tcfg.augment_sets) != set(schema.sets) and not tcfg.set_batches:
+        raise ConfigError(f"[train] augment_sets = {list(tcfg.augment_sets)} re-noises some sets only, which needs "
+                          f"[train] set_batches = true (a stacked batch is shared by every set's networks); set it, "
+                          f"or augment_sets = [] for every set.")
 
 
 def _check_counts(y: np.ndarray, val_mask: np.ndarray | None, in_set: np.ndarray, tcfg, schema) -> None:
