@@ -41,7 +41,7 @@ import optax
 from _common import write_results  # noqa: E402  (bench/ is on sys.path when a script here runs)
 
 from jaxvac.model import N_INPUT, init_stack
-from jaxvac.train.fit import _batch_indices, _group_plan, _optimizer, _total_loss, _train_epoch
+from jaxvac.train.fit import _epoch_batches, _group_plan, _optimizer, _set_batches, _total_loss, _train_epoch
 from jaxvac.train.job import ModelConfig
 
 M = 23
@@ -101,13 +101,11 @@ def set_batches(hidden, x, z, w, batch, tx):
     state = {"p": jax.device_put(params), "o": jax.device_put(tx.init(params))}
     xd, zd, wd = (jax.device_put(a) for a in (x, z, w))
     stars = [np.flatnonzero(w[:, a:b].any(1)) for a, b in ranges]
-    steps = len(x) // batch
-    sizes = [-(-len(s) // steps) for s in stars]
+    steps, sizes = _set_batches(stars, len(x), batch)
     seed = iter(range(10**6))
 
     def run():
-        rng = np.random.default_rng(next(seed))
-        cut = [_batch_indices(rng.permutation(s), b, steps) for s, b in zip(stars, sizes)]
+        cut = _epoch_batches(np.random.default_rng(next(seed)), stars, sizes, steps)
         idx, valid = (tuple(jax.device_put(c[k]) for c in cut) for k in (0, 1))
         state["p"], state["o"], loss = _train_epoch(tx, None, ranges, state["p"], state["o"], xd, zd, wd, idx, valid)
         jax.block_until_ready(loss)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import jax
@@ -310,6 +310,21 @@ def label_standardization(y: np.ndarray, train_mask: np.ndarray) -> tuple[np.nda
     return mean, std
 
 
+def _set_batches(group_stars: Sequence[np.ndarray], n_stars: int, batch: int, n_dev: int = 1) -> tuple[int, list[int]]:
+    """(steps, stars per step of each group) of an epoch: steps = ceil(n_stars / batch); one group
+    steps on ``batch`` stars, several on ceil(n_g / steps) each (a group's share of the batch),
+    rounded up to a multiple of n_dev."""
+    steps = max(1, -(-n_stars // batch))
+    sizes = [batch] if len(group_stars) == 1 else [max(1, -(-len(g) // steps)) for g in group_stars]
+    return steps, [-(-b // n_dev) * n_dev for b in sizes]
+
+
+def _epoch_batches(rng: np.random.Generator, group_stars: Sequence[np.ndarray], sizes: Sequence[int],
+                   steps: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per group, its stars shuffled by rng and cut into (steps, size) batches (:func:`_batch_indices`)."""
+    return [_batch_indices(rng.permutation(g), b, steps) for g, b in zip(group_stars, sizes)]
+
+
 def _group_plan(groups, m: int) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
     """(order, ranges): the member order that makes each group contiguous (stable) and each
     group's (start, stop) in it; one group (0, m) for groups None."""
@@ -393,11 +408,8 @@ def fit(
     best_epoch = np.zeros(m, int)
     wait = np.zeros(m, int)
     rng = np.random.default_rng([cfg.seed, 2])
-    train_idx = np.flatnonzero(train_mask & known.any(1))
     group_idx = [np.flatnonzero(train_mask & known[:, a:b].any(1)) for a, b in ranges]
-    steps = max(1, -(-len(train_idx) // batch))
-    group_batch = [batch] if len(ranges) == 1 else [max(1, -(-len(gi) // steps)) for gi in group_idx]
-    group_batch = [-(-b // n_dev) * n_dev for b in group_batch]
+    steps, group_batch = _set_batches(group_idx, int((train_mask & known.any(1)).sum()), batch, n_dev)
     vidx, vvalid = put(_batch_indices(np.flatnonzero(val_mask & known.any(1)), eval_batch))
     history = []
     epoch = 0
@@ -413,10 +425,7 @@ def fit(
             noise["noisy"] = tuple(bool(g_sorted[a] in set(augment_groups)) for a, _ in ranges)
     base_key = jax.random.key(cfg.seed)
     for epoch in range(1, cfg.max_epochs + 1):
-        if len(ranges) == 1:
-            cut = [_batch_indices(rng.permutation(train_idx), batch)]
-        else:
-            cut = [_batch_indices(rng.permutation(gi), gb, steps) for gi, gb in zip(group_idx, group_batch)]
+        cut = _epoch_batches(rng, group_idx, group_batch, steps)
         idx, valid = (tuple(put(c[k]) for c in cut) for k in (0, 1))
         if noise:
             noise["keys"] = put(jax.random.split(jax.random.fold_in(base_key, epoch), idx[0].shape[0]))
