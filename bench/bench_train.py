@@ -74,10 +74,11 @@ def fused_epoch(hidden, x, z, w, batch, tx):
     seed = iter(range(10**6))
 
     def run():
-        idx, valid = (jax.device_put(a) for a in _batches(len(x), batch, next(seed)))
-        state["p"], state["o"], loss = _train_epoch(tx, None, ((0, M),), state["p"], state["o"], xd, zd, wd, (idx,), (valid,))
+        idx, valid = _batches(len(x), batch, next(seed))
+        state["p"], state["o"], loss = _train_epoch(tx, None, ((0, M),), state["p"], state["o"], xd, zd, wd,
+                                                    (jax.device_put(idx),), (jax.device_put(valid),))
         jax.block_until_ready(loss)
-        return int(np.asarray(w)[np.asarray(idx).ravel()].sum())  # (spectrum, network) pairs with a label
+        return int(w[idx.ravel()].sum())  # (spectrum, network) pairs with a label (host arrays)
 
     return run
 

@@ -174,7 +174,7 @@ def _grouped_loss(params, ranges, xs, zs, ws):
     """:func:`_total_loss` of member groups: group g (members ranges[g] = (a, b)) on its own batch
     xs[g] (B_g, D), zs[g], ws[g] (B_g, b - a). Returns (sum, (M,) per-member losses)."""
     per = [member_losses(take_members(params, slice(a, b)), xb, zb, wb) for (a, b), xb, zb, wb in zip(ranges, xs, zs, ws)]
-    per = per[0] if len(per) == 1 else jnp.concatenate(per)
+    per = jnp.concatenate(per)
     return jnp.sum(per), per
 
 
@@ -232,8 +232,8 @@ def _train_epoch(tx, sharding, ranges, params, opt_state, x, z, w, idx, valid, k
             ws.append(_constrain(w[i, a:b] * v[:, None], sharding))
         (_, per), grads = jax.value_and_grad(_grouped_loss, has_aux=True)(params, ranges, xs, zs, ws)
         updates, opt_state = tx.update(grads, opt_state, params)
-        has = [jnp.sum(wb, axis=0) > 0 for wb in ws]
-        return (optax.apply_updates(params, updates), opt_state), (per, has[0] if len(has) == 1 else jnp.concatenate(has))
+        has = jnp.concatenate([jnp.sum(wb, axis=0) > 0 for wb in ws])
+        return (optax.apply_updates(params, updates), opt_state), (per, has)
 
     (params, opt_state), (per, has) = jax.lax.scan(step, (params, opt_state), (tuple(idx), tuple(valid), keys))
     mean_loss = jnp.sum(jnp.where(has, per, 0.0), axis=0) / jnp.maximum(jnp.sum(has, axis=0), 1)
@@ -447,7 +447,7 @@ def fit(
             break
     best = jax.tree.map(np.asarray, best)
     return FitResult(
-        params=best if len(ranges) == 1 else take_members(best, inverse),
+        params=take_members(best, inverse),
         y_mean=y_mean[inverse],
         y_std=y_std[inverse],
         val_mask=val_mask,
