@@ -154,6 +154,14 @@ def main(argv=None):
             inside = [c for c in catcal[key] if c["n"] > 1]
             ok = sum(0.8 <= c["z_std"] <= 1.25 for c in inside)
             print(f"{ok} of {len(inside)} label x snrg cells within 0.8-1.25 {what}")
+        rated = [c for c in catcal["rows"] if c["n"] > 1 and c["sigma"] == c["sigma"]]
+        out_t = [c for c in rated if not 0.8 <= c["z_std"] <= 1.25]
+        print(f"Outside 0.8-1.25, with the error model's own uncertainty (err_rel, from its held-out stars) and "
+              f"the bootstrap band: " + (", ".join(f"{c['label']} {c['bin']}: {c['z_std']:.2f} (+-{c['err_rel']:.0%}, "
+                                                   f"{c['dev']:+.1f} sigma)" for c in out_t) or "none"))
+        print(f"{sum(abs(c['dev']) <= 2 for c in out_t)} of those {len(out_t)} within 2 sigma of 1; over all "
+              f"{len(rated)} cells, {sum(abs(c['dev']) > 2 for c in rated)} beyond 2 sigma "
+              f"({0.0455 * len(rated):.1f} expected by chance if err_rel were the whole story)")
         print("\nstd(z) in thirds of each label's own estimate (lowest first): with / without the value factors")
         bye = {(r["label"], r["bin"]): r for r in catcal["by_estimate"]}
         byo = {(r["label"], r["bin"]): r for r in catcal["by_estimate_without_value_factors"]}
@@ -224,12 +232,45 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     snr_factor = np.stack([model.row(nm).snr_factor(snr) if nm in model.names else np.ones(rows.size)
                            for nm in names], 1)
     edges = cfg.get("train", {}).get("error_check_bins", [10.0, 20.0, 50.0, 100.0])
+    rows = with_model_uncertainty(error_calibration(resid, err, snr, names, edges),
+                                  (meta.get("error_model") or {}).get("rows", {}), edges)
     return {"survey": str(survey), "n_spectra": n, "seconds": time.perf_counter() - t0,
-            "rows": error_calibration(resid, err, snr, names, edges),
+            "rows": rows,
             "rows_without_value_factors": error_calibration(resid, err / factor, snr, names, edges),
             "rows_without_snr_factors": error_calibration(resid, err / snr_factor, snr, names, edges),
             "by_estimate": estimate_calibration(resid, err, values, names),
             "by_estimate_without_value_factors": estimate_calibration(resid, err / factor, values, names)}
+
+
+def with_model_uncertainty(rows: list[dict], model_rows: dict, edges) -> list[dict]:
+    """Each catalogue cell {label, bin, z_std, z_std_lo, z_std_hi, ...} with err_rel: how well the
+    training survey's held-out stars pinned its Err_ down (the err_rel of the error-model row's
+    snrg bins whose median snrg lies in the cell, combined as 1 / sqrt(sum 1 / err_rel**2), else
+    interpolated in log snrg at the cell's middle; NaN without err_ lists), sigma = sqrt(err_rel**2
+    + (bootstrap half-width / z_std)**2) and dev = ln(z_std) / sigma: |dev| > 2 is a miss that
+    chance in the two samples does not explain."""
+    import math
+
+    import numpy as np
+
+    lo_hi = [(a, b) for a, b in zip(edges[:-1], edges[1:])] + [(edges[-1], 10.0 * edges[-1])]
+    names = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])] + [f">{edges[-1]:g}"]
+    cell = dict(zip(names, lo_hi))
+    out = []
+    for r in rows:
+        m = model_rows.get(r["label"], {})
+        at, rel = np.asarray(m.get("err_snrg", []), float), np.asarray(m.get("err_rel", []), float)
+        e = math.nan
+        if at.size and r["bin"] in cell and math.isfinite(r["z_std"]):
+            lo, hi = cell[r["bin"]]
+            inside = (at >= lo) & (at < hi) & (rel > 0)
+            e = (float(1.0 / np.sqrt(np.sum(1.0 / rel[inside] ** 2))) if inside.any()
+                 else float(np.interp(0.5 * (np.log(lo) + np.log(hi)), np.log(at), rel)))
+        half = 0.5 * (r["z_std_hi"] - r["z_std_lo"]) / r["z_std"] if r["n"] > 1 else math.nan
+        sigma = math.hypot(e, half) if math.isfinite(e) else math.nan
+        out.append({**r, "err_rel": e, "sigma": sigma,
+                    "dev": math.log(r["z_std"]) / sigma if sigma > 0 else math.nan})
+    return out
 
 
 def real_ood(args, tmp, run_dir) -> dict | None:

@@ -394,3 +394,69 @@ def test_heldout_fit_follows_an_error_that_falls_then_rises_with_snrg():
     np.testing.assert_allclose(with_f, 1.0, atol=0.05)
     row0, without = z_std(ErrorsConfig(heldout_value_bins=0, heldout_snr_factors=False))
     assert "snr_factors" not in row0 and np.abs(without - 1.0).max() > 0.2
+
+
+def _mixture(rng, n, giants=0.06, wide=5.0):
+    """n residuals: unit-variance dwarfs and a fraction of giants ``wide`` x as scattered."""
+    return rng.normal(size=n) * np.where(rng.random(n) < giants, wide, 1.0)
+
+
+def test_err_uncertainty_matches_the_spread_of_a_std_over_repeated_samples():
+    """err_rel of a bin against the Monte-Carlo spread of the std of 200 stars (the independent
+    reference): Gaussian 1 / sqrt(2 n) = 0.05; 6 % of stars with 5x the scatter (kurtosis 19)
+    about 3x that, which the Gaussian formula of bin_scatter would miss."""
+    from jaxvac.train.calibrate import _err_uncertainty
+
+    rng = np.random.default_rng(11)
+    settings = ErrorsConfig(heldout_bins=8, min_pairs_per_bin=20)
+    n = 1600  # 8 bins of 200
+    snr = np.exp(rng.uniform(np.log(10), np.log(500), n))
+    for giants, want_gauss in ((0.0, True), (0.06, False)):
+        rels, stds = [], []
+        for _ in range(150):
+            z = _mixture(rng, n, giants)
+            out = _err_uncertainty(snr, z, np.ones(n), settings)
+            assert len(out["err_rel"]) == 8 and sum(out["err_n"]) == n
+            rels += out["err_rel"]
+        mc = np.std([_mixture(rng, 200, giants).std(ddof=1) for _ in range(4000)]) / np.sqrt(
+            (1 - giants) + giants * 25.0)
+        assert 0.75 * mc < np.median(rels) < 1.1 * mc, (giants, np.median(rels), mc)
+        if want_gauss:
+            assert abs(mc - 0.05) < 0.005
+        else:
+            assert mc > 2.5 * 0.05
+
+
+def test_err_uncertainty_counts_copies_as_one_star_and_stays_out_of_the_model():
+    """Three weighted copies of every star give the same err_n and err_rel as the stars alone; the
+    err_ lists travel in a row but are not part of Err nor of the model's digest."""
+    from jaxvac.train.calibrate import _err_uncertainty
+    from jaxvac.train.job import _loose_errors
+
+    rng = np.random.default_rng(3)
+    settings = ErrorsConfig()
+    snr = np.exp(rng.uniform(np.log(10), np.log(300), 900))
+    z = _mixture(rng, 900)
+    one = _err_uncertainty(snr, z, np.ones(900), settings)
+    three = _err_uncertainty(np.repeat(snr, 3), np.repeat(z, 3), np.full(2700, 1 / 3), settings)
+    np.testing.assert_allclose(three["err_n"], one["err_n"], rtol=0.02)
+    np.testing.assert_allclose(three["err_rel"], one["err_rel"], rtol=0.05)
+    r = z * (0.1 + 2.0 / snr)
+    rows = heldout_error_rows(snr, {"a_gg": r}, settings, weights=np.ones(900))
+    assert {"err_snrg", "err_rel", "err_n"} <= set(rows["a_gg"]) and len(rows["a_gg"]["err_rel"]) == 8
+    bare = {k: v for k, v in rows["a_gg"].items() if not k.startswith("err_")}
+    m1 = ErrorModel.from_rows(rows, 0.1, names=["a_gg"], vmp=None)
+    m2 = ErrorModel.from_rows({"a_gg": bare}, 0.1, names=["a_gg"], vmp=None)
+    assert m1.digest() == m2.digest() and "err_rel" not in m1.to_rows()["a_gg"]
+    with pytest.raises(ValueError, match="one weight per star"):
+        heldout_error_rows(snr, {"a_gg": r}, settings, weights=np.ones(5))
+    # the warning names the loosest label first, with its bin and star count, and the fix
+    tight = {"err_snrg": [20.0, 80.0], "err_rel": [0.04, 0.05], "err_n": [400, 400]}
+    loose = {"err_snrg": [20.0, 150.0], "err_rel": [0.06, 0.21], "err_n": [300, 38]}
+    msg = _loose_errors({"Teff_PASTEL": tight, "feh_VMP": loose}, 0.10, "test catalogue catalogs/test.fits")
+    assert msg.startswith("Err_ of 1 label(s)") and "feh_VMP +-21% at snrg 150 (38 stars)" in msg
+    assert "Teff_PASTEL" not in msg and "larger [train] test_catalog" in msg
+    assert _loose_errors({"feh_VMP": loose}, 0.0, "validation stars") is None
+    assert "val_fraction" in _loose_errors({"feh_VMP": loose}, 0.1, "validation stars")
+    with pytest.raises(ConfigError, match="heldout_warn_rel"):
+        ErrorsConfig(heldout_warn_rel=-0.1)

@@ -222,6 +222,24 @@ def test_checkpoint_carries_its_error_model_ranges_and_ood_basis(runs, survey):
     cal = runs[0].metrics["error_calibration"]
     assert {r["bin"] for r in cal} == {"10-20", "20-50", "50-100", ">100"}
     assert "### Error calibration" in Path(runs[0].report).read_text()
+    # how well the held-out stars pin each row down: a star's re-noised copies count as one star
+    worst = []
+    for name, row in em["rows"].items():
+        if "err_rel" not in row:
+            continue
+        assert len(row["err_snrg"]) == len(row["err_rel"]) == len(row["err_n"]) >= 3, name
+        assert all(r > 0 for r in row["err_rel"]) and row["err_snrg"] == sorted(row["err_snrg"]), name
+        copies = em["renoised_copies"].get(name, 0)
+        assert abs(sum(row["err_n"]) - (row["n"] - copies * 2 / 3)) < 0.1 * len(row["err_n"]), name
+        worst.append((max(row["err_rel"]), name))
+    assert worst  # the labels with >= 3 snrg bins of [errors] min_pairs_per_bin stars (the tiny survey: a few)
+    text = Path(runs[0].report).read_text()
+    assert "| Err known to (1 sigma) |" in text and "Err known to: the relative standard error" in text
+    loose = [w for w in runs[0].warnings if w.startswith("Err_ of ")]
+    if max(worst)[0] > 0.10:  # [errors] heldout_warn_rel: the loosest label is named first
+        assert len(loose) == 1 and f"{max(worst)[1]} +-" in loose[0].split(": ", 1)[1].split(",")[0]
+    else:
+        assert not loose
     # flag ranges: the [0.5, 99.5] percentiles of the curated training labels, inside their min-max
     ranges = meta["training_ranges"]
     assert ranges["percentile"] == 0.5

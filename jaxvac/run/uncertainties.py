@@ -100,6 +100,9 @@ class ErrorsConfig:
         stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
         at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
         held-out stars nearest above lo-hi stand for its population there; docs/errors.md).
+    heldout_warn_rel: ``jaxvac train`` warns when a label's Err is pinned down by its held-out
+        stars to worse than this relative standard error in some snrg bin (err_rel of
+        :func:`jaxvac.train.calibrate.heldout_error_rows`); 0 never warns.
     scatter: per-bin scatter of the residuals, "std" (sample standard deviation, as the paper)
         or "mad" (1.4826 * median absolute deviation from the median: robust to outliers).
     """
@@ -117,6 +120,7 @@ class ErrorsConfig:
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
     heldout_renoise_copies: int
+    heldout_warn_rel: float
     scatter: str
 
     def __post_init__(self):
@@ -142,6 +146,10 @@ class ErrorsConfig:
                 raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns it off.")
         if not isinstance(self.heldout_snr_factors, bool):
             raise ConfigError(f"[errors] heldout_snr_factors must be true or false, got {self.heldout_snr_factors!r}.")
+        w = self.heldout_warn_rel
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w >= 0):
+            raise ConfigError(f"[errors] heldout_warn_rel must be a number >= 0 (a relative error, 0.1 = 10 %; 0: "
+                              f"never warn), got {w!r}.")
         if not (math.isfinite(self.feh_vmp_sigma) and self.feh_vmp_sigma >= 0):
             raise ConfigError(f"[errors] feh_vmp_sigma must be a finite number >= 0 (dex), got {self.feh_vmp_sigma!r}.")
 

@@ -368,7 +368,7 @@ def fit_total_error(snr, sigma, sigma_err, n_grid: int = 25, b_min: float = 0.0)
 
 
 def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None,
-                       values: Mapping[str, np.ndarray] | None = None) -> dict[str, dict]:
+                       values: Mapping[str, np.ndarray] | None = None, weights=None) -> dict[str, dict]:
     """Error-model rows of every label from held-out residuals (prediction - truth).
 
     snrg: (N,); residuals: label -> (N,) in the label's unit, NaN where a star has no truth or no
@@ -383,14 +383,21 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
     of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`) gives
     snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals (an
     error that falls with snrg, then rises as the mix of stars changes), the factors do.
+    Last, :func:`_err_uncertainty` says how well the stars pin the finished model down in each
+    of those snrg bins (err_snrg, err_rel, err_n); weights: (N,) each row's share of a star in
+    err_n (1 by default; a re-noised copy 1 / copies), used nowhere else.
 
     Returns {label: {a, b, c, sigma_m, scale (1), n, status[, snr_max][, value_edges,
-    value_factors][, snr_knots, snr_factors]}} (JSON-able): the rows of
-    :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows`; no row for a label with fewer than 2
-    residuals (the caller keeps the config's).
+    value_factors][, snr_knots, snr_factors][, err_snrg, err_rel, err_n]}} (JSON-able): the rows
+    of :meth:`jaxvac.run.uncertainties.ErrorModel.from_rows` (which ignores n, status and the
+    err_ lists: they describe the fit, not Err); no row for a label with fewer than 2 residuals
+    (the caller keeps the config's).
     """
     settings = ErrorsConfig() if settings is None else settings
     snr = np.asarray(snrg, np.float64)
+    wts = np.ones(snr.shape) if weights is None else np.asarray(weights, np.float64)
+    if wts.shape != snr.shape:
+        raise ValueError(f"weights have shape {wts.shape}, snrg has {snr.shape}; one weight per star is needed.")
     lowest = float(settings.snr_bin_edges[0])
     m_bins = int(settings.heldout_value_bins)
     out: dict[str, dict] = {}
@@ -424,6 +431,10 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
         sf = _snr_factors(s_ok, r_ok / _row_curve(row, s_ok), settings) if settings.heldout_snr_factors else {}
         if sf:
             row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
+        z = r_ok / _row_curve(row, s_ok)
+        if sf:
+            z = z / ErrorCoefficients("row", 0.0, 0.0, 0.0, 0.0, **{k: tuple(v) for k, v in sf.items()}).snr_factor(s_ok)
+        row |= _err_uncertainty(s_ok, z, wts[ok], settings)
         out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \
             | {"scale": 1.0, "n": n}
     return out
@@ -435,15 +446,23 @@ def _row_curve(row: Mapping, snr: np.ndarray) -> np.ndarray:
     return np.maximum(ErrorModel(rows=(coef,), vmp_name=None).sigma(snr, ["row"])[:, 0], 1e-300)
 
 
-def _snr_bins(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> BinStats | None:
-    """:func:`bin_scatter` of r (n,) in k = min(``settings.heldout_bins``, n //
-    ``settings.min_pairs_per_bin``) snrg bins of equal counts, only its bins with a scatter error
-    > 0; None when fewer than 3 such bins."""
-    k = min(int(settings.heldout_bins), r.size // int(settings.min_pairs_per_bin))
+def _snr_edges(snr: np.ndarray, settings: ErrorsConfig) -> np.ndarray | None:
+    """Edges (k + 1,) of k = min(``settings.heldout_bins``, n // ``settings.min_pairs_per_bin``)
+    snrg bins of equal counts of snr (n,), half-open [lo, hi); None when k < 3."""
+    k = min(int(settings.heldout_bins), snr.size // int(settings.min_pairs_per_bin))
     if k < 3:
         return None
     edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
     edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
+    return edges
+
+
+def _snr_bins(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> BinStats | None:
+    """:func:`bin_scatter` of r (n,) in the bins of :func:`_snr_edges`, only its bins with a
+    scatter error > 0; None when fewer than 3 such bins."""
+    edges = _snr_edges(snr, settings)
+    if edges is None:
+        return None
     bins = bin_scatter(snr, r, edges, 2, settings.scatter)
     usable = bins.scatter_err > 0
     if usable.sum() < 3:
@@ -463,6 +482,40 @@ def _snr_factors(snr: np.ndarray, z: np.ndarray, settings: ErrorsConfig) -> dict
         return {}
     f = bins.scatter[at]
     return {"snr_knots": [float(x) for x in knots], "snr_factors": [float(x) for x in f]}
+
+
+def _err_uncertainty(snr: np.ndarray, z: np.ndarray, weight: np.ndarray, settings: ErrorsConfig) -> dict:
+    """{err_snrg, err_rel, err_n}: how well held-out stars pin a finished error model down.
+
+    z: (n,) residual / the model's Err at snr (n,); weight: (n,) each row's share of a star. In
+    each bin of :func:`_snr_edges` (none with fewer than 3 bins: {}), Err is as uncertain as the
+    scatter of z there: relative standard error of a standard deviation of n stars with
+    kurtosis kappa = <z^4> / <z^2>^2 (moments about the weighted mean),
+
+        err_rel = 0.5 * sqrt((kappa - (n - 3) / (n - 1)) / n),     n = sum of the weights,
+
+    sqrt(1 / (2 n)) for Gaussian z, more for heavy tails (a few giants among dwarfs). err_snrg:
+    the bin's median snrg; err_n: n. A lower bound where stars cluster (repeats of one star, a
+    rare kind of star), and only the sampling part (the curve and the factors are taken as
+    given): docs/errors.md "How well the held-out stars pin Err down"."""
+    edges = _snr_edges(snr, settings)
+    if edges is None:
+        return {}
+    which = np.searchsorted(edges, snr, side="right") - 1
+    at, rel, count = [], [], []
+    for b in range(edges.size - 1):
+        sel = which == b
+        w, zb = weight[sel], z[sel]
+        n = float(w.sum())
+        if sel.sum() < 3 or n <= 1:
+            continue
+        d = zb - np.average(zb, weights=w)
+        m2, m4 = np.average(d**2, weights=w), np.average(d**4, weights=w)
+        kappa = m4 / m2**2 if m2 > 0 else 3.0
+        at.append(float(np.median(snr[sel])))
+        rel.append(0.5 * math.sqrt(max(kappa - (n - 3.0) / (n - 1.0), 0.0) / n))
+        count.append(round(n, 1))
+    return {"err_snrg": at, "err_rel": rel, "err_n": count} if at else {}
 
 
 def _snr_row(snr: np.ndarray, r: np.ndarray, settings: ErrorsConfig) -> dict:

@@ -248,6 +248,10 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
                                             copies=None if copies is None else
                                             (*_with_vmp_column(copies[:3], len(names)), copies[3]))
     metrics["error_calibration"] = calibration
+    loose = _loose_errors(error_model["rows"], ecfg.heldout_warn_rel, heldout_source)
+    if loose:
+        warnings.append(loose)
+        notes.append(loose)
     ranges = _training_ranges(y, ~val_mask, vmp_feh, tcfg.range_percentile, schema)
     ood = None
     if mcfg.ood_components > 0:  # the "unlike the training spectra" basis and threshold
@@ -669,12 +673,14 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
 
     def model_of(sel):
         f_snr, f_resid, f_pred = snr[sel], resid[sel], pred[sel]
+        f_w = np.ones(f_snr.size)  # each row's share of a star: a star's copies count as one star
         if copies is not None:
             take = sel[c_src]
             f_snr, f_resid = np.concatenate([f_snr, c_snr[take]]), np.concatenate([f_resid, c_resid[take]])
             f_pred = np.concatenate([f_pred, c_pred[take]])
+            f_w = np.concatenate([f_w, np.full(int(take.sum()), 1.0 / max(int(ecfg.heldout_renoise_copies), 1))])
         rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
-                                  values={n: f_pred[:, k] for k, n in enumerate(fitted)})
+                                  values={n: f_pred[:, k] for k, n in enumerate(fitted)}, weights=f_w)
         for k, n in enumerate(names):
             if n in rows:
                 continue
@@ -774,6 +780,24 @@ def _ood_flagged(params, meta, x_mean, x_std, test_path, data, cache, tcfg, mcfg
     return float(np.mean(~(s <= meta["threshold"])))
 
 
+def _loose_errors(rows: dict, warn_rel: float, source: str) -> str | None:
+    """A warning naming the labels whose Err the held-out stars pin down to worse than
+    ``warn_rel`` (relative standard error, err_rel of the rows) in some snrg bin, worst first;
+    None when there are none or warn_rel is 0."""
+    worst = sorted(((max(r["err_rel"]), n, r["err_snrg"][int(np.argmax(r["err_rel"]))],
+                     r["err_n"][int(np.argmax(r["err_rel"]))])
+                    for n, r in rows.items() if r.get("err_rel") and warn_rel > 0 and max(r["err_rel"]) > warn_rel),
+                   reverse=True)
+    if not worst:
+        return None
+    shown = ", ".join(f"{n} +-{rel:.0%} at snrg {at:.3g} ({c:g} stars)" for rel, n, at, c in worst[:4])
+    fix = ("a larger [train] test_catalog (more held-out stars of those labels' sets)" if source.startswith("test")
+           else "a [train] test_catalog, or a larger [train] val_fraction")
+    return (f"Err_ of {len(worst)} label(s) is pinned down by the {source} to worse than +-{warn_rel:.0%} (1 sigma) in "
+            f"some snrg bin: {shown}{' and more' if len(worst) > 4 else ''} (few stars, heavy-tailed residuals); "
+            f"{fix} pins it down (report.md 'Error model'; [errors] heldout_warn_rel)")
+
+
 def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, percentile: float, schema) -> dict:
     """Flag ranges of the networks: per label the [p, 100 - p] percentiles (p = ``[train]
     range_percentile``; 0: min and max) of its curated training stars' labels (the validation
@@ -811,8 +835,9 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         lines += ["", f"![residuals]({Path(plot).name})", ""]
     lines += ["", f"## Error model (from the {error_model['source']}; `jaxvac run` uses it with [errors] source = "
               f"\"checkpoint\")", "", f"{error_model['form']}, digest {error_model['digest']}.", "",
-              "| label | a | b | c | sigma_m | value factors (bins of the estimate) | SNR factors (at snrg) | training range | fit |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| label | a | b | c | sigma_m | value factors (bins of the estimate) | SNR factors (at snrg) | Err known to (1 sigma) "
+              "| training range | fit |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
 
     def factors(f, at, word):
         return " / ".join(f"{x:.2f}" for x in f) + f" ({word} " + ", ".join(f"{e:.4g}" for e in at) + ")" if f else "-"
@@ -821,8 +846,14 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
         vf = factors(row.get("value_factors"), row.get("value_edges"), "edges")
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
+        rel = row.get("err_rel") or []
+        known = "-"
+        if rel:
+            k = int(np.argmax(rel))
+            known = (f"+-{min(rel):.0%}" + (f" to {rel[k]:.0%}" if rel[k] > min(rel) else "")
+                     + f" (worst at snrg {row['err_snrg'][k]:.3g}, {row['err_n'][k]:g} stars)")
         lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | {vf} | {sf} | "
-                     f"{rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
+                     f"{known} | {rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
     rc = error_model.get("renoised_copies") or {}
     if rc:
         lo, hi, top = error_model["settings"]["renoise"]
@@ -830,6 +861,9 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
                       f"{lo:g}-{hi:g}, for labels with fewer than {error_model['settings']['renoise_min']} held-out "
                       f"stars there; counted in the stars column): "
                       + ", ".join(f"{n} {c}" for n, c in rc.items()) + "."]
+    lines += ["", "Err known to: the relative standard error of Err in each snrg bin of the fit, from the number and "
+                  "the kurtosis of the held-out residuals there (copies count as one star; a lower bound where stars "
+                  "cluster): docs/errors.md \"How well the held-out stars pin Err down\"."]
     lines += ["", f"Flag ranges: {ranges['rule']}.", "",
               "### Error calibration: std(residual / Err) by snrg (2-fold: each half's Err fitted on the other half)",
               "", evaluate.calibration_markdown(metrics["error_calibration"])]
