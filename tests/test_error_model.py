@@ -460,3 +460,55 @@ def test_err_uncertainty_counts_copies_as_one_star_and_stays_out_of_the_model():
     assert "val_fraction" in _loose_errors({"feh_VMP": loose}, 0.1, "validation stars")
     with pytest.raises(ConfigError, match="heldout_warn_rel"):
         ErrorsConfig(heldout_warn_rel=-0.1)
+
+
+def test_value_factors_on_another_labels_estimate():
+    """The magnitudes' error follows the luminosity class, not the magnitude: residuals 4x as
+    scattered for the 20 % of stars that are giants (logg estimate ~2), whose a_gg estimates are
+    spread like the dwarfs'. Factors over bins of logg_PASTEL's estimate give the giants and the
+    dwarfs std(z) = 1 +- 0.1; over a_gg's own estimate the giants' Err is 2x too small."""
+    from jaxvac.train.job import _value_labels
+
+    rng = np.random.default_rng(5)
+    n = 6000
+    snr = np.exp(rng.uniform(np.log(20), np.log(300), n))
+    giant = rng.random(n) < 0.2
+    logg = np.where(giant, 2.0, 4.5) + 0.2 * rng.normal(size=n)
+    mag = rng.uniform(0.0, 8.0, n)  # the label's own estimate: blind to the class
+    r = rng.normal(size=n) * (0.2 + 3.0 / snr) * np.where(giant, 4.0, 1.0)
+    settings = ErrorsConfig(heldout_snr_factors=False)
+    names = ["a_gg", "logg_PASTEL"]
+
+    def z_by_class(rows):
+        m = ErrorModel.from_rows(rows, 0.1, names=names, vmp=None)
+        z = r / m.sigma(snr, names, np.stack([mag, logg], 1))[:, 0]
+        return z[giant].std(), z[~giant].std(), m
+
+    on_logg = heldout_error_rows(snr, {"a_gg": r}, settings, values={"a_gg": logg}, value_labels={"a_gg": "logg_PASTEL"})
+    row = on_logg["a_gg"]
+    assert row["value_label"] == "logg_PASTEL" and "bins of the estimate of logg_PASTEL" in row["status"]
+    g, d, m = z_by_class(on_logg | {"logg_PASTEL": {"a": 0.1, "b": 0.0, "c": 0.0, "sigma_m": 0.0}})
+    assert abs(g - 1) < 0.1 and abs(d - 1) < 0.1
+    own = heldout_error_rows(snr, {"a_gg": r}, settings, values={"a_gg": mag})
+    assert "value_label" not in own["a_gg"]
+    g_own, _, m_own = z_by_class(own | {"logg_PASTEL": {"a": 0.1, "b": 0.0, "c": 0.0, "sigma_m": 0.0}})
+    assert g_own > 1.5
+    # the label travels with the row and names the model; Err needs that label's estimate
+    assert m.to_rows()["a_gg"]["value_label"] == "logg_PASTEL" and m.digest() != m_own.digest()
+    with pytest.raises(ValueError, match="logg_PASTEL's estimate"):
+        m.sigma(snr[:3], ["a_gg"], mag[:3, None])
+    with pytest.raises(ConfigError, match="not a label of the model"):
+        ErrorModel.from_rows(on_logg, 0.1, names=["a_gg"], vmp=None)
+    with pytest.raises(ConfigError, match="value_label must be a label name that comes with value_edges"):
+        ErrorModel.from_rows({"a_gg": {"a": 0.1, "b": 0, "c": 0, "sigma_m": 0, "value_label": "logg_PASTEL"}}, 0.1,
+                             names=names, vmp=None, fallback=m)
+    # [errors] heldout_value_label: dr8.toml bins the 14 magnitudes on logg_PASTEL
+    assert ErrorsConfig().heldout_value_label == {"LGMWAS": "logg_PASTEL"}
+    value_of, notes = _value_labels(PAPER, ErrorsConfig())
+    assert set(value_of) == {n for n in LABEL_NAMES if n.startswith("a_")} and set(value_of.values()) == {"logg_PASTEL"}
+    assert notes == []
+    assert _value_labels(PAPER, ErrorsConfig(heldout_value_label={"LGMWAS": ""})) == ({}, [])
+    none, notes = _value_labels(PAPER, ErrorsConfig(heldout_value_label={"LGMWAS": "logg_GALAH"}))
+    assert none == {} and "logg_GALAH is not a label of this model" in notes[0]
+    with pytest.raises(ConfigError, match="heldout_value_label"):
+        ErrorsConfig(heldout_value_label={"LGMWAS": 3})

@@ -7,7 +7,9 @@ Sect. 4 and Table 2)::
 
 A row fitted by ``jaxvac train`` may also carry value factors: sigma_k is multiplied by
 ``value_factors[j]``, j the bin of ``value_edges`` the label's own estimate falls in (the
-networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff), and SNR factors:
+networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff), or the estimate of
+the row's ``value_label`` (the magnitudes: their error is that of the luminosity class, so the
+bins are of logg_PASTEL), and SNR factors:
 sigma_k is multiplied by ``snr_factors`` interpolated linearly in log snrg between ``snr_knots``
 (constant beyond them), where the fitted curve's form cannot follow how the error changes with
 snrg (the simulator's magnitudes: noise at low snrg, more giants among the bright stars).
@@ -67,6 +69,7 @@ ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 
 _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
 _VALUE_KEYS = ("value_edges", "value_factors")  # optional per-row lists: Err x factor of the estimate's bin
+_VALUE_LABEL = "value_label"  # optional with them: whose estimate picks the bin (default the row's own)
 _SNR_KEYS = ("snr_knots", "snr_factors")  # optional per-row lists: Err x factor interpolated in log snrg
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
@@ -93,6 +96,10 @@ class ErrorsConfig:
     heldout_value_bins: M >= 2 gives each held-out fit value factors over M bins of equal counts
         of the label's estimate (0 or 1: none); a label with fewer than M * min_pairs_per_bin
         held-out stars gets none.
+    heldout_value_label: training set -> label: the value factors of that set's labels are
+        taken over bins of that label's estimate instead of their own (dr8.toml: the magnitudes
+        over logg_PASTEL, the luminosity class their error follows); a set mapped to "", not
+        listed, or whose label the model lacks keeps its own estimates.
     heldout_snr_factors: give each held-out fit SNR factors: the scatter of residual / fitted
         error in each of its snrg bins, interpolated in log snrg, for where the curve's form
         cannot follow the residuals (an error that falls, then rises with snrg).
@@ -116,6 +123,7 @@ class ErrorsConfig:
     heldout_bins: int
     heldout_b_min: float
     heldout_value_bins: int
+    heldout_value_label: Mapping[str, str]
     heldout_snr_factors: bool
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
@@ -144,6 +152,10 @@ class ErrorsConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns it off.")
+        vl = self.heldout_value_label
+        if not (isinstance(vl, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in vl.items())):
+            raise ConfigError(f"[errors] heldout_value_label must be a table {{ SET = \"label\" }}, e.g. "
+                              f"{{ LGMWAS = \"logg_PASTEL\" }}, got {vl!r}.")
         if not isinstance(self.heldout_snr_factors, bool):
             raise ConfigError(f"[errors] heldout_snr_factors must be true or false, got {self.heldout_snr_factors!r}.")
         w = self.heldout_warn_rel
@@ -172,6 +184,7 @@ class ErrorCoefficients:
     snr_max: float = math.inf
     value_edges: tuple[float, ...] = ()  # increasing bin edges of the label's estimate (M - 1)
     value_factors: tuple[float, ...] = ()  # the total error's factor per bin (M; empty: 1)
+    value_label: str = ""  # the label whose estimate picks the value bin ("": the row's own)
     snr_knots: tuple[float, ...] = ()  # increasing snrg of the SNR factors (K >= 2)
     snr_factors: tuple[float, ...] = ()  # the total error's factor at each knot (K; empty: 1)
 
@@ -224,14 +237,14 @@ def _row_lists(source: str, name: str, row, table: str) -> dict:
 def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
         raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
-    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS))
+    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS) - {_VALUE_LABEL})
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
             f"In {source}: {table} {name} {what}; "
             f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max, "
-            f"value_edges with value_factors, snr_knots with snr_factors."
+            f"value_edges with value_factors (and value_label), snr_knots with snr_factors."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
     if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
@@ -244,8 +257,13 @@ def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> E
                               f"scale > 0, snr_max may be inf), got {v!r}.")
     if vals.get("snr_min", 0.0) > vals.get("snr_max", math.inf):
         raise ConfigError(f"In {source}: {table} {name} has snr_min {vals['snr_min']!r} > snr_max {vals['snr_max']!r}.")
-    return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()},
-                             **_row_lists(source, name, row, table))
+    lists = _row_lists(source, name, row, table)
+    vl = row.get(_VALUE_LABEL, "")
+    if not isinstance(vl, str) or (vl and "value_factors" not in lists):
+        raise ConfigError(f"In {source}: {table} {name}.value_label must be a label name that comes with value_edges "
+                          f"and value_factors, got {vl!r}.")
+    return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()}, **lists,
+                             **({"value_label": vl} if vl and vl != name else {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,12 +341,16 @@ class ErrorModel:
         out = []
         for n in allowed:
             if n in rows:
-                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS)
+                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS) | {_VALUE_LABEL}
                 out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in keep}, table="error model"))
             elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
         if not (math.isfinite(feh_vmp_sigma) and feh_vmp_sigma >= 0):
             raise ConfigError(f"In {source}: feh_vmp_sigma must be a finite number >= 0 (dex), got {feh_vmp_sigma!r}.")
+        stray = [(r.name, r.value_label) for r in out if r.value_label and r.value_label not in names]
+        if stray:
+            raise ConfigError(f"In {source}: value_label of {stray[0][0]} is {stray[0][1]!r}, not a label of the model "
+                              f"{list(names)}; its value factors need that label's estimate.")
         return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
@@ -337,6 +359,7 @@ class ErrorModel:
         they clip; the lists only where the row has them)."""
         return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
                 | ({k: list(getattr(r, k)) for k in _VALUE_KEYS} if r.value_factors else {})
+                | ({_VALUE_LABEL: r.value_label} if r.value_label else {})
                 | ({k: list(getattr(r, k)) for k in _SNR_KEYS} if r.snr_factors else {})
                 for r in self.rows}
 
@@ -384,19 +407,36 @@ class ErrorModel:
 
         NaN rows where snrg is not finite or <= 0. For Teff_PASTEL at snrg = 50 with Table 2:
         sqrt((100 * (0.21 + 42.827 / 50**1.229))**2 + 75**2) = 93.58 K. values: (N, len(names))
-        estimates; a row with value factors multiplies its column by the factor of each estimate's
-        bin (:meth:`ErrorCoefficients.factor`). Without values the factors are not applied. A row
-        with SNR factors multiplies its column by :meth:`ErrorCoefficients.snr_factor`.
+        estimates; a row with value factors multiplies its column by :meth:`value_factor`. Without
+        values the factors are not applied. A row with SNR factors multiplies its column by
+        :meth:`ErrorCoefficients.snr_factor`.
         """
         col = self._columns(names)
         out = np.hypot(self.random(snrg, names), col["sigma_m"])
         rows = [self.row(n) for n in (self.labels if names is None else names)]
-        vals = None if values is None else np.asarray(values, np.float64).reshape(out.shape)
         for k, r in enumerate(rows):
             if r.snr_factors:
                 out[:, k] *= r.snr_factor(np.asarray(snrg, np.float64).reshape(-1))
-            if vals is not None and r.value_factors:
-                out[:, k] *= r.factor(vals[:, k])
+        if values is not None:
+            out *= self.value_factor(names, values)
+        return out
+
+    def value_factor(self, names: Sequence[str] | None, values) -> np.ndarray:
+        """(N, len(names)) value factors of estimates ``values`` (N, len(names)), columns in the
+        order of ``names`` (default :attr:`labels`): :meth:`ErrorCoefficients.factor` of each row's
+        own estimate, or of its value_label's column (which ``names`` must then hold); 1 for a row
+        without value factors."""
+        names = list(self.labels if names is None else names)
+        vals = np.asarray(values, np.float64).reshape(-1, len(names))
+        out = np.ones(vals.shape)
+        for k, n in enumerate(names):
+            r = self.row(n)
+            if not r.value_factors:
+                continue
+            if r.value_label and r.value_label not in names:
+                raise ValueError(f"the value factors of {n} are on {r.value_label}'s estimate; pass that label's "
+                                 f"estimates too (names {names}).")
+            out[:, k] = r.factor(vals[:, names.index(r.value_label or n)])
         return out
 
 

@@ -368,7 +368,8 @@ def fit_total_error(snr, sigma, sigma_err, n_grid: int = 25, b_min: float = 0.0)
 
 
 def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None,
-                       values: Mapping[str, np.ndarray] | None = None, weights=None) -> dict[str, dict]:
+                       values: Mapping[str, np.ndarray] | None = None, weights=None,
+                       value_labels: Mapping[str, str] | None = None) -> dict[str, dict]:
     """Error-model rows of every label from held-out residuals (prediction - truth).
 
     snrg: (N,); residuals: label -> (N,) in the label's unit, NaN where a star has no truth or no
@@ -379,7 +380,9 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
     the error is modelled as curve(snrg) * g_j, g_j one factor per bin j of M equal-count bins
     of the prediction: alternately, g_j = rms of residual / curve over bin j (normalised to rms 1
     over all stars) and the curve refitted to residual / g, three rounds. The rows get
-    value_edges (M - 1) and value_factors (M). With ``settings.heldout_snr_factors``, the scatter
+    value_edges (M - 1) and value_factors (M); value_labels: label -> the label whose
+    estimate ``values[label]`` is, where that is not the label's own (recorded as value_label:
+    ``jaxvac run`` bins that label's estimate). With ``settings.heldout_snr_factors``, the scatter
     of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`) gives
     snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals (an
     error that falls with snrg, then rises as the mix of stars changes), the factors do.
@@ -425,8 +428,12 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
                 g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
                 g /= np.sqrt(np.mean(g[j] ** 2))  # rms 1 over the stars: the curve stays the typical star's
                 row = _snr_row(s_ok, r_ok / g[j], settings)
+            of = (value_labels or {}).get(name, name)
             row |= {"value_edges": [float(e) for e in edges], "value_factors": [float(x) for x in g],
-                    "status": f"{row['status']}; x value factors over {g.size} bins of the estimate"}
+                    "status": f"{row['status']}; x value factors over {g.size} bins of "
+                              + ("the estimate" if of == name else f"the estimate of {of}")}
+            if of != name:
+                row["value_label"] = of
             r_ok = r_ok / g[j]
         sf = _snr_factors(s_ok, r_ok / _row_curve(row, s_ok), settings) if settings.heldout_snr_factors else {}
         if sf:

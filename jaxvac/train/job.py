@@ -243,10 +243,12 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         copies = _renoised_copies(val_x, v_truth, validation[2], predict, ecfg, x_std, tcfg.seed)
 
     # 6. the error model of these networks (held-out residuals) and their training ranges
+    value_of, lacking = _value_labels(schema, ecfg)
+    notes += lacking
     error_model, calibration = _error_model(_with_vmp_column(heldout, len(names)), heldout_source, validation,
                                             ecfg, cfg, tcfg, schema, y_std,
                                             copies=None if copies is None else
-                                            (*_with_vmp_column(copies[:3], len(names)), copies[3]))
+                                            (*_with_vmp_column(copies[:3], len(names)), copies[3]), value_of=value_of)
     metrics["error_calibration"] = calibration
     loose = _loose_errors(error_model["rows"], ecfg.heldout_warn_rel, heldout_source)
     if loose:
@@ -634,7 +636,25 @@ def _renoised_copies(x, truth, snr, predict, ecfg, x_std, seed):
     return t, predict(xr), target, src
 
 
-def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std, copies=None) -> tuple[dict, list[dict]]:
+def _value_labels(schema, ecfg) -> tuple[dict[str, str], list[str]]:
+    """({label: the label whose estimate bins its value factors}, notes) from ``[errors]
+    heldout_value_label`` (set -> label): every label of a listed set, unless the set maps to ""
+    or to a label the model lacks (then a note says the set keeps its own estimates)."""
+    out, notes = {}, []
+    for set_name, by in ecfg.heldout_value_label.items():
+        members = [lab.name for lab in schema.labels if lab.training_set == set_name]
+        if not by or not members:
+            continue
+        if by not in schema.names:
+            notes.append(f"[errors] heldout_value_label: {set_name}'s value factors stay on their own estimates: "
+                         f"{by} is not a label of this model")
+            continue
+        out |= {m: by for m in members if m != by}
+    return out, notes
+
+
+def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std, copies=None,
+                 value_of=None) -> tuple[dict, list[dict]]:
     """The checkpoint's error model from held-out residuals, and its 2-fold cross-check.
 
     heldout, validation: (truth, pred, snr) with the columns of ``schema.names`` then the VMP
@@ -648,7 +668,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     ``[train] error_check_bins`` snrg bin (:func:`jaxvac.train.evaluate.error_calibration`), so the
     table is not scored on the stars its model was fitted to. copies: (truth, pred, snr, source) of
     re-noised copies of held-out stars (:func:`_renoised_copies`) or None: they join the fits (a
-    copy in the half of the star it copies) but are never scored.
+    copy in the half of the star it copies) but are never scored. value_of: label -> the label
+    whose estimate bins its value factors (:func:`_value_labels`; default each its own).
     """
     from jaxvac.run.uncertainties import ErrorModel, vmp_error
     from jaxvac.train import evaluate
@@ -661,11 +682,13 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     resid = pred - truth
     config_model = ErrorModel.from_config(cfg, names, vmp_name, partial=True)  # the rows the config has
     fitted = names + ([vmp_name] if vmp_name else [])  # columns of heldout/validation with a network
+    value_of = value_of or {}
+    vcol = [fitted.index(value_of.get(n, n)) for n in fitted]  # the column whose estimate bins each label's factors
     val_rows = {}  # when heldout is the validation stars, their rows are the held-out ones already
     if validation is not heldout:
         val_truth, val_pred, val_snr = validation
         val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg,
-                                      values={n: val_pred[:, k] for k, n in enumerate(fitted)})
+                                      values={n: val_pred[:, vcol[k]] for k, n in enumerate(fitted)}, value_labels=value_of)
 
     if copies is not None:
         c_truth, c_pred, c_snr, c_src = copies
@@ -680,7 +703,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
             f_pred = np.concatenate([f_pred, c_pred[take]])
             f_w = np.concatenate([f_w, np.full(int(take.sum()), 1.0 / max(int(ecfg.heldout_renoise_copies), 1))])
         rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
-                                  values={n: f_pred[:, k] for k, n in enumerate(fitted)}, weights=f_w)
+                                  values={n: f_pred[:, vcol[k]] for k, n in enumerate(fitted)}, weights=f_w,
+                                  value_labels=value_of)
         for k, n in enumerate(names):
             if n in rows:
                 continue
@@ -707,7 +731,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     record = {
         "kind": "checkpoint",
         "source": source,
-        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate] "
+        "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate, or of "
+                "value_label's] "
                 "* snr_factors(snrg, interpolated in log snrg between snr_knots)",
         "rows": rows,
         "feh_vmp_sigma": vmp_sigma,
@@ -716,6 +741,7 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
                      "min_per_bin": ecfg.min_pairs_per_bin, "scatter": ecfg.scatter,
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
                      "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins),
+                     "value_label": dict(ecfg.heldout_value_label),
                      "snr_factors": bool(ecfg.heldout_snr_factors)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
                              if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
@@ -844,7 +870,8 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
 
     for name, row in error_model["rows"].items():
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
-        vf = factors(row.get("value_factors"), row.get("value_edges"), "edges")
+        vf = factors(row.get("value_factors"), row.get("value_edges"),
+                     f"edges of {row['value_label']}" if row.get("value_label") else "edges")
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
         rel = row.get("err_rel") or []
         known = "-"
