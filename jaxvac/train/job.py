@@ -806,17 +806,29 @@ def _ood_flagged(params, meta, x_mean, x_std, test_path, data, cache, tcfg, mcfg
     return float(np.mean(~(s <= meta["threshold"])))
 
 
+def _loosest(row: dict) -> tuple[float, float, float] | None:
+    """(err_rel, snrg, stars) of the snrg bin where an error-model row is pinned down worst, or
+    None for a row without err_ lists."""
+    rel = row.get("err_rel") or []
+    if not rel:
+        return None
+    k = int(np.argmax(rel))
+    return rel[k], row["err_snrg"][k], row["err_n"][k]
+
+
 def _loose_errors(rows: dict, warn_rel: float, source: str) -> str | None:
     """A warning naming the labels whose Err the held-out stars pin down to worse than
     ``warn_rel`` (relative standard error, err_rel of the rows) in some snrg bin, worst first;
     None when there are none or warn_rel is 0."""
-    worst = sorted(((max(r["err_rel"]), n, r["err_snrg"][int(np.argmax(r["err_rel"]))],
-                     r["err_n"][int(np.argmax(r["err_rel"]))])
-                    for n, r in rows.items() if r.get("err_rel") and warn_rel > 0 and max(r["err_rel"]) > warn_rel),
-                   reverse=True)
+    worst = []
+    for n, r in rows.items():
+        loose = _loosest(r)
+        if loose and warn_rel > 0 and loose[0] > warn_rel:
+            worst.append((*loose, n))
+    worst.sort(reverse=True)
     if not worst:
         return None
-    shown = ", ".join(f"{n} +-{rel:.0%} at snrg {at:.3g} ({c:g} stars)" for rel, n, at, c in worst[:4])
+    shown = ", ".join(f"{n} +-{rel:.0%} at snrg {at:.3g} ({c:g} stars)" for rel, at, c, n in worst[:4])
     fix = ("a larger [train] test_catalog (more held-out stars of those labels' sets)" if source.startswith("test")
            else "a [train] test_catalog, or a larger [train] val_fraction")
     return (f"Err_ of {len(worst)} label(s) is pinned down by the {source} to worse than +-{warn_rel:.0%} (1 sigma) in "
@@ -873,12 +885,11 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         vf = factors(row.get("value_factors"), row.get("value_edges"),
                      f"edges of {row['value_label']}" if row.get("value_label") else "edges")
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
-        rel = row.get("err_rel") or []
-        known = "-"
-        if rel:
-            k = int(np.argmax(rel))
-            known = (f"+-{min(rel):.0%}" + (f" to {rel[k]:.0%}" if rel[k] > min(rel) else "")
-                     + f" (worst at snrg {row['err_snrg'][k]:.3g}, {row['err_n'][k]:g} stars)")
+        loose, known = _loosest(row), "-"
+        if loose:
+            low = min(row["err_rel"])
+            known = (f"+-{low:.0%}" + (f" to {loose[0]:.0%}" if loose[0] > low else "")
+                     + f" (worst at snrg {loose[1]:.3g}, {loose[2]:g} stars)")
         lines.append(f"| {name} | {row['a']:.4g} | {row['b']:.3g} | {row['c']:.4g} | {row['sigma_m']:.4g} | {vf} | {sf} | "
                      f"{known} | {rng[0]:.4g} .. {rng[1]:.4g} | {row['status']} ({row['n']} stars) |")
     rc = error_model.get("renoised_copies") or {}
@@ -889,8 +900,8 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
                       f"stars there; counted in the stars column): "
                       + ", ".join(f"{n} {c}" for n, c in rc.items()) + "."]
     lines += ["", "Err known to: the relative standard error of Err in each snrg bin of the fit, from the number and "
-                  "the kurtosis of the held-out residuals there (copies count as one star; a lower bound where stars "
-                  "cluster): docs/errors.md \"How well the held-out stars pin Err down\"."]
+                  "the kurtosis of the held-out residuals there (a star's re-noised copies count as one star; a lower "
+                  "bound where stars cluster): docs/errors.md \"How well the held-out stars pin Err down\"."]
     lines += ["", f"Flag ranges: {ranges['rule']}.", "",
               "### Error calibration: std(residual / Err) by snrg (2-fold: each half's Err fitted on the other half)",
               "", evaluate.calibration_markdown(metrics["error_calibration"])]
