@@ -412,7 +412,7 @@ def test_err_uncertainty_matches_the_spread_of_a_std_over_repeated_samples():
     n = 1600  # 8 bins of 200
     snr = np.exp(rng.uniform(np.log(10), np.log(500), n))
     for giants, want_gauss in ((0.0, True), (0.06, False)):
-        rels, stds = [], []
+        rels = []
         for _ in range(150):
             z = _mixture(rng, n, giants)
             out = _err_uncertainty(snr, z, np.ones(n), settings)
