@@ -80,7 +80,8 @@ def _skipped(n):
 
 
 CARDS = {"JAXVAC": ("0.1.0", "version"), "MODEL": "/runs/dr8/" + "long/" * 14 + "checkpoint",
-         "MODELSHA": "0123456789abcdef", "CONFIG": "dr8.toml,demo.toml", "INPUTS": "fedcba9876543210", "NINPUTS": 215}
+         "MODELSHA": "0123456789abcdef", "CONFIG": "dr8.toml,demo.toml", "INPUTS": "fedcba9876543210", "NINPUTS": 215,
+         "ERRMODEL": "checkpoint:4d5e6f7a8b9c0d1e"}
 REJ = np.array([(b"x/a.fits", b"truncated file")], REJECT_DTYPE)
 
 
@@ -147,8 +148,10 @@ def test_summary_fractions_match_the_catalogue(made):
 
 def test_report_shows_provenance_and_adds_up_the_counts(made):
     md, page = made["md"], made["page"]
-    for text in (CARDS["MODEL"], "0123456789abcdef", "dr8.toml,demo.toml", "fedcba9876543210", "215"):
+    for text in (CARDS["MODEL"], "0123456789abcdef", "dr8.toml,demo.toml", "fedcba9876543210", "215",
+                 "checkpoint:4d5e6f7a8b9c0d1e"):
         assert text in page and text in md
+    assert "error model of the Err_ columns (docs/errors.md)" in md  # which Err_ model wrote the rows
     assert "- skipped inputs: 14" in md and "- check: rows + rejected + skipped = 215 = inputs" in md
     assert "snrg &lt;= 10</td><td>12</td>" in page and "truncated file</td><td>1</td>" in page
     prov = catalogue_provenance(made["cat"])

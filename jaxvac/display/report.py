@@ -49,6 +49,7 @@ _PROVENANCE_CARDS = (  # header cards written by jaxvac.run.merge (and the count
     ("JAXVAC", "jaxvac version"), ("MODEL", "model (checkpoint)"), ("MODELSHA", "model metadata sha256"),
     ("CONFIG", "config files, base first"), ("CONFSHA", "config sha256"), ("INPUTS", "input list sha256"),
     ("XMATCH", "cross-match sha256"), ("CLASSES", "CLASS values processed"), ("MINSNRG", "skipped snrg <="),
+    ("ERRMODEL", "error model of the Err_ columns (docs/errors.md)"),
 )
 
 
