@@ -254,9 +254,10 @@ def with_model_uncertainty(rows: list[dict], model_rows: dict, edges) -> list[di
 
     import numpy as np
 
-    lo_hi = [(a, b) for a, b in zip(edges[:-1], edges[1:])] + [(edges[-1], 10.0 * edges[-1])]
-    names = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])] + [f">{edges[-1]:g}"]
-    cell = dict(zip(names, lo_hi))
+    from jaxvac.train.evaluate import calibration_bins
+
+    # the open last bin is taken as a decade wide
+    cell = {name: (lo, hi if math.isfinite(hi) else 10.0 * lo) for name, lo, hi in calibration_bins(edges)}
     out = []
     for r in rows:
         m = model_rows.get(r["label"], {})

@@ -435,11 +435,10 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
             if of != name:
                 row["value_label"] = of
             r_ok = r_ok / g[j]
-        sf = _snr_factors(s_ok, r_ok / _row_curve(row, s_ok), settings) if settings.heldout_snr_factors else {}
+        z = r_ok / _row_curve(row, s_ok)  # residual / (curve x g): what the SNR factors and err_rel read
+        sf = _snr_factors(s_ok, z, settings) if settings.heldout_snr_factors else {}
         if sf:
             row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
-        z = r_ok / _row_curve(row, s_ok)
-        if sf:
             z = z / ErrorCoefficients("row", 0.0, 0.0, 0.0, 0.0, **{k: tuple(v) for k, v in sf.items()}).snr_factor(s_ok)
         row |= _err_uncertainty(s_ok, z, wts[ok], settings)
         out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \

@@ -60,6 +60,13 @@ def residual_stats(truth: np.ndarray, pred: np.ndarray, snr: np.ndarray, names, 
     return rows
 
 
+def calibration_bins(edges) -> list[tuple[str, float, float]]:
+    """(name, lo, hi) of the snrg bins of :func:`error_calibration` for ascending edges: '10-20',
+    '20-50', ..., then the open last bin '>100' (hi = inf)."""
+    e = [float(x) for x in edges]
+    return [(f"{a:g}-{b:g}", a, b) for a, b in zip(e[:-1], e[1:])] + [(f">{e[-1]:g}", e[-1], math.inf)]
+
+
 def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names, edges,
                       n_boot: int = 200, seed: int = 0) -> list[dict]:
     """Rows {label, bin, n, z_std, z_std_lo, z_std_hi, z_mad, tail3} per label and snrg bin: the
@@ -75,7 +82,7 @@ def error_calibration(resid: np.ndarray, err: np.ndarray, snr: np.ndarray, names
     resid, err, snr = np.asarray(resid, float), np.asarray(err, float), np.asarray(snr, float)
     edges = np.asarray(edges, float)
     which = np.digitize(snr, edges) - 1  # -1: below the first edge; len(edges) - 1: the open last bin
-    labels = [f"{a:g}-{b:g}" for a, b in zip(edges[:-1], edges[1:])] + [f">{edges[-1]:g}"]
+    labels = [name for name, _, _ in calibration_bins(edges)]
     rng = np.random.default_rng(seed)
     rows = []
     with np.errstate(invalid="ignore", divide="ignore"):
