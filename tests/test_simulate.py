@@ -175,6 +175,36 @@ def test_repeats_are_the_same_star_at_another_snr(truth):
         assert np.unique(rows["snrg"]).size == len(rows)
 
 
+def test_poor_conditions_move_k_bright_repeats_into_the_low_bin():
+    """Known answer: exactly k repeats, all at snrg >= hi, move to [lo, hi); nothing else changes."""
+    rng = np.random.default_rng(0)
+    snrg = np.exp(rng.uniform(np.log(3.0), np.log(300.0), 2000))
+    rep = rng.random(2000) < 0.3
+    out = survey._poor_conditions(np.random.default_rng(1), snrg, rep, 100, (10.0, 20.0))
+    moved = out != snrg
+    assert moved.sum() == 100 and (rep & (snrg >= 20.0))[moved].all()
+    assert ((out[moved] >= 10.0) & (out[moved] < 20.0)).all()
+    few = survey._poor_conditions(np.random.default_rng(1), snrg, rep & (snrg < 25.0), 100, (10.0, 20.0))
+    assert (few != snrg).sum() == (rep & (snrg >= 20.0) & (snrg < 25.0)).sum()  # fewer candidates than k: all of them
+
+
+def test_low_snr_fraction_fills_the_low_bin_and_changes_nothing_when_off():
+    def plan(**kw):
+        return survey.plan_survey(np.random.default_rng(np.random.SeedSequence(5)), 4000, SurveyOptions(**kw))
+
+    _, base, _ = plan(repeat_fraction=0.2)
+    _, off, _ = plan(repeat_fraction=0.2, low_snr=(5.0, 8.0))  # fraction 0: no extra draw, the same survey
+    assert (base["snr"] == off["snr"]).all() and (base["obsid"] == off["obsid"]).all()
+    _, on, _ = plan(repeat_fraction=0.2, low_snr_fraction=0.05)
+    star = on["cls"] == "STAR"
+    k = int(round(star.sum() * 0.05))
+    natural = base["is_repeat"] & (base["snr"][:, 1] >= 10.0) & (base["snr"][:, 1] < 20.0)
+    moved = star & (on["snr"] != base["snr"]).any(1)  # the plans agree up to the S/N: only the k stars' visits differ
+    assert moved.sum() == k > 2 * natural.sum() / 3
+    assert on["is_repeat"][moved].all() and (base["snr"][moved, 1] >= 20.0).all()
+    assert ((on["snr"][moved, 1] >= 10.0) & (on["snr"][moved, 1] <= 20.0)).all()  # the header rounds to 0.01
+
+
 def test_training_catalogues(sim, truth):
     by_obsid = {int(o): i for i, o in enumerate(truth["obsid"])}
     test_stars = set(truth["star_id"][truth["test"]].tolist())
@@ -241,6 +271,10 @@ def test_same_seed_same_bytes_whatever_the_workers(sim, tmp_path):
 def test_options_are_validated(tmp_path):
     with pytest.raises(ValueError, match="repeat_fraction must lie in"):
         SurveyOptions(repeat_fraction=1.5)
+    with pytest.raises(ValueError, match="low_snr_fraction .* must not exceed repeat_fraction"):
+        SurveyOptions(repeat_fraction=0.1, low_snr_fraction=0.2)
+    with pytest.raises(ValueError, match="low_snr must be"):
+        SurveyOptions(low_snr=(20.0, 10.0))
     with pytest.raises(ValueError, match="train_scale must be > 0"):
         SurveyOptions(train_scale=0.0)
     (tmp_path / "full").mkdir()

@@ -34,6 +34,9 @@ class _SurveyOption(click.Option):
 @click.option("--repeat-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of star spectra that re-observe a star at another S/N (duplicates for "
                    "the error model).")
+@click.option("--low-snr-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
+              help="Share of star spectra that are repeats in poor conditions, at snrg 10-20 (at most "
+                   "--repeat-fraction): stars of every kind in the lowest S/N bin, for checking Err_ there.")
 @click.option("--nonstar-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
               help="Share of GALAXY / QSO / Unknown spectra (45/25/30 per cent).")
 @click.option("--sentinel-fraction", cls=_SurveyOption, type=float, show_default=True, callback=_fraction,
@@ -54,7 +57,7 @@ class _SurveyOption(click.Option):
               help="Mean share of halo stars (more means more very metal-poor stars).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar with rate and ETA (default: when stderr is a terminal).")
-def command(n, out, seed, workers, repeat_fraction, nonstar_fraction, sentinel_fraction, corrupt_fraction,
+def command(n, out, seed, workers, repeat_fraction, low_snr_fraction, nonstar_fraction, sentinel_fraction, corrupt_fraction,
             table_fraction, gzip_fraction, test_fraction, train_scale, halo_fraction, progress):
     """Write a synthetic LAMOST LRS survey with known labels.
 
@@ -87,6 +90,7 @@ def command(n, out, seed, workers, repeat_fraction, nonstar_fraction, sentinel_f
     on_interrupt(f"{out} is incomplete: delete it, then rerun the same command")
     try:
         info = simulate_survey(out, n, seed, progress=progress, workers=workers, repeat_fraction=repeat_fraction,
+                               low_snr_fraction=low_snr_fraction,
                                nonstar_fraction=nonstar_fraction, sentinel_fraction=sentinel_fraction,
                                corrupt_fraction=corrupt_fraction, table_fraction=table_fraction,
                                gzip_fraction=gzip_fraction, test_fraction=test_fraction,

@@ -62,6 +62,12 @@ class SurveyOptions:
 
     repeat_fraction: share of star spectra that re-observe an already observed star (new plan,
       new S/N, new noise): the duplicates the error model is calibrated on.
+    low_snr_fraction: share of star spectra that are repeats in poor conditions: a repeat that
+      would reach snrg low_snr[1] is observed at a snrg drawn log-uniformly in low_snr instead, so
+      the lowest snrg bin holds stars of every kind (at most repeat_fraction; default none: the
+      bright training pools then reach snrg 10-20 only by chance, 60 magnitude-set spectra in
+      40,000).
+    low_snr: (lo, hi) snrg of those visits.
     nonstar_fraction: GALAXY, QSO and Unknown spectra (45/25/30 %).
     sentinel_fraction: star spectra whose Z and Z_ERR are the failed-pipeline -9999 (int).
     corrupt_fraction: files damaged on purpose (truncated, garbage, broken gzip, no END card,
@@ -78,6 +84,8 @@ class SurveyOptions:
     """
 
     repeat_fraction: float = 0.10
+    low_snr_fraction: float = 0.0
+    low_snr: tuple[float, float] = (10.0, 20.0)
     nonstar_fraction: float = 0.03
     sentinel_fraction: float = 0.01
     corrupt_fraction: float = 0.0
@@ -95,6 +103,12 @@ class SurveyOptions:
             if not 0.0 <= v <= (0.9 if name in ("repeat_fraction", "nonstar_fraction") else 1.0):
                 raise ValueError(f"{name} must lie in [0, {0.9 if name in ('repeat_fraction', 'nonstar_fraction') else 1}], "
                                  f"got {v}; it is a fraction.")
+        if not self.low_snr_fraction <= self.repeat_fraction:
+            raise ValueError(f"low_snr_fraction ({self.low_snr_fraction}) must not exceed repeat_fraction "
+                             f"({self.repeat_fraction}): the poor-conditions visits are repeats; raise repeat_fraction.")
+        lo, hi = (float(v) for v in self.low_snr)
+        if not 0.0 < lo < hi:
+            raise ValueError(f"low_snr must be (lo, hi) with 0 < lo < hi, got {tuple(self.low_snr)}.")
         if not self.train_scale > 0:
             raise ValueError(f"train_scale must be > 0, got {self.train_scale}.")
         if self.workers is not None and int(self.workers) < 1:
@@ -263,6 +277,8 @@ def plan_survey(rng, n, opts):
     g = np.where(is_star, stars["g_app"][s], rng.uniform(15.5, 18.0, n))
     log_snr = 2.7 - 0.33 * (g - 12.0) + rng.normal(0.0, 0.15, n) + rng.normal(0.0, 0.25, n) * recs["is_repeat"]
     snrg = np.maximum(1.0 / (10.0**-log_snr + 1.0 / 1200.0), 1.0)  # a 1/1200 floor (flat fielding)
+    if opts.low_snr_fraction > 0:  # drawn only when asked: a survey without them keeps its bytes
+        snrg = _poor_conditions(rng, snrg, recs["is_repeat"], int(round(n_star_spec * opts.low_snr_fraction)), opts.low_snr)
     snrg = np.where(recs["cls"] == "Unknown", rng.uniform(0.5, 4.0, n), snrg)
     teff_c = np.where(is_star, np.nan_to_num(recs["teff"], nan=4500.0), 4500.0)
     recs["snr"] = _band_snr(snrg, teff_c, recs["ebv"])
@@ -297,6 +313,17 @@ def plan_survey(rng, n, opts):
         name = f"{recs['obsid'][i]}.fits" if by_obsid[i] else fname
         recs["path"][i] = f"spectra/{p['planid']}/{name}{'.gz' if recs['gz'][i] else ''}"
     return stars, recs, plans
+
+
+def _poor_conditions(rng, snrg, is_repeat, k, snr_range):
+    """snrg with k repeats (of those at snrg >= hi; fewer if fewer are) moved to a snrg drawn
+    log-uniformly in snr_range = (lo, hi): visits in poor conditions."""
+    lo, hi = (float(v) for v in snr_range)
+    cand = np.flatnonzero(is_repeat & (snrg >= hi))
+    pick = rng.choice(cand, min(int(k), cand.size), replace=False)
+    out = snrg.copy()
+    out[pick] = np.exp(rng.uniform(np.log(lo), np.log(hi), pick.size))
+    return out
 
 
 def _unique_ids(rng, n, lo, hi):
