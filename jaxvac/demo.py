@@ -89,6 +89,8 @@ def run_demo(out: str | Path = "demo", n: int = 20000, seed: int = 1, config: st
     t = time.perf_counter()
     echo(f"[2/5] training the 23 networks + VMP net ({config}) into {run_dir} ...")
     trained = train_from_config(load_config(config), data_dir=str(survey), out_dir=str(run_dir), progress=progress)
+    for w in trained.warnings:  # what `jaxvac train` prints as warnings (e.g. Err_ pinned down loosely)
+        echo(f"      warning: {w}")
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()

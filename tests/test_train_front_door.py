@@ -238,3 +238,27 @@ def test_drops_by_status_name_and_where_they_gather():
     notes = _drop_notes(spec, usable, y, in_set, n, PAPER)
     assert notes[0].endswith("(9x pre-processing rv_invalid)")
     assert not [x for x in notes if "Teff_PASTEL" in x]
+
+
+def test_demo_echoes_what_train_warns(tmp_path, monkeypatch):
+    """`make demo` shows the training warnings `jaxvac train` prints (e.g. an Err_ pinned down
+    loosely by few held-out stars), not only report.md; the other stages are stood in for."""
+    import jaxvac.demo as demo
+    import jaxvac.display.report as report
+    import jaxvac.run.loop as loop
+    import jaxvac.simulate as simulate
+    import jaxvac.train.job as job
+
+    out = tmp_path / "demo"
+    monkeypatch.setattr(simulate, "simulate_survey", lambda survey, *a, **k: Path(survey).mkdir(parents=True))
+    trained = SimpleNamespace(warnings=["Err_ of 2 label(s) is pinned down to worse than +-10%"],
+                              checkpoint=str(out / "run" / "checkpoint" / "0"), report=str(out / "run" / "report.md"))
+    monkeypatch.setattr(job, "train_from_config", lambda *a, **k: trained)
+    monkeypatch.setattr(loop, "run_catalog", lambda *a, **k: SimpleNamespace(lines=lambda: ["1 row"]))
+    monkeypatch.setattr(report, "report_catalogue", lambda *a, **k: None)
+    monkeypatch.setattr(demo, "truth_accuracy", lambda *a: ([], "| table |"))
+    lines = []
+    demo.run_demo(out, n=10, echo=lines.append)
+    at = next(i for i, line in enumerate(lines) if line.startswith("[2/5]"))
+    assert lines[at + 1] == "      warning: Err_ of 2 label(s) is pinned down to worse than +-10%"
+    assert lines[at + 2].startswith("[3/5]")
