@@ -502,10 +502,13 @@ def test_value_factors_on_another_labels_estimate():
     with pytest.raises(ConfigError, match="value_label must be a label name that comes with value_edges"):
         ErrorModel.from_rows({"a_gg": {"a": 0.1, "b": 0, "c": 0, "sigma_m": 0, "value_label": "logg_PASTEL"}}, 0.1,
                              names=names, vmp=None, fallback=m)
-    # [errors] heldout_value_label: dr8.toml bins the 14 magnitudes on logg_PASTEL
-    assert ErrorsConfig().heldout_value_label == {"LGMWAS": "logg_PASTEL"}
+    # [errors] heldout_value_label: dr8.toml bins the 14 magnitudes on logg_PASTEL, the APOGEE labels
+    # but feh_APOGEE itself on feh_APOGEE
+    assert ErrorsConfig().heldout_value_label == {"LGMWAS": "logg_PASTEL", "APOGEE": "feh_APOGEE"}
     value_of, notes = _value_labels(PAPER, ErrorsConfig())
-    assert set(value_of) == {n for n in LABEL_NAMES if n.startswith("a_")} and set(value_of.values()) == {"logg_PASTEL"}
+    assert {n for n, by in value_of.items() if by == "logg_PASTEL"} == {n for n in LABEL_NAMES if n.startswith("a_")}
+    assert {n for n, by in value_of.items() if by == "feh_APOGEE"} == {
+        "logg_APOGEE", "MH_APOGEE", "AFE_APOGEE", "CFE_APOGEE", "NFE_APOGEE"}
     assert notes == []
     assert _value_labels(PAPER, ErrorsConfig(heldout_value_label={"LGMWAS": ""})) == ({}, [])
     none, notes = _value_labels(PAPER, ErrorsConfig(heldout_value_label={"LGMWAS": "logg_GALAH"}))

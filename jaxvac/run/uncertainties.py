@@ -98,7 +98,8 @@ class ErrorsConfig:
         held-out stars gets none.
     heldout_value_label: training set -> label: the value factors of that set's labels are
         taken over bins of that label's estimate instead of their own (dr8.toml: the magnitudes
-        over logg_PASTEL, the luminosity class their error follows); a set mapped to "", not
+        over logg_PASTEL, the luminosity class their error follows; the APOGEE labels over
+        feh_APOGEE, the metallicity theirs follows); that label itself, a set mapped to "", not
         listed, or whose label the model lacks keeps its own estimates.
     heldout_snr_factors: give each held-out fit SNR factors: the scatter of residual / fitted
         error in each of its snrg bins, interpolated in log snrg, for where the curve's form
