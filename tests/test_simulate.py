@@ -273,8 +273,9 @@ def test_options_are_validated(tmp_path):
         SurveyOptions(repeat_fraction=1.5)
     with pytest.raises(ValueError, match="low_snr_fraction .* must not exceed repeat_fraction"):
         SurveyOptions(repeat_fraction=0.1, low_snr_fraction=0.2)
-    with pytest.raises(ValueError, match="low_snr must be"):
-        SurveyOptions(low_snr=(20.0, 10.0))
+    for bad in ((20.0, 10.0), (10.0,), "10-20"):
+        with pytest.raises(ValueError, match="low_snr must be"):
+            SurveyOptions(low_snr=bad)
     with pytest.raises(ValueError, match="train_scale must be > 0"):
         SurveyOptions(train_scale=0.0)
     (tmp_path / "full").mkdir()

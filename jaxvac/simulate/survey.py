@@ -106,9 +106,12 @@ class SurveyOptions:
         if not self.low_snr_fraction <= self.repeat_fraction:
             raise ValueError(f"low_snr_fraction ({self.low_snr_fraction}) must not exceed repeat_fraction "
                              f"({self.repeat_fraction}): the poor-conditions visits are repeats; raise repeat_fraction.")
-        lo, hi = (float(v) for v in self.low_snr)
+        try:
+            lo, hi = (float(v) for v in self.low_snr)
+        except (TypeError, ValueError):
+            lo = hi = math.nan
         if not 0.0 < lo < hi:
-            raise ValueError(f"low_snr must be (lo, hi) with 0 < lo < hi, got {tuple(self.low_snr)}.")
+            raise ValueError(f"low_snr must be (lo, hi) with 0 < lo < hi, got {self.low_snr!r}.")
         if not self.train_scale > 0:
             raise ValueError(f"train_scale must be > 0, got {self.train_scale}.")
         if self.workers is not None and int(self.workers) < 1:
