@@ -71,7 +71,9 @@ def main(argv=None):
     ap.add_argument("--real", default=str(REPO.parent / "shared" / "lamost"),
                     help="real LAMOST spectra whose ood flag rate is reported beside the test stars' (skipped if absent)")
     ap.add_argument("--calibration-survey", default=None,
-                    help="use this survey (simulated with CALIBRATION_SURVEY's options: `jaxvac simulate --test-fraction 1 --repeat-fraction 0.2 --low-snr-fraction 0.1`) instead of simulating one")
+                    help="use this survey (simulated with CALIBRATION_SURVEY's options: `jaxvac simulate "
+                         + " ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in CALIBRATION_SURVEY.items())
+                         + "`) instead of simulating one")
     args = ap.parse_args(argv)
 
     from jaxvac.config import load_config
