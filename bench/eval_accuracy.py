@@ -236,7 +236,7 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     model, _ = run_error_model(load_config(args.config), meta)  # the model the catalogue's Err_ came from
     have = [k for k, nm in enumerate(names) if nm in model.names]  # the value factors, of a value_label's estimate where set
     factor = np.ones(values.shape)
-    factor[:, have] = model.value_factor([names[k] for k in have], values[:, have])
+    factor[:, have] = model.value_factor([names[k] for k in have], values[:, have], snr)
     snr_factor = np.stack([model.row(nm).snr_factor(snr) if nm in model.names else np.ones(rows.size)
                            for nm in names], 1)
     edges = cfg.get("train", {}).get("error_check_bins", [10.0, 20.0, 50.0, 100.0])

@@ -254,9 +254,9 @@ def test_calibrate_errors_into_a_checkpoint(tmp_path):
 
 
 def test_renoised_copies_fill_a_sparse_low_snr_bin():
-    """Labels with few held-out stars at snrg 10-20 get 3 copies of each of their stars at 20-50,
-    re-noised to 10-20 with the pixel noise sqrt(1/t**2 - 1/s**2) / x_std; a label with enough
-    stars there gets none."""
+    """Labels with few held-out stars at snrg 10-20 get 3 copies of each of their stars above 20
+    (below top: 1e4 by default, 50 here second), re-noised to 10-20 with the pixel noise
+    sqrt(1/t**2 - 1/s**2) / x_std; a label with enough stars there gets none."""
     from jaxvac.run.uncertainties import ErrorsConfig
     from jaxvac.train.job import _renoised_copies
 
@@ -274,11 +274,13 @@ def test_renoised_copies_fill_a_sparse_low_snr_bin():
         return np.stack([xx.mean(1), xx.std(1)], 1)
 
     t, p, s, src = _renoised_copies(x, truth, snr, predict, ErrorsConfig(), x_std, seed=1)
-    assert np.array_equal(src, np.repeat(np.arange(250, 350), 3))  # the 20-50 stars, 3 copies each
+    assert np.array_equal(src, np.repeat(np.arange(250, 400), 3))  # every star above 20, 3 copies each
     assert np.all((s >= 10) & (s < 20))
     assert np.all(np.isnan(t[:, 0])) and np.array_equal(t[:, 1], truth[src, 1])
-    want = np.sqrt(1 / s**2 - 1 / 40.0**2) / 0.5  # the added noise's std per pixel, standardised units
+    want = np.sqrt(1 / s**2 - 1 / snr[src] ** 2) / 0.5  # the added noise's std per pixel, standardised units
     np.testing.assert_allclose(p[:, 1], want, rtol=0.08)
+    to50 = ErrorsConfig(heldout_renoise=(10.0, 20.0, 50.0))
+    assert np.array_equal(_renoised_copies(x, truth, snr, predict, to50, x_std, seed=1)[3], np.repeat(np.arange(250, 350), 3))
     few = ErrorsConfig(heldout_renoise_min=5)  # 5 stars at 10-20 are enough now: no copies
     assert _renoised_copies(x, truth, snr, predict, few, x_std, seed=1) is None
 
@@ -329,9 +331,100 @@ def test_value_factors_multiply_the_error_of_the_estimates_bin():
             ErrorModel.from_rows({"feh_APOGEE": plain_row | bad}, 0.1, names=["feh_APOGEE"], vmp=None)
 
 
+def test_value_factors_of_two_snrg_ranges_pick_the_range_of_snrg():
+    row = {"a": 0.1, "b": 0.0, "c": 0.0, "sigma_m": 0.0, "value_edges": [0.0], "value_snr_edges": [20.0],
+           "value_factors": [[1.5, 1.0], [0.5, 2.0]]}
+    m = ErrorModel.from_rows({"a_gg": row}, 0.1, names=["a_gg"], vmp=None)
+    snr = np.array([15.0, 15.0, 20.0, 80.0, np.nan])  # snrg 20 belongs to the range above it
+    est = np.array([[-1.0], [1.0], [-1.0], [1.0], [1.0]])
+    np.testing.assert_allclose(m.sigma(snr, ["a_gg"], est)[:4, 0], 0.1 * np.array([1.5, 1.0, 0.5, 2.0]))
+    with pytest.raises(ValueError, match="pass snrg"):
+        m.row("a_gg").factor(est[:, 0])
+    back = m.to_rows()["a_gg"]
+    assert back["value_factors"] == [[1.5, 1.0], [0.5, 2.0]] and back["value_snr_edges"] == [20.0]
+    assert ErrorModel.from_rows({"a_gg": back}, 0.1, names=["a_gg"], vmp=None).digest() == m.digest()
+    one = {k: v for k, v in row.items() if k != "value_snr_edges"} | {"value_factors": [0.5, 2.0]}
+    assert ErrorModel.from_rows({"a_gg": one}, 0.1, names=["a_gg"], vmp=None).digest() != m.digest()
+    for bad in ({"value_factors": [[1.5, 1.0]]},  # one list for two ranges
+                {"value_factors": [[1.5, 1.0], [0.5]]},  # a list one factor short
+                {"value_snr_edges": [0.0]},  # a range edge at snrg 0
+                {"value_factors": [1.5, 1.0]}):  # flat factors with ranges
+        with pytest.raises(ConfigError, match="value_edges / value_factors"):
+            ErrorModel.from_rows({"a_gg": row | bad}, 0.1, names=["a_gg"], vmp=None)
+    with pytest.raises(ConfigError, match="value_snr_edges comes only with"):
+        ErrorModel.from_rows({"a_gg": {"a": 0.1, "b": 0.0, "c": 0.0, "sigma_m": 0.0, "value_snr_edges": [20.0]}}, 0.1,
+                             names=["a_gg"], vmp=None)
+
+
+def test_heldout_value_factors_below_the_copies_range_are_fitted_apart():
+    """Known answer: above snrg 20 the error is 0.5 / 1 / 2 x the curve over thirds of the
+    estimate, below it 1 / 1 / 1 (at low snrg the estimate no longer tells the kinds of star apart,
+    as a giant's spectrum passes for a dwarf's). The fit gives each range its own factors and
+    std(z) = 1 +- 8 % in all six cells; one list of factors for both ranges (the range split below
+    every star: renoise hi = 10) leaves the lowest third below 20 with its Err 1.4x too small."""
+    rng = np.random.default_rng(5)
+    n = 9000
+    snr = np.exp(rng.uniform(np.log(10), np.log(300), n))
+    v = rng.uniform(0.0, 3.0, n)
+    third = np.minimum(v.astype(int), 2)
+    g = np.where(snr < 20, 1.0, np.array([0.5, 1.0, 2.0])[third])
+    r = rng.normal(size=n) * (0.05 + 1.5 / snr) * g
+
+    def cells(settings):
+        rows = heldout_error_rows(snr, {"a_gg": r}, settings, values={"a_gg": v})
+        z = r / ErrorModel.from_rows(rows, 0.1, names=["a_gg"], vmp=None).sigma(snr, ["a_gg"], v[:, None])[:, 0]
+        return rows["a_gg"], np.array([[z[(third == k) & ((snr >= 20) == up)].std() for k in range(3)]
+                                       for up in (False, True)])
+
+    row, z_std = cells(ErrorsConfig(heldout_value_bins=3))
+    f = np.asarray(row["value_factors"])
+    assert row["value_snr_edges"] == [20.0] and "below and above snrg 20" in row["status"]
+    np.testing.assert_allclose(f[0] / f[0].mean(), 1.0, atol=0.08)
+    np.testing.assert_allclose(f[1] / f[1, 1], [0.5, 1.0, 2.0], rtol=0.08)
+    np.testing.assert_allclose(z_std, 1.0, atol=0.08)
+    row1, z_one = cells(ErrorsConfig(heldout_value_bins=3, heldout_renoise=(5.0, 10.0, 1e4)))
+    assert "value_snr_edges" not in row1 and np.asarray(row1["value_factors"]).ndim == 1
+    assert z_one[0, 0] > 1.4
+
+
+def test_snr_factors_are_kept_only_beyond_chance():
+    """Residuals that follow the curve exactly (Gaussian, 400 stars in 8 snrg bins): the SNR
+    factors differ from 1 by chance alone, so at p = 0.05 they are dropped in about 95 % of draws
+    (chi2 of ln f / err_rel against its 95th percentile), and always kept at p = 0; an error that
+    falls then rises keeps them (test_heldout_fit_follows_an_error_that_falls_then_rises_with_snrg)."""
+    rng = np.random.default_rng(8)
+    kept, n = 0, 400
+    for _ in range(60):
+        snr = np.exp(rng.uniform(np.log(20), np.log(300), n))
+        r = rng.normal(size=n) * (0.05 + 1.5 / snr)
+        row = heldout_error_rows(snr, {"a_gg": r}, ErrorsConfig(heldout_value_bins=0))["a_gg"]
+        kept += "snr_factors" in row
+        assert ("snr_factors" in row) != ("no SNR factors (within chance of 1" in row["status"])
+    assert kept <= 9  # 3 expected; 9 or more has probability < 0.3 %
+    always = heldout_error_rows(snr, {"a_gg": r}, ErrorsConfig(heldout_value_bins=0, heldout_snr_factors_p=0.0))
+    assert len(always["a_gg"]["snr_factors"]) == 8
+    with pytest.raises(ConfigError, match="heldout_snr_factors_p"):
+        ErrorsConfig(heldout_snr_factors_p=1.0)
+
+
+def test_heldout_snrg_bins_keep_the_copies_range_as_one_bin():
+    from jaxvac.train.calibrate import _snr_edges
+
+    settings = ErrorsConfig(heldout_bins=8, min_pairs_per_bin=20)
+    snr = np.concatenate([np.linspace(10, 19.9, 300), np.geomspace(20, 400, 700)])
+    e = _snr_edges(snr, settings)
+    assert e.size == 9 and e[0] == 10 and e[1] == 20.0  # below 20 one bin, then 7 of 100 stars
+    np.testing.assert_array_equal(np.histogram(snr[snr >= 20], e[1:])[0], [100] * 7)
+    few = np.concatenate([np.linspace(10, 19.9, 10), np.geomspace(20, 400, 700)])
+    e_few = _snr_edges(few, settings)  # 10 stars below 20 make no bin of their own: equal counts
+    c = np.histogram(few, e_few)[0]
+    assert c.sum() == 710 and c.max() - c.min() <= 1 and 20.0 not in e_few
+
+
 def test_heldout_fit_recovers_a_known_value_dependence():
     """Residuals drawn with sigma = (0.05 + 1.5 / snr) * g(v), g = 0.5 / 1 / 2 over thirds of v:
-    the fit's factors follow g, and its Err is calibrated in each third (std of z ~ 1)."""
+    the fit's factors follow g below and above snrg 20 alike, and its Err is calibrated in each
+    third (std of z ~ 1)."""
     from jaxvac.run.uncertainties import ErrorsConfig
 
     rng = np.random.default_rng(4)
@@ -344,7 +437,8 @@ def test_heldout_fit_recovers_a_known_value_dependence():
     row = rows["feh_APOGEE"]
     np.testing.assert_allclose(row["value_edges"], [1.0, 2.0], atol=0.05)
     f = np.asarray(row["value_factors"])
-    np.testing.assert_allclose(f / f[1], [0.5, 1.0, 2.0], rtol=0.08)
+    assert row["value_snr_edges"] == [20.0] and f.shape == (2, 3)  # each snrg range its own factors
+    np.testing.assert_allclose(f / f[:, 1:2], [[0.5, 1.0, 2.0]] * 2, rtol=0.08)
     m = ErrorModel.from_rows(rows, 0.1, names=["feh_APOGEE"], vmp=None)
     z = r / m.sigma(snr, ["feh_APOGEE"], v[:, None])[:, 0]
     for k in range(3):

@@ -375,5 +375,5 @@ def test_without_a_test_catalogue_the_error_model_comes_from_the_validation_star
     n_val = res.metrics["n_val"]
     for name in ("Teff_PASTEL", "feh_APOGEE", VMP.name):  # one row per label, from its validation stars
         copies = em["renoised_copies"].get(name, 0)  # re-noised copies of validation stars join the fit
-        assert copies % 3 == 0, name  # [errors] heldout_renoise_copies of each star at snrg 20-50
+        assert copies % 3 == 0, name  # [errors] heldout_renoise_copies of each star above snrg 20
         assert name in em["rows"] and em["rows"][name]["n"] <= n_val[name] + copies, name

@@ -9,7 +9,9 @@ A row fitted by ``jaxvac train`` may also carry value factors: sigma_k is multip
 ``value_factors[j]``, j the bin of ``value_edges`` the label's own estimate falls in (the
 networks' errors differ between kinds of star: metal-poor [Fe/H], hot Teff), or the estimate of
 the row's ``value_label`` (the magnitudes: their error is that of the luminosity class, so the
-bins are of logg_PASTEL), and SNR factors:
+bins are of logg_PASTEL); with ``value_snr_edges`` there is one list of factors per snrg range
+(``value_factors[r][j]``, r the range snrg falls in: at low snrg a giant's spectrum can pass for
+a dwarf's, so the kinds of star mix in the bins differently), and SNR factors:
 sigma_k is multiplied by ``snr_factors`` interpolated linearly in log snrg between ``snr_knots``
 (constant beyond them), where the fitted curve's form cannot follow how the error changes with
 snrg (the simulator's magnitudes: noise at low snrg, more giants among the bright stars).
@@ -70,6 +72,7 @@ ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
 _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
 _VALUE_KEYS = ("value_edges", "value_factors")  # optional per-row lists: Err x factor of the estimate's bin
 _VALUE_LABEL = "value_label"  # optional with them: whose estimate picks the bin (default the row's own)
+_VALUE_SNR = "value_snr_edges"  # optional with them: snrg edges (R - 1) of R lists of value factors
 _SNR_KEYS = ("snr_knots", "snr_factors")  # optional per-row lists: Err x factor interpolated in log snrg
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
@@ -104,10 +107,16 @@ class ErrorsConfig:
     heldout_snr_factors: give each held-out fit SNR factors: the scatter of residual / fitted
         error in each of its snrg bins, interpolated in log snrg, for where the curve's form
         cannot follow the residuals (an error that falls, then rises with snrg).
+    heldout_snr_factors_p: the SNR factors are kept only where they differ from 1 beyond chance:
+        chi2 = sum over the bins of (ln f / err_rel)**2 above the 1 - p quantile of chi2 with
+        as many degrees of freedom as bins (0: always kept).
     heldout_renoise: (lo, hi, top) snrg: a label with fewer than ``heldout_renoise_min`` held-out
         stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
         at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
         held-out stars nearest above lo-hi stand for its population there; docs/errors.md).
+        Snrg below hi is a range of its own in every held-out fit: one snrg bin, and value
+        factors of its own (``value_snr_edges`` = [hi]) where it has M * min_pairs_per_bin stars
+        and copies.
     heldout_warn_rel: ``jaxvac train`` warns when a label's Err is pinned down by its held-out
         stars to worse than this relative standard error in some snrg bin (err_rel of
         :func:`jaxvac.train.calibrate.heldout_error_rows`); 0 never warns.
@@ -126,6 +135,7 @@ class ErrorsConfig:
     heldout_value_bins: int
     heldout_value_label: Mapping[str, str]
     heldout_snr_factors: bool
+    heldout_snr_factors_p: float
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
     heldout_renoise_copies: int
@@ -159,6 +169,10 @@ class ErrorsConfig:
                               f"{{ LGMWAS = \"logg_PASTEL\" }}, got {vl!r}.")
         if not isinstance(self.heldout_snr_factors, bool):
             raise ConfigError(f"[errors] heldout_snr_factors must be true or false, got {self.heldout_snr_factors!r}.")
+        p = self.heldout_snr_factors_p
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ConfigError(f"[errors] heldout_snr_factors_p must be a probability in [0, 1) (0.05: keep SNR factors "
+                              f"that differ from 1 beyond 5 % chance; 0: keep them always), got {p!r}.")
         w = self.heldout_warn_rel
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w >= 0):
             raise ConfigError(f"[errors] heldout_warn_rel must be a number >= 0 (a relative error, 0.1 = 10 %; 0: "
@@ -184,19 +198,28 @@ class ErrorCoefficients:
     snr_min: float = 0.0
     snr_max: float = math.inf
     value_edges: tuple[float, ...] = ()  # increasing bin edges of the label's estimate (M - 1)
-    value_factors: tuple[float, ...] = ()  # the total error's factor per bin (M; empty: 1)
+    value_factors: tuple = ()  # the total error's factor per bin (M; empty: 1), or R such lists with value_snr_edges
     value_label: str = ""  # the label whose estimate picks the value bin ("": the row's own)
+    value_snr_edges: tuple[float, ...] = ()  # increasing snrg (R - 1) between the R lists of value_factors
     snr_knots: tuple[float, ...] = ()  # increasing snrg of the SNR factors (K >= 2)
     snr_factors: tuple[float, ...] = ()  # the total error's factor at each knot (K; empty: 1)
 
-    def factor(self, values) -> np.ndarray:
-        """(N,) factor of estimates ``values`` (N,): value_factors[j], j = number of edges <= value;
-        1 without value factors, and where the estimate is NaN."""
+    def factor(self, values, snrg=None) -> np.ndarray:
+        """(N,) factor of estimates ``values`` (N,): value_factors[j], j = number of value_edges <=
+        value; with value_snr_edges value_factors[r][j], r = number of them <= snrg (N,, then
+        required; r = 0 where snrg is NaN); 1 without value factors, and where the estimate is NaN."""
         v = np.asarray(values, np.float64)
         if not self.value_factors:
             return np.ones(v.shape)
         j = np.searchsorted(np.asarray(self.value_edges), np.where(np.isfinite(v), v, 0.0), side="right")
-        return np.where(np.isfinite(v), np.asarray(self.value_factors)[j], 1.0)
+        table = np.asarray(self.value_factors, np.float64).reshape(-1, len(self.value_edges) + 1)
+        r = np.zeros(v.shape, int)
+        if self.value_snr_edges:
+            if snrg is None:
+                raise ValueError(f"the value factors of {self.name} differ between snrg ranges; pass snrg too.")
+            s = np.asarray(snrg, np.float64)
+            r = np.searchsorted(np.asarray(self.value_snr_edges), np.where(np.isfinite(s), s, 0.0), side="right")
+        return np.where(np.isfinite(v), table[r, j], 1.0)
 
     def snr_factor(self, snrg) -> np.ndarray:
         """(N,) factor at snrg (N,): snr_factors interpolated linearly in log snrg between the
@@ -216,8 +239,12 @@ def _finite_numbers(v) -> bool:
 
 def _row_lists(source: str, name: str, row, table: str) -> dict:
     """The optional lists of a row, checked: value_edges / value_factors (M - 1 increasing finite
-    edges, M finite factors > 0) and snr_knots / snr_factors (K increasing snrg > 0, K finite
-    factors > 0); each pair both or neither, M, K >= 2."""
+    edges, M finite factors > 0; with value_snr_edges, R - 1 increasing snrg > 0, R such lists of
+    M) and snr_knots / snr_factors (K increasing snrg > 0, K finite factors > 0); each pair both or
+    neither, M, K >= 2."""
+    def increasing(v):
+        return all(b > a for a, b in zip(v[:-1], v[1:]))
+
     out = {}
     for (pos, fac), n_pos, what in ((_VALUE_KEYS, -1, "M - 1 increasing finite edges and M"),
                                     (_SNR_KEYS, 0, "K increasing snrg > 0 and K")):
@@ -225,27 +252,39 @@ def _row_lists(source: str, name: str, row, table: str) -> dict:
         if not have:
             continue
         at, factors = row.get(pos), row.get(fac)
-        ok = len(have) == 2 and _finite_numbers(at) and _finite_numbers(factors) and len(factors) == len(at) - n_pos >= 2
-        ok = ok and all(b > a for a, b in zip(at[:-1], at[1:])) and all(f > 0 for f in factors)
-        ok = ok and (n_pos != 0 or at[0] > 0)
+        nested = fac == "value_factors" and _VALUE_SNR in row
+        lists = factors if nested else [factors]
+        ok = len(have) == 2 and _finite_numbers(at) and isinstance(lists, (list, tuple)) and len(lists) >= 1
+        ok = ok and all(_finite_numbers(f) and len(f) == len(at) - n_pos >= 2 and all(x > 0 for x in f) for f in lists)
+        ok = ok and increasing(at) and (n_pos != 0 or at[0] > 0)
+        if nested:
+            se = row[_VALUE_SNR]
+            ok = ok and _finite_numbers(se) and len(se) >= 1 and len(lists) == len(se) + 1 and increasing(se) and se[0] > 0
+            what += " (with value_snr_edges: R - 1 increasing snrg > 0 and R lists of M)"
         if not ok:
             raise ConfigError(f"In {source}: {table} {name} {pos} / {fac} must come together: {what} finite factors "
-                              f"> 0 ({'M' if n_pos else 'K'} >= 2), got {at!r} and {factors!r}.")
-        out |= {pos: tuple(float(x) for x in at), fac: tuple(float(x) for x in factors)}
+                              f"> 0 ({'M' if n_pos else 'K'} >= 2), got {at!r} and {factors!r}"
+                              + (f" with {_VALUE_SNR} {row[_VALUE_SNR]!r}." if nested else "."))
+        out |= {pos: tuple(float(x) for x in at),
+                fac: tuple(tuple(float(x) for x in f) for f in lists) if nested else tuple(float(x) for x in factors)}
+        if nested:
+            out[_VALUE_SNR] = tuple(float(x) for x in row[_VALUE_SNR])
+    if _VALUE_SNR in row and _VALUE_SNR not in out:
+        raise ConfigError(f"In {source}: {table} {name}.{_VALUE_SNR} comes only with value_edges and value_factors.")
     return out
 
 
 def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
         raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
-    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS) - {_VALUE_LABEL})
+    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS) - {_VALUE_LABEL, _VALUE_SNR})
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
             f"In {source}: {table} {name} {what}; "
             f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max, "
-            f"value_edges with value_factors (and value_label), snr_knots with snr_factors."
+            f"value_edges with value_factors (and value_label, value_snr_edges), snr_knots with snr_factors."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
     if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
@@ -342,7 +381,7 @@ class ErrorModel:
         out = []
         for n in allowed:
             if n in rows:
-                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS) | {_VALUE_LABEL}
+                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS) | {_VALUE_LABEL, _VALUE_SNR}
                 out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in keep}, table="error model"))
             elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
@@ -355,12 +394,16 @@ class ErrorModel:
         return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
-        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors][,
-        snr_knots, snr_factors]}}, the inverse of :meth:`from_rows` (snr_min, snr_max only where
-        they clip; the lists only where the row has them)."""
+        """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors[,
+        value_label][, value_snr_edges]][, snr_knots, snr_factors]}}, the inverse of
+        :meth:`from_rows` (snr_min, snr_max only where they clip; the lists only where the row has
+        them; value_factors a list of lists with value_snr_edges)."""
         return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
-                | ({k: list(getattr(r, k)) for k in _VALUE_KEYS} if r.value_factors else {})
+                | ({"value_edges": list(r.value_edges),
+                    "value_factors": [list(f) for f in r.value_factors] if r.value_snr_edges else list(r.value_factors)}
+                   if r.value_factors else {})
                 | ({_VALUE_LABEL: r.value_label} if r.value_label else {})
+                | ({_VALUE_SNR: list(r.value_snr_edges)} if r.value_snr_edges else {})
                 | ({k: list(getattr(r, k)) for k in _SNR_KEYS} if r.snr_factors else {})
                 for r in self.rows}
 
@@ -419,16 +462,17 @@ class ErrorModel:
             if r.snr_factors:
                 out[:, k] *= r.snr_factor(np.asarray(snrg, np.float64).reshape(-1))
         if values is not None:
-            out *= self.value_factor(names, values)
+            out *= self.value_factor(names, values, snrg)
         return out
 
-    def value_factor(self, names: Sequence[str] | None, values) -> np.ndarray:
+    def value_factor(self, names: Sequence[str] | None, values, snrg=None) -> np.ndarray:
         """(N, len(names)) value factors of estimates ``values`` (N, len(names)), columns in the
         order of ``names`` (default :attr:`labels`): :meth:`ErrorCoefficients.factor` of each row's
-        own estimate, or of its value_label's column (which ``names`` must then hold); 1 for a row
-        without value factors."""
+        own estimate, or of its value_label's column (which ``names`` must then hold), at snrg (N,;
+        needed by a row with value_snr_edges); 1 for a row without value factors."""
         names = list(self.labels if names is None else names)
         vals = np.asarray(values, np.float64).reshape(-1, len(names))
+        snr = None if snrg is None else np.asarray(snrg, np.float64).reshape(-1)
         out = np.ones(vals.shape)
         for k, n in enumerate(names):
             r = self.row(n)
@@ -437,7 +481,7 @@ class ErrorModel:
             if r.value_label and r.value_label not in names:
                 raise ValueError(f"the value factors of {n} are on {r.value_label}'s estimate; pass that label's "
                                  f"estimates too (names {names}).")
-            out[:, k] = r.factor(vals[:, names.index(r.value_label or n)])
+            out[:, k] = r.factor(vals[:, names.index(r.value_label or n)], snr)
         return out
 
 

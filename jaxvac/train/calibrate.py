@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import minimize_scalar
+from scipy.stats import chi2 as _chi2
 
 from jaxvac.run.uncertainties import ErrorCoefficients, ErrorModel, ErrorsConfig
 
@@ -379,13 +380,19 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
     ``settings.heldout_value_bins`` = M >= 2 (and >= M * ``settings.min_pairs_per_bin`` stars),
     the error is modelled as curve(snrg) * g_j, g_j one factor per bin j of M equal-count bins
     of the prediction: alternately, g_j = rms of residual / curve over bin j (normalised to rms 1
-    over all stars) and the curve refitted to residual / g, three rounds. The rows get
-    value_edges (M - 1) and value_factors (M); value_labels: label -> the label whose
-    estimate ``values[label]`` is, where that is not the label's own (recorded as value_label:
-    ``jaxvac run`` bins that label's estimate). With ``settings.heldout_snr_factors``, the scatter
-    of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`) gives
-    snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals (an
-    error that falls with snrg, then rises as the mix of stars changes), the factors do.
+    over all stars) and the curve refitted to residual / g, three rounds. Below and above
+    hi = ``settings.heldout_renoise[1]`` (the range of the re-noised copies) the factors are
+    fitted apart (:func:`_value_table`), each range normalised to rms 1 over its stars, when both
+    hold M * min_pairs_per_bin rows: at low snrg a giant's spectrum can pass for a dwarf's, so the
+    kinds of star mix in the bins otherwise than above. The rows get value_edges (M - 1) and
+    value_factors (M; or two lists of M and value_snr_edges [hi]); value_labels: label -> the
+    label whose estimate ``values[label]`` is, where that is not the label's own (recorded as
+    value_label: ``jaxvac run`` bins that label's estimate). With ``settings.heldout_snr_factors``,
+    the scatter of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`)
+    gives snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals
+    (an error that falls with snrg, then rises as the mix of stars changes), the factors do. They
+    are dropped when they do not differ from 1 beyond chance (:func:`_snr_factors_needed`,
+    ``settings.heldout_snr_factors_p``): factors of a few stars per bin would add their own noise.
     Last, :func:`_err_uncertainty` says how well the stars pin the finished model down in each
     of those snrg bins (err_snrg, err_rel, err_n); weights: (N,) each row's share of a star in
     err_n (1 by default; a re-noised copy 1 / copies), used nowhere else.
@@ -421,25 +428,33 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
             v_ok = v[ok]
             edges = np.unique(np.quantile(v_ok, np.linspace(0.0, 1.0, m_bins + 1))[1:-1])
             j = np.searchsorted(edges, v_ok, side="right")
-            g = np.ones(edges.size + 1)
+            hi = float(settings.heldout_renoise[1])
+            above = (s_ok >= hi).astype(int)
             for _ in range(3):
-                z = r_ok / _row_curve(row, s_ok)
-                g = np.array([np.sqrt(np.mean(z[j == k] ** 2)) if np.any(j == k) else 1.0 for k in range(g.size)])
-                g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
-                g /= np.sqrt(np.mean(g[j] ** 2))  # rms 1 over the stars: the curve stays the typical star's
-                row = _snr_row(s_ok, r_ok / g[j], settings)
+                g = _value_table(r_ok / _row_curve(row, s_ok), j, above, edges.size + 1,
+                                 m_bins * int(settings.min_pairs_per_bin))
+                row = _snr_row(s_ok, r_ok / g[above, j], settings)
             of = (value_labels or {}).get(name, name)
-            row |= {"value_edges": [float(e) for e in edges], "value_factors": [float(x) for x in g],
-                    "status": f"{row['status']}; x value factors over {g.size} bins of "
-                              + ("the estimate" if of == name else f"the estimate of {of}")}
+            apart = not np.array_equal(g[0], g[1])
+            row |= {"value_edges": [float(e) for e in edges],
+                    "value_factors": [[float(x) for x in f] for f in g] if apart else [float(x) for x in g[0]],
+                    "status": f"{row['status']}; x value factors over {edges.size + 1} bins of "
+                              + ("the estimate" if of == name else f"the estimate of {of}")
+                              + (f", below and above snrg {hi:g}" if apart else "")}
+            if apart:
+                row["value_snr_edges"] = [hi]
             if of != name:
                 row["value_label"] = of
-            r_ok = r_ok / g[j]
+            r_ok = r_ok / g[above, j]
         z = r_ok / _row_curve(row, s_ok)  # residual / (curve x g): what the SNR factors and err_rel read
         sf = _snr_factors(s_ok, z, settings) if settings.heldout_snr_factors else {}
         if sf:
-            row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
-            z = z / ErrorCoefficients("row", 0.0, 0.0, 0.0, 0.0, **{k: tuple(v) for k, v in sf.items()}).snr_factor(s_ok)
+            chi2, k, needed = _snr_factors_needed(s_ok, z, wts[ok], sf, settings)
+            if needed:
+                row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
+                z = z / ErrorCoefficients("row", 0.0, 0.0, 0.0, 0.0, **{k: tuple(v) for k, v in sf.items()}).snr_factor(s_ok)
+            else:
+                row["status"] += f"; no SNR factors (within chance of 1: chi2 {chi2:.1f} / {k})"
         row |= _err_uncertainty(s_ok, z, wts[ok], settings)
         out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \
             | {"scale": 1.0, "n": n}
@@ -452,13 +467,55 @@ def _row_curve(row: Mapping, snr: np.ndarray) -> np.ndarray:
     return np.maximum(ErrorModel(rows=(coef,), vmp_name=None).sigma(snr, ["row"])[:, 0], 1e-300)
 
 
+def _value_table(z: np.ndarray, j: np.ndarray, above: np.ndarray, m: int, need: int) -> np.ndarray:
+    """(2, m) value factors of z = residual / curve (n,) in value bins j (n,) below (above = 0)
+    and above (1) snrg hi: per range, g_j = rms of z over its bin j, normalised to rms 1 over the
+    range's stars (the curve and the SNR factors carry each range's level); both rows the factors
+    of all stars when a range has fewer than ``need`` rows."""
+    def rms_factors(sel):
+        g = np.array([np.sqrt(np.mean(z[sel & (j == k)] ** 2)) if np.any(sel & (j == k)) else 1.0 for k in range(m)])
+        g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
+        return g / np.sqrt(np.mean(g[j[sel]] ** 2))  # rms 1 over the stars: the curve stays the typical star's
+
+    if min(int((above == 0).sum()), int((above == 1).sum())) < need:
+        return np.stack([rms_factors(np.ones(z.size, bool))] * 2)
+    return np.stack([rms_factors(above == 0), rms_factors(above == 1)])
+
+
+def _snr_factors_needed(snr: np.ndarray, z: np.ndarray, weight: np.ndarray, sf: Mapping,
+                        settings: ErrorsConfig) -> tuple[float, int, bool]:
+    """(chi2, k, needed): whether SNR factors ``sf`` of z (n,) at snr (n,) differ from 1 beyond
+    chance. chi2 = sum over the k bins of :func:`_err_uncertainty` of (ln f / err_rel)**2, f the
+    factors at the bins' snrg; needed when chi2 exceeds the 1 - p quantile of chi2 with k degrees
+    of freedom (p = ``settings.heldout_snr_factors_p``; p = 0: always needed)."""
+    p = float(settings.heldout_snr_factors_p)
+    u = _err_uncertainty(snr, z, weight, settings)
+    if p <= 0 or not u:
+        return math.nan, 0, True
+    rel = np.asarray(u["err_rel"])
+    use = rel > 0
+    f = np.interp(np.log(np.asarray(u["err_snrg"])[use]), np.log(sf["snr_knots"]), sf["snr_factors"])
+    chi2, k = float(np.sum((np.log(f) / rel[use]) ** 2)), int(use.sum())
+    return chi2, k, k == 0 or chi2 > float(_chi2.ppf(1.0 - p, k))
+
+
 def _snr_edges(snr: np.ndarray, settings: ErrorsConfig) -> np.ndarray | None:
     """Edges (k + 1,) of k = min(``settings.heldout_bins``, n // ``settings.min_pairs_per_bin``)
-    snrg bins of equal counts of snr (n,), half-open [lo, hi); None when k < 3."""
-    k = min(int(settings.heldout_bins), snr.size // int(settings.min_pairs_per_bin))
+    snrg bins of snr (n,), half-open [lo, hi); None when k < 3. Below hi =
+    ``settings.heldout_renoise[1]`` (the re-noised copies' range) one bin, when it holds
+    min_pairs_per_bin values and the rest at least 2 bins of them; elsewhere equal counts."""
+    m = int(settings.min_pairs_per_bin)
+    k = min(int(settings.heldout_bins), snr.size // m)
     if k < 3:
         return None
-    edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
+    hi = float(settings.heldout_renoise[1])
+    low, up = snr[snr < hi], snr[snr >= hi]
+    k_up = min(k - 1, up.size // m)
+    if low.size >= m and k_up >= 2:
+        edges = np.concatenate([[low.min()], np.quantile(up, np.linspace(0.0, 1.0, k_up + 1))])
+        edges[1] = hi
+    else:
+        edges = np.quantile(snr, np.linspace(0.0, 1.0, k + 1))
     edges[-1] = np.nextafter(edges[-1], np.inf)  # bin_scatter's bins are half-open
     return edges
 

@@ -732,7 +732,7 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         "kind": "checkpoint",
         "source": source,
         "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate, or of "
-                "value_label's] "
+                "value_label's; the list of snrg's range with value_snr_edges] "
                 "* snr_factors(snrg, interpolated in log snrg between snr_knots)",
         "rows": rows,
         "feh_vmp_sigma": vmp_sigma,
@@ -742,7 +742,7 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
                      "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins),
                      "value_label": dict(ecfg.heldout_value_label),
-                     "snr_factors": bool(ecfg.heldout_snr_factors)},
+                     "snr_factors": bool(ecfg.heldout_snr_factors), "snr_factors_p": float(ecfg.heldout_snr_factors_p)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
                              if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
         "digest": model.digest(),
@@ -880,10 +880,17 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
     def factors(f, at, word):
         return " / ".join(f"{x:.2f}" for x in f) + f" ({word} " + ", ".join(f"{e:.4g}" for e in at) + ")" if f else "-"
 
+    def value_factors(row):
+        word = f"edges of {row['value_label']}" if row.get("value_label") else "edges"
+        if not row.get("value_snr_edges"):
+            return factors(row.get("value_factors"), row.get("value_edges"), word)
+        cuts = [f"snrg < {row['value_snr_edges'][0]:g}"] + [f"snrg >= {e:g}" for e in row["value_snr_edges"]]
+        return "; ".join(f"{c}: " + " / ".join(f"{x:.2f}" for x in f) for c, f in zip(cuts, row["value_factors"])) \
+            + f" ({word} " + ", ".join(f"{e:.4g}" for e in row["value_edges"]) + ")"
+
     for name, row in error_model["rows"].items():
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
-        vf = factors(row.get("value_factors"), row.get("value_edges"),
-                     f"edges of {row['value_label']}" if row.get("value_label") else "edges")
+        vf = value_factors(row)
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
         loose, known = _loosest(row), "-"
         if loose:
@@ -895,7 +902,7 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
     rc = error_model.get("renoised_copies") or {}
     if rc:
         lo, hi, top = error_model["settings"]["renoise"]
-        lines += ["", f"Re-noised copies in the fits (held-out stars at snrg {top:g} > snrg >= {hi:g} re-noised to "
+        lines += ["", f"Re-noised copies in the fits (held-out stars at snrg >= {hi:g}, below {top:g}, re-noised to "
                       f"{lo:g}-{hi:g}, for labels with fewer than {error_model['settings']['renoise_min']} held-out "
                       f"stars there; counted in the stars column): "
                       + ", ".join(f"{n} {c}" for n, c in rc.items()) + "."]
