@@ -609,3 +609,46 @@ def test_value_factors_on_another_labels_estimate():
     assert none == {} and "logg_GALAH is not a label of this model" in notes[0]
     with pytest.raises(ConfigError, match="heldout_value_label"):
         ErrorsConfig(heldout_value_label={"LGMWAS": 3})
+
+
+def test_the_vmp_networks_validation_stars_join_its_error_fit():
+    """[errors] heldout_vmp_validation: feh_VMP's fit takes the VMP network's validation stars as
+    well as the test catalogue's candidates. Known answer: 150 candidates scattered 0.1 dex and
+    200 validation stars 0.3 dex give Err = the rms of both, sqrt((150 * 0.01 + 200 * 0.09) / 350)
+    = 0.236 dex; without them 0.1; when the held-out stars are the validation stars themselves
+    they are not counted twice."""
+    import dataclasses
+
+    from jaxvac.config import section
+    from jaxvac.run.uncertainties import vmp_error
+    from jaxvac.train.fit import TrainConfig
+    from jaxvac.train.job import _error_model
+
+    rng = np.random.default_rng(12)
+    cfg = load_config("dr8")
+    ecfg, tcfg = section(cfg, "errors", ErrorsConfig), section(cfg, "train", TrainConfig)
+    k = len(LABEL_NAMES) + 1  # the labels, then feh_VMP
+
+    def sample(n, n_vmp, sigma):
+        snr = np.exp(rng.uniform(np.log(20), np.log(300), n))
+        truth, pred = np.full((n, k), np.nan), np.full((n, k), np.nan)
+        truth[:n_vmp, -1] = rng.uniform(-3.0, -1.5, n_vmp)
+        pred[:n_vmp, -1] = truth[:n_vmp, -1] + sigma * rng.normal(size=n_vmp)
+        return truth, pred, snr
+
+    heldout, validation = sample(600, 150, 0.1), sample(300, 200, 0.3)
+    ecfg = dataclasses.replace(ecfg, heldout_value_bins=0)  # the curve alone: Err the same for every estimate
+
+    def err_and_row(settings, held, val):
+        rec, _ = _error_model(held, "test catalogue", val, settings, cfg, tcfg, PAPER, np.ones(k - 1))
+        model = ErrorModel.from_rows(rec["rows"], rec["feh_vmp_sigma"], fallback=ErrorModel.default())
+        at = np.geomspace(20, 300, 500)  # rms over the snrg range of the stars
+        return float(np.sqrt(np.mean(vmp_error(np.full(500, -2.2), at, model) ** 2))), rec["rows"][VMP.name]
+
+    err, row = err_and_row(ecfg, heldout, validation)
+    assert row["n"] == 350 and "with the VMP network's 200 validation stars" in row["status"]
+    assert 0.20 < err < 0.27
+    err_off, row_off = err_and_row(dataclasses.replace(ecfg, heldout_vmp_validation=False), heldout, validation)
+    assert row_off["n"] == 150 and 0.085 < err_off < 0.115
+    _, row_same = err_and_row(ecfg, validation, validation)  # no test catalogue: the validation stars are the held-out
+    assert row_same["n"] == 200 and "validation stars" not in row_same["status"]

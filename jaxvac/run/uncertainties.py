@@ -110,6 +110,10 @@ class ErrorsConfig:
     heldout_snr_factors_p: the SNR factors are kept only where they differ from 1 beyond chance:
         chi2 = sum over the bins of (ln f / err_rel)**2 above the 1 - p quantile of chi2 with
         as many degrees of freedom as bins (0: always kept).
+    heldout_vmp_validation: the VMP label's fit also takes the VMP network's validation stars
+        (never trained on), where the held-out stars are a test catalogue's: its candidates there
+        are few (179 on the demo survey, 22 per snrg bin), its validation stars reach the ends
+        of its metallicity range, where its errors have their tails.
     heldout_renoise: (lo, hi, top) snrg: a label with fewer than ``heldout_renoise_min`` held-out
         stars at snrg lo-hi gets ``heldout_renoise_copies`` copies of each of its held-out stars
         at snrg hi-top, re-noised to a snrg drawn log-uniformly in lo-hi, for its error fit (the
@@ -136,6 +140,7 @@ class ErrorsConfig:
     heldout_value_label: Mapping[str, str]
     heldout_snr_factors: bool
     heldout_snr_factors_p: float
+    heldout_vmp_validation: bool
     heldout_renoise: tuple[float, float, float]
     heldout_renoise_min: int
     heldout_renoise_copies: int
@@ -167,6 +172,8 @@ class ErrorsConfig:
         if not (isinstance(vl, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in vl.items())):
             raise ConfigError(f"[errors] heldout_value_label must be a table {{ SET = \"label\" }}, e.g. "
                               f"{{ LGMWAS = \"logg_PASTEL\" }}, got {vl!r}.")
+        if not isinstance(self.heldout_vmp_validation, bool):
+            raise ConfigError(f"[errors] heldout_vmp_validation must be true or false, got {self.heldout_vmp_validation!r}.")
         if not isinstance(self.heldout_snr_factors, bool):
             raise ConfigError(f"[errors] heldout_snr_factors must be true or false, got {self.heldout_snr_factors!r}.")
         p = self.heldout_snr_factors_p

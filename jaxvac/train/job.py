@@ -668,7 +668,9 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     ``[train] error_check_bins`` snrg bin (:func:`jaxvac.train.evaluate.error_calibration`), so the
     table is not scored on the stars its model was fitted to. copies: (truth, pred, snr, source) of
     re-noised copies of held-out stars (:func:`_renoised_copies`) or None: they join the fits (a
-    copy in the half of the star it copies) but are never scored. value_of: label -> the label
+    copy in the half of the star it copies) but are never scored. With ``[errors]
+    heldout_vmp_validation`` the VMP network's validation stars (validation's last column) join
+    every fit of the VMP label likewise, when the held-out stars are a test catalogue's. value_of: label -> the label
     whose estimate bins its value factors (:func:`_value_labels`; default each its own).
     """
     from jaxvac.run.uncertainties import ErrorModel, vmp_error
@@ -693,6 +695,14 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     if copies is not None:
         c_truth, c_pred, c_snr, c_src = copies
         c_resid = c_pred - c_truth
+    vmp_val = None  # the VMP network's own validation stars: they join its label's fits, never the check
+    if vmp_name and ecfg.heldout_vmp_validation and validation is not heldout:
+        v_truth, v_pred, v_snr = validation
+        keep = np.isfinite(v_pred[:, -1] - v_truth[:, -1])
+        if keep.any():
+            v_resid = np.full((int(keep.sum()), resid.shape[1]), np.nan)
+            v_resid[:, -1] = (v_pred - v_truth)[keep, -1]
+            vmp_val = (v_snr[keep], v_resid, v_pred[keep])
 
     def model_of(sel):
         f_snr, f_resid, f_pred = snr[sel], resid[sel], pred[sel]
@@ -702,9 +712,14 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
             f_snr, f_resid = np.concatenate([f_snr, c_snr[take]]), np.concatenate([f_resid, c_resid[take]])
             f_pred = np.concatenate([f_pred, c_pred[take]])
             f_w = np.concatenate([f_w, np.full(int(take.sum()), 1.0 / max(int(ecfg.heldout_renoise_copies), 1))])
+        if vmp_val is not None:
+            f_snr, f_resid = np.concatenate([f_snr, vmp_val[0]]), np.concatenate([f_resid, vmp_val[1]])
+            f_pred, f_w = np.concatenate([f_pred, vmp_val[2]]), np.concatenate([f_w, np.ones(vmp_val[0].size)])
         rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
                                   values={n: f_pred[:, vcol[k]] for k, n in enumerate(fitted)}, weights=f_w,
                                   value_labels=value_of)
+        if vmp_val is not None and vmp_name in rows:
+            rows[vmp_name]["status"] += f"; with the VMP network's {vmp_val[0].size} validation stars"
         for k, n in enumerate(names):
             if n in rows:
                 continue
@@ -742,7 +757,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
                      "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins),
                      "value_label": dict(ecfg.heldout_value_label),
-                     "snr_factors": bool(ecfg.heldout_snr_factors), "snr_factors_p": float(ecfg.heldout_snr_factors_p)},
+                     "snr_factors": bool(ecfg.heldout_snr_factors), "snr_factors_p": float(ecfg.heldout_snr_factors_p),
+                     "vmp_validation": bool(ecfg.heldout_vmp_validation)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
                              if np.isfinite(c_resid[:, k]).any()} if copies is not None else {}),
         "digest": model.digest(),
