@@ -705,16 +705,16 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
             vmp_val = (v_snr[keep], v_resid, v_pred[keep])
 
     def model_of(sel):
-        f_snr, f_resid, f_pred = snr[sel], resid[sel], pred[sel]
-        f_w = np.ones(f_snr.size)  # each row's share of a star: a star's copies count as one star
+        # (snr, resid, pred, weight) of every row the fit takes; weight: the row's share of a star
+        # (a star's copies count as one star)
+        parts = [(snr[sel], resid[sel], pred[sel], np.ones(int(sel.sum())))]
         if copies is not None:
             take = sel[c_src]
-            f_snr, f_resid = np.concatenate([f_snr, c_snr[take]]), np.concatenate([f_resid, c_resid[take]])
-            f_pred = np.concatenate([f_pred, c_pred[take]])
-            f_w = np.concatenate([f_w, np.full(int(take.sum()), 1.0 / max(int(ecfg.heldout_renoise_copies), 1))])
+            parts.append((c_snr[take], c_resid[take], c_pred[take],
+                          np.full(int(take.sum()), 1.0 / max(int(ecfg.heldout_renoise_copies), 1))))
         if vmp_val is not None:
-            f_snr, f_resid = np.concatenate([f_snr, vmp_val[0]]), np.concatenate([f_resid, vmp_val[1]])
-            f_pred, f_w = np.concatenate([f_pred, vmp_val[2]]), np.concatenate([f_w, np.ones(vmp_val[0].size)])
+            parts.append((*vmp_val, np.ones(vmp_val[0].size)))
+        f_snr, f_resid, f_pred, f_w = (np.concatenate(c) for c in zip(*parts))
         rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
                                   values={n: f_pred[:, vcol[k]] for k, n in enumerate(fitted)}, weights=f_w,
                                   value_labels=value_of)
@@ -893,20 +893,19 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
               "| training range | fit |",
               "|---|---|---|---|---|---|---|---|---|---|"]
 
-    def factors(f, at, word):
-        return " / ".join(f"{x:.2f}" for x in f) + f" ({word} " + ", ".join(f"{e:.4g}" for e in at) + ")" if f else "-"
-
-    def value_factors(row):
-        word = f"edges of {row['value_label']}" if row.get("value_label") else "edges"
-        if not row.get("value_snr_edges"):
-            return factors(row.get("value_factors"), row.get("value_edges"), word)
-        cuts = [f"snrg < {row['value_snr_edges'][0]:g}"] + [f"snrg >= {e:g}" for e in row["value_snr_edges"]]
-        return "; ".join(f"{c}: " + " / ".join(f"{x:.2f}" for x in f) for c, f in zip(cuts, row["value_factors"])) \
-            + f" ({word} " + ", ".join(f"{e:.4g}" for e in row["value_edges"]) + ")"
+    def factors(f, at, word, per_range=()):  # per_range: the snrg range of each list, where f is one list per range
+        if not f:
+            return "-"
+        text = ("; ".join(f"{r}: " + " / ".join(f"{x:.2f}" for x in g) for r, g in zip(per_range, f)) if per_range
+                else " / ".join(f"{x:.2f}" for x in f))
+        return text + f" ({word} " + ", ".join(f"{e:.4g}" for e in at) + ")"
 
     for name, row in error_model["rows"].items():
         rng = ranges["labels"].get(name, ranges.get(name, ["", ""]))
-        vf = value_factors(row)
+        cuts = row.get("value_snr_edges") or []
+        vf = factors(row.get("value_factors"), row.get("value_edges"),
+                     f"edges of {row['value_label']}" if row.get("value_label") else "edges",
+                     [f"snrg < {cuts[0]:g}"] + [f"snrg >= {e:g}" for e in cuts] if cuts else ())
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
         loose, known = _loosest(row), "-"
         if loose:
