@@ -448,14 +448,16 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
             r_ok = r_ok / g[above, j]
         z = r_ok / _row_curve(row, s_ok)  # residual / (curve x g): what the SNR factors and err_rel read
         sf = _snr_factors(s_ok, z, settings) if settings.heldout_snr_factors else {}
+        known = _err_uncertainty(s_ok, z, wts[ok], settings)
         if sf:
-            chi2, k, needed = _snr_factors_needed(s_ok, z, wts[ok], sf, settings)
+            chi2, k, needed = _snr_factors_needed(known, sf, settings)
             if needed:
                 row |= sf | {"status": f"{row['status']}; x SNR factors at {len(sf['snr_knots'])} snrg"}
                 z = z / ErrorCoefficients("row", 0.0, 0.0, 0.0, 0.0, **{k: tuple(v) for k, v in sf.items()}).snr_factor(s_ok)
+                known = _err_uncertainty(s_ok, z, wts[ok], settings)  # of the finished model
             else:
                 row["status"] += f"; no SNR factors (within chance of 1: chi2 {chi2:.1f} / {k})"
-        row |= _err_uncertainty(s_ok, z, wts[ok], settings)
+        row |= known
         out[name] = {k_: (float(x) if not isinstance(x, (str, list)) else x) for k_, x in row.items()} \
             | {"scale": 1.0, "n": n}
     return out
@@ -482,14 +484,13 @@ def _value_table(z: np.ndarray, j: np.ndarray, above: np.ndarray, m: int, need: 
     return np.stack([rms_factors(above == 0), rms_factors(above == 1)])
 
 
-def _snr_factors_needed(snr: np.ndarray, z: np.ndarray, weight: np.ndarray, sf: Mapping,
-                        settings: ErrorsConfig) -> tuple[float, int, bool]:
-    """(chi2, k, needed): whether SNR factors ``sf`` of z (n,) at snr (n,) differ from 1 beyond
-    chance. chi2 = sum over the k bins of :func:`_err_uncertainty` of (ln f / err_rel)**2, f the
-    factors at the bins' snrg; needed when chi2 exceeds the 1 - p quantile of chi2 with k degrees
-    of freedom (p = ``settings.heldout_snr_factors_p``; p = 0: always needed)."""
+def _snr_factors_needed(u: Mapping, sf: Mapping, settings: ErrorsConfig) -> tuple[float, int, bool]:
+    """(chi2, k, needed): whether SNR factors ``sf`` differ from 1 beyond chance, given ``u`` =
+    :func:`_err_uncertainty` of the z they were taken from. chi2 = sum over its k bins of
+    (ln f / err_rel)**2, f the factors at the bins' snrg; needed when chi2 exceeds the 1 - p
+    quantile of chi2 with k degrees of freedom (p = ``settings.heldout_snr_factors_p``; p = 0:
+    always needed)."""
     p = float(settings.heldout_snr_factors_p)
-    u = _err_uncertainty(snr, z, weight, settings)
     if p <= 0 or not u:
         return math.nan, 0, True
     rel = np.asarray(u["err_rel"])
