@@ -611,6 +611,65 @@ def test_value_factors_on_another_labels_estimate():
         ErrorsConfig(heldout_value_label={"LGMWAS": 3})
 
 
+def test_second_value_factors_follow_a_second_labels_estimate():
+    """[errors] heldout_value2_label: the magnitudes err with the luminosity class and with
+    metallicity at once. Known answer: giants (logg estimate ~2, 20 % of stars) 3x as scattered
+    as dwarfs, and the 15 % of stars that are metal-poor ([Fe/H] estimate ~-2) 2.5x as scattered
+    again, both classes independent (each class fills whole bins: the first factors' bins hold
+    20 % of the stars, the second's are cut at the 5 / 15 / 40 % quantiles). With factors over
+    logg's estimate and second factors over [Fe/H]'s, std(z) of each of the four kinds of star
+    is 1 +- 0.1; with the first alone the metal-poor stars' Err is 2x too small. The second
+    factors travel with the row (value2_label, edges, factors; the digest changes) and Err needs
+    the second label's estimate."""
+    from jaxvac.train.calibrate import _quantile_edges
+    from jaxvac.train.job import _value_labels
+
+    rng = np.random.default_rng(17)
+    n = 12000
+    snr = np.exp(rng.uniform(np.log(20), np.log(300), n))
+    giant, poor = rng.random(n) < 0.2, rng.random(n) < 0.15
+    logg = np.where(giant, 2.0, 4.5) + 0.2 * rng.normal(size=n)
+    feh = np.where(poor, -2.0, -0.2) + 0.2 * rng.normal(size=n)
+    r = rng.normal(size=n) * (0.2 + 3.0 / snr) * np.where(giant, 3.0, 1.0) * np.where(poor, 2.5, 1.0)
+    settings = ErrorsConfig(heldout_snr_factors=False)
+    names = ["a_gg", "logg_PASTEL", "feh_PASTEL"]
+    const = {"a": 0.1, "b": 0.0, "c": 0.0, "sigma_m": 0.0}
+
+    def z_of(rows):
+        m = ErrorModel.from_rows(rows | {"logg_PASTEL": const, "feh_PASTEL": const}, 0.1, names=names, vmp=None)
+        z = r / m.sigma(snr, names, np.stack([np.zeros(n), logg, feh], 1))[:, 0]
+        return [z[giant & poor].std(), z[giant & ~poor].std(), z[~giant & poor].std(), z[~giant & ~poor].std()], m
+
+    both = heldout_error_rows(snr, {"a_gg": r}, settings, values={"a_gg": logg}, value_labels={"a_gg": "logg_PASTEL"},
+                              values2={"a_gg": feh}, value2_labels={"a_gg": "feh_PASTEL"})["a_gg"]
+    assert both["value2_label"] == "feh_PASTEL" and len(both["value2_factors"]) == 4
+    assert "second factors over 4 bins of the estimate of feh_PASTEL" in both["status"]
+    stds, m = z_of({"a_gg": both})
+    assert all(abs(s - 1) < 0.1 for s in stds), stds
+    first = heldout_error_rows(snr, {"a_gg": r}, settings, values={"a_gg": logg}, value_labels={"a_gg": "logg_PASTEL"})
+    assert "value2_factors" not in first["a_gg"]
+    stds1, m1 = z_of(first)
+    assert min(stds1[0], stds1[2]) > 1.7 and max(stds1[1], stds1[3]) < 0.9  # metal-poor Err too small, the rest's too large
+    assert m.to_rows()["a_gg"]["value2_label"] == "feh_PASTEL" and m.digest() != m1.digest()
+    with pytest.raises(ValueError, match="feh_PASTEL's estimate"):
+        m.sigma(snr[:3], ["a_gg", "logg_PASTEL"], np.zeros((3, 2)))
+    with pytest.raises(ConfigError, match="value2_label must be a label name"):
+        ErrorModel.from_rows({"a_gg": {**const, "value2_edges": [0.0], "value2_factors": [1.0, 2.0]}}, 0.1,
+                             names=["a_gg"], vmp=None)
+    # edges at the quantiles; a bin with fewer than `least` values merges with the next one up
+    v = np.arange(100.0)
+    assert np.allclose(_quantile_edges(v, [0.05, 0.15, 0.4], 5), np.quantile(v, [0.05, 0.15, 0.4]))
+    assert np.allclose(_quantile_edges(v, [0.05, 0.15, 0.4], 10), np.quantile(v, [0.15, 0.4]))
+    assert _quantile_edges(v[:15], [0.05, 0.15, 0.4], 10).size == 0
+    # dr8.toml: the magnitudes' second factors are over feh_PASTEL
+    assert ErrorsConfig().heldout_value2_label == {"LGMWAS": "feh_PASTEL"}
+    value2_of, notes = _value_labels(PAPER, ErrorsConfig(), "heldout_value2_label")
+    assert set(value2_of) == {n for n in LABEL_NAMES if n.startswith("a_")} and set(value2_of.values()) == {"feh_PASTEL"}
+    assert notes == []
+    with pytest.raises(ConfigError, match="heldout_value2_quantiles"):
+        ErrorsConfig(heldout_value2_quantiles=(0.4, 0.15))
+
+
 def test_the_vmp_networks_validation_stars_join_its_error_fit():
     """[errors] heldout_vmp_validation: feh_VMP's fit takes the VMP network's validation stars as
     well as the test catalogue's candidates. Known answer: 150 candidates scattered 0.1 dex and

@@ -14,7 +14,10 @@ bins are of logg_PASTEL); with ``value_snr_edges`` there is one list of factors 
 a dwarf's, so the kinds of star mix in the bins differently), and SNR factors:
 sigma_k is multiplied by ``snr_factors`` interpolated linearly in log snrg between ``snr_knots``
 (constant beyond them), where the fitted curve's form cannot follow how the error changes with
-snrg (the simulator's magnitudes: noise at low snrg, more giants among the bright stars).
+snrg (the simulator's magnitudes: noise at low snrg, more giants among the bright stars). A row
+may carry second value factors too: sigma_k is also multiplied by ``value2_factors[i]``, i the
+bin of ``value2_edges`` the estimate of ``value2_label`` falls in (the magnitudes: binned on
+logg_PASTEL, they also err with metallicity, their networks failing on metal-poor stars).
 
 ``sigma_r`` is the random error, fitted from repeat observations (``jaxvac calibrate-errors``);
 ``sigma_m`` is the method error (the scatter on the training stars). ``scale`` is 100 for
@@ -73,6 +76,8 @@ _ROW_KEYS = ("a", "b", "c", "sigma_m", "scale", "snr_min", "snr_max")
 _VALUE_KEYS = ("value_edges", "value_factors")  # optional per-row lists: Err x factor of the estimate's bin
 _VALUE_LABEL = "value_label"  # optional with them: whose estimate picks the bin (default the row's own)
 _VALUE_SNR = "value_snr_edges"  # optional with them: snrg edges (R - 1) of R lists of value factors
+_VALUE2_KEYS = ("value2_edges", "value2_factors")  # optional per-row lists: Err x factor of value2_label's bin
+_VALUE2_LABEL = "value2_label"  # required with them: whose estimate picks that bin
 _SNR_KEYS = ("snr_knots", "snr_factors")  # optional per-row lists: Err x factor interpolated in log snrg
 _ROW_DEFAULTS = {"scale": 1.0, "snr_min": 0.0, "snr_max": math.inf}
 
@@ -104,6 +109,14 @@ class ErrorsConfig:
         over logg_PASTEL, the luminosity class their error follows; the APOGEE labels over
         feh_APOGEE, the metallicity theirs follows); that label itself, a set mapped to "", not
         listed, or whose label the model lacks keeps its own estimates.
+    heldout_value2_label: training set -> label: that set's labels also get second value
+        factors, over bins of that label's estimate at the quantiles ``heldout_value2_quantiles``
+        of the held-out stars (dr8.toml: the magnitudes over feh_PASTEL, bins finer at the
+        metal-poor end, where their networks fail); fitted jointly with the first (a set mapped
+        to "", not listed, or whose label the model lacks gets none; nor does that label itself).
+    heldout_value2_quantiles: increasing quantiles in (0, 1) of the held-out stars' estimates at
+        which the second value factors' bins are cut (an edge is dropped where a bin would hold
+        fewer than min_pairs_per_bin rows).
     heldout_snr_factors: give each held-out fit SNR factors: the scatter of residual / fitted
         error in each of its snrg bins, interpolated in log snrg, for where the curve's form
         cannot follow the residuals (an error that falls, then rises with snrg).
@@ -138,6 +151,8 @@ class ErrorsConfig:
     heldout_b_min: float
     heldout_value_bins: int
     heldout_value_label: Mapping[str, str]
+    heldout_value2_label: Mapping[str, str]
+    heldout_value2_quantiles: tuple[float, ...]
     heldout_snr_factors: bool
     heldout_snr_factors_p: float
     heldout_vmp_validation: bool
@@ -168,10 +183,15 @@ class ErrorsConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ConfigError(f"[errors] {key} must be an integer >= 0, got {v!r}; 0 turns it off.")
-        vl = self.heldout_value_label
-        if not (isinstance(vl, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in vl.items())):
-            raise ConfigError(f"[errors] heldout_value_label must be a table {{ SET = \"label\" }}, e.g. "
-                              f"{{ LGMWAS = \"logg_PASTEL\" }}, got {vl!r}.")
+        for key, example in (("heldout_value_label", "logg_PASTEL"), ("heldout_value2_label", "feh_PASTEL")):
+            vl = getattr(self, key)
+            if not (isinstance(vl, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in vl.items())):
+                raise ConfigError(f"[errors] {key} must be a table {{ SET = \"label\" }}, e.g. "
+                                  f"{{ LGMWAS = \"{example}\" }}, got {vl!r}.")
+        q = self.heldout_value2_quantiles
+        if not (_finite_numbers(q) and all(0 < x < 1 for x in q) and all(b > a for a, b in zip(q[:-1], q[1:]))):
+            raise ConfigError(f"[errors] heldout_value2_quantiles must be increasing numbers in (0, 1), e.g. "
+                              f"[0.05, 0.15, 0.4], got {q!r}.")
         if not isinstance(self.heldout_vmp_validation, bool):
             raise ConfigError(f"[errors] heldout_vmp_validation must be true or false, got {self.heldout_vmp_validation!r}.")
         if not isinstance(self.heldout_snr_factors, bool):
@@ -208,6 +228,9 @@ class ErrorCoefficients:
     value_factors: tuple = ()  # the total error's factor per bin (M; empty: 1), or R such lists with value_snr_edges
     value_label: str = ""  # the label whose estimate picks the value bin ("": the row's own)
     value_snr_edges: tuple[float, ...] = ()  # increasing snrg (R - 1) between the R lists of value_factors
+    value2_edges: tuple[float, ...] = ()  # increasing bin edges of value2_label's estimate (M2 - 1)
+    value2_factors: tuple[float, ...] = ()  # the total error's second factor per bin (M2; empty: 1)
+    value2_label: str = ""  # the label whose estimate picks the second bin
     snr_knots: tuple[float, ...] = ()  # increasing snrg of the SNR factors (K >= 2)
     snr_factors: tuple[float, ...] = ()  # the total error's factor at each knot (K; empty: 1)
 
@@ -228,6 +251,15 @@ class ErrorCoefficients:
             r = np.searchsorted(np.asarray(self.value_snr_edges), np.where(np.isfinite(s), s, 0.0), side="right")
         return np.where(np.isfinite(v), table[r, j], 1.0)
 
+    def factor2(self, values2) -> np.ndarray:
+        """(N,) second factor of value2_label's estimates ``values2`` (N,): value2_factors[i], i =
+        number of value2_edges <= value; 1 without second factors, and where the estimate is NaN."""
+        v = np.asarray(values2, np.float64)
+        if not self.value2_factors:
+            return np.ones(v.shape)
+        i = np.searchsorted(np.asarray(self.value2_edges), np.where(np.isfinite(v), v, 0.0), side="right")
+        return np.where(np.isfinite(v), np.asarray(self.value2_factors)[i], 1.0)
+
     def snr_factor(self, snrg) -> np.ndarray:
         """(N,) factor at snrg (N,): snr_factors interpolated linearly in log snrg between the
         snr_knots, the end factors beyond them; 1 without SNR factors, and where snrg <= 0 or NaN."""
@@ -247,13 +279,14 @@ def _finite_numbers(v) -> bool:
 def _row_lists(source: str, name: str, row, table: str) -> dict:
     """The optional lists of a row, checked: value_edges / value_factors (M - 1 increasing finite
     edges, M finite factors > 0; with value_snr_edges, R - 1 increasing snrg > 0, R such lists of
-    M) and snr_knots / snr_factors (K increasing snrg > 0, K finite factors > 0); each pair both or
-    neither, M, K >= 2."""
+    M), value2_edges / value2_factors (as value_edges / value_factors, one list) and snr_knots /
+    snr_factors (K increasing snrg > 0, K finite factors > 0); each pair both or neither, M, K >= 2."""
     def increasing(v):
         return all(b > a for a, b in zip(v[:-1], v[1:]))
 
     out = {}
     for (pos, fac), n_pos, what in ((_VALUE_KEYS, -1, "M - 1 increasing finite edges and M"),
+                                    (_VALUE2_KEYS, -1, "M - 1 increasing finite edges and M"),
                                     (_SNR_KEYS, 0, "K increasing snrg > 0 and K")):
         have = [k for k in (pos, fac) if k in row]
         if not have:
@@ -284,14 +317,16 @@ def _row_lists(source: str, name: str, row, table: str) -> dict:
 def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> ErrorCoefficients:
     if not isinstance(row, Mapping):
         raise ConfigError(f"In {source}: {table} {name} must be a table {{a, b, c, sigma_m}}, got {row!r}.")
-    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_SNR_KEYS) - {_VALUE_LABEL, _VALUE_SNR})
+    unknown = sorted(set(row) - set(_ROW_KEYS) - set(_VALUE_KEYS) - set(_VALUE2_KEYS) - set(_SNR_KEYS)
+                     - {_VALUE_LABEL, _VALUE_SNR, _VALUE2_LABEL})
     missing = sorted({"a", "b", "c", "sigma_m"} - set(row))
     if unknown or missing:
         what = " and ".join(([f"has unknown key(s) {unknown}"] if unknown else []) + ([f"lacks {missing}"] if missing else []))
         raise ConfigError(
             f"In {source}: {table} {name} {what}; "
             f"each row needs a, b, c, sigma_m and may have scale (default 1), snr_min, snr_max, "
-            f"value_edges with value_factors (and value_label, value_snr_edges), snr_knots with snr_factors."
+            f"value_edges with value_factors (and value_label, value_snr_edges), value2_edges with value2_factors "
+            f"and value2_label, snr_knots with snr_factors."
         )
     vals = {k: row[k] for k in _ROW_KEYS if k in row}
     if vals.get("snr_max") == "inf":  # how a checkpoint's JSON writes an unbounded snr_max
@@ -309,8 +344,13 @@ def _row(source: str, name: str, row, table: str = "[errors.coefficients]") -> E
     if not isinstance(vl, str) or (vl and "value_factors" not in lists):
         raise ConfigError(f"In {source}: {table} {name}.value_label must be a label name that comes with value_edges "
                           f"and value_factors, got {vl!r}.")
+    v2 = row.get(_VALUE2_LABEL, "")
+    if not isinstance(v2, str) or bool(v2) != ("value2_factors" in lists):
+        raise ConfigError(f"In {source}: {table} {name}.value2_label must be a label name, given exactly when "
+                          f"value2_edges and value2_factors are, got {v2!r}.")
     return ErrorCoefficients(name=name, **{k: float(v) for k, v in vals.items()}, **lists,
-                             **({"value_label": vl} if vl and vl != name else {}))
+                             **({"value_label": vl} if vl and vl != name else {}),
+                             **({"value2_label": v2} if v2 else {}))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -388,21 +428,24 @@ class ErrorModel:
         out = []
         for n in allowed:
             if n in rows:
-                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_SNR_KEYS) | {_VALUE_LABEL, _VALUE_SNR}
+                keep = set(_ROW_KEYS) | set(_VALUE_KEYS) | set(_VALUE2_KEYS) | set(_SNR_KEYS) | {_VALUE_LABEL, _VALUE_SNR,
+                                                                                                 _VALUE2_LABEL}
                 out.append(_row(source, n, {k: v for k, v in rows[n].items() if k in keep}, table="error model"))
             elif fallback is not None and n in fallback.names:
                 out.append(fallback.row(n))
         if not (math.isfinite(feh_vmp_sigma) and feh_vmp_sigma >= 0):
             raise ConfigError(f"In {source}: feh_vmp_sigma must be a finite number >= 0 (dex), got {feh_vmp_sigma!r}.")
-        stray = [(r.name, r.value_label) for r in out if r.value_label and r.value_label not in names]
+        stray = [(r.name, key, lab) for r in out for key, lab in (("value_label", r.value_label), ("value2_label", r.value2_label))
+                 if lab and lab not in names]
         if stray:
-            raise ConfigError(f"In {source}: value_label of {stray[0][0]} is {stray[0][1]!r}, not a label of the model "
+            raise ConfigError(f"In {source}: {stray[0][1]} of {stray[0][0]} is {stray[0][2]!r}, not a label of the model "
                               f"{list(names)}; its value factors need that label's estimate.")
         return cls(rows=tuple(out), feh_vmp_sigma=float(feh_vmp_sigma), vmp_name=vmp)
 
     def to_rows(self) -> dict[str, dict[str, float]]:
         """{label: {a, b, c, sigma_m, scale[, snr_min, snr_max][, value_edges, value_factors[,
-        value_label][, value_snr_edges]][, snr_knots, snr_factors]}}, the inverse of
+        value_label][, value_snr_edges]][, value2_edges, value2_factors, value2_label][, snr_knots,
+        snr_factors]}}, the inverse of
         :meth:`from_rows` (snr_min, snr_max only where they clip; the lists only where the row has
         them; value_factors a list of lists with value_snr_edges)."""
         return {r.name: {k: getattr(r, k) for k in _ROW_KEYS if _ROW_DEFAULTS.get(k) != getattr(r, k) or k == "scale"}
@@ -411,6 +454,8 @@ class ErrorModel:
                    if r.value_factors else {})
                 | ({_VALUE_LABEL: r.value_label} if r.value_label else {})
                 | ({_VALUE_SNR: list(r.value_snr_edges)} if r.value_snr_edges else {})
+                | ({"value2_edges": list(r.value2_edges), "value2_factors": list(r.value2_factors),
+                    _VALUE2_LABEL: r.value2_label} if r.value2_factors else {})
                 | ({k: list(getattr(r, k)) for k in _SNR_KEYS} if r.snr_factors else {})
                 for r in self.rows}
 
@@ -476,19 +521,22 @@ class ErrorModel:
         """(N, len(names)) value factors of estimates ``values`` (N, len(names)), columns in the
         order of ``names`` (default :attr:`labels`): :meth:`ErrorCoefficients.factor` of each row's
         own estimate, or of its value_label's column (which ``names`` must then hold), at snrg (N,;
-        needed by a row with value_snr_edges); 1 for a row without value factors."""
+        needed by a row with value_snr_edges), times :meth:`ErrorCoefficients.factor2` of its
+        value2_label's column; 1 for a row without value factors."""
         names = list(self.labels if names is None else names)
         vals = np.asarray(values, np.float64).reshape(-1, len(names))
         snr = None if snrg is None else np.asarray(snrg, np.float64).reshape(-1)
         out = np.ones(vals.shape)
         for k, n in enumerate(names):
             r = self.row(n)
-            if not r.value_factors:
-                continue
-            if r.value_label and r.value_label not in names:
-                raise ValueError(f"the value factors of {n} are on {r.value_label}'s estimate; pass that label's "
-                                 f"estimates too (names {names}).")
-            out[:, k] = r.factor(vals[:, names.index(r.value_label or n)], snr)
+            for by in (r.value_label if r.value_factors else "", r.value2_label):
+                if by and by not in names:
+                    raise ValueError(f"the value factors of {n} are on {by}'s estimate; pass that label's "
+                                     f"estimates too (names {names}).")
+            if r.value_factors:
+                out[:, k] = r.factor(vals[:, names.index(r.value_label or n)], snr)
+            if r.value2_factors:
+                out[:, k] *= r.factor2(vals[:, names.index(r.value2_label)])
         return out
 
 

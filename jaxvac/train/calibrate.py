@@ -370,7 +370,9 @@ def fit_total_error(snr, sigma, sigma_err, n_grid: int = 25, b_min: float = 0.0)
 
 def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: ErrorsConfig | None = None,
                        values: Mapping[str, np.ndarray] | None = None, weights=None,
-                       value_labels: Mapping[str, str] | None = None) -> dict[str, dict]:
+                       value_labels: Mapping[str, str] | None = None,
+                       values2: Mapping[str, np.ndarray] | None = None,
+                       value2_labels: Mapping[str, str] | None = None) -> dict[str, dict]:
     """Error-model rows of every label from held-out residuals (prediction - truth).
 
     snrg: (N,); residuals: label -> (N,) in the label's unit, NaN where a star has no truth or no
@@ -387,7 +389,13 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
     kinds of star mix in the bins otherwise than above. The rows get value_edges (M - 1) and
     value_factors (M; or two lists of M and value_snr_edges [hi]); value_labels: label -> the
     label whose estimate ``values[label]`` is, where that is not the label's own (recorded as
-    value_label: ``jaxvac run`` bins that label's estimate). With ``settings.heldout_snr_factors``,
+    value_label: ``jaxvac run`` bins that label's estimate). values2: label -> (N,) the estimate of
+    value2_labels[label] (with value factors only): second factors h_i over bins of it cut at the
+    quantiles ``settings.heldout_value2_quantiles`` (:func:`_quantile_edges`), fitted in the same
+    rounds, g_j of residual / (curve x h), h_i = rms of residual / (curve x g) over bin i
+    (normalised to rms 1 over the rows with an estimate), the curve of residual / (g x h): the
+    magnitudes' error follows the luminosity class (g) and the metallicity (h) at once; the row
+    gets value2_label, value2_edges, value2_factors. With ``settings.heldout_snr_factors``,
     the scatter of residual / (curve * g) in each snrg bin of the curve's fit (:func:`_snr_factors`)
     gives snr_knots and snr_factors: where the curve's monotone form cannot follow the residuals
     (an error that falls with snrg, then rises as the mix of stars changes), the factors do. They
@@ -430,10 +438,23 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
             j = np.searchsorted(edges, v_ok, side="right")
             hi = float(settings.heldout_renoise[1])
             above = (s_ok >= hi).astype(int)
+            v2 = None if values2 is None or name not in values2 else np.asarray(values2[name], np.float64)[ok]
+            has2 = np.zeros(n, bool) if v2 is None else np.isfinite(v2)
+            edges2 = _quantile_edges(v2[has2], settings.heldout_value2_quantiles, int(settings.min_pairs_per_bin)) \
+                if has2.any() else np.zeros(0)
+            has2 &= edges2.size > 0
+            i2 = np.searchsorted(edges2, np.where(has2, v2 if v2 is not None else 0.0, 0.0), side="right")
+            h = np.ones(edges2.size + 1)
             for _ in range(3):
-                g = _value_table(r_ok / _row_curve(row, s_ok), j, above, edges.size + 1,
+                h_of = np.where(has2, h[i2], 1.0)
+                g = _value_table(r_ok / (_row_curve(row, s_ok) * h_of), j, above, edges.size + 1,
                                  m_bins * int(settings.min_pairs_per_bin))
-                row = _snr_row(s_ok, r_ok / g[above, j], settings)
+                if has2.any():
+                    z2 = (r_ok / (_row_curve(row, s_ok) * g[above, j]))[has2]
+                    h = np.array([np.sqrt(np.mean(z2[i2[has2] == b] ** 2)) for b in range(edges2.size + 1)])
+                    h = h / np.sqrt(np.mean(h[i2[has2]] ** 2))
+                    h_of = np.where(has2, h[i2], 1.0)
+                row = _snr_row(s_ok, r_ok / (g[above, j] * h_of), settings)
             of = (value_labels or {}).get(name, name)
             apart = not np.array_equal(g[0], g[1])
             row |= {"value_edges": [float(e) for e in edges],
@@ -445,7 +466,12 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
                 row["value_snr_edges"] = [hi]
             if of != name:
                 row["value_label"] = of
-            r_ok = r_ok / g[above, j]
+            if has2.any():
+                by = (value2_labels or {})[name]
+                row |= {"value2_label": by, "value2_edges": [float(e) for e in edges2],
+                        "value2_factors": [float(x) for x in h],
+                        "status": f"{row['status']}; x second factors over {edges2.size + 1} bins of the estimate of {by}"}
+            r_ok = r_ok / (g[above, j] * h_of)
         z = r_ok / _row_curve(row, s_ok)  # residual / (curve x g): what the SNR factors and err_rel read
         sf = _snr_factors(s_ok, z, settings) if settings.heldout_snr_factors else {}
         known = _err_uncertainty(s_ok, z, wts[ok], settings)
@@ -467,6 +493,20 @@ def _row_curve(row: Mapping, snr: np.ndarray) -> np.ndarray:
     """The total error of a row {a, b, c, sigma_m[, snr_max]} at snr (N,): ErrorModel.sigma."""
     coef = ErrorCoefficients("row", row["a"], row["b"], row["c"], row["sigma_m"], snr_max=row.get("snr_max", math.inf))
     return np.maximum(ErrorModel(rows=(coef,), vmp_name=None).sigma(snr, ["row"])[:, 0], 1e-300)
+
+
+def _quantile_edges(v: np.ndarray, quantiles, least: int) -> np.ndarray:
+    """Increasing bin edges of values v (n,) at its ``quantiles``; where a bin would hold fewer
+    than ``least`` values it is merged with the next one up (the last with the one below), so
+    every bin holds ``least`` or more; (0,) when v has fewer than 2 * least values."""
+    edges = np.unique(np.quantile(v, np.asarray(quantiles, np.float64))) if v.size else np.zeros(0)
+    while edges.size:
+        counts = np.bincount(np.searchsorted(edges, v, side="right"), minlength=edges.size + 1)
+        small = np.flatnonzero(counts < least)
+        if not small.size:
+            break
+        edges = np.delete(edges, min(int(small[0]), edges.size - 1))
+    return edges
 
 
 def _value_table(z: np.ndarray, j: np.ndarray, above: np.ndarray, m: int, need: int) -> np.ndarray:

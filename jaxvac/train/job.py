@@ -244,11 +244,13 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
 
     # 6. the error model of these networks (held-out residuals) and their training ranges
     value_of, lacking = _value_labels(schema, ecfg)
-    notes += lacking
+    value2_of, lacking2 = _value_labels(schema, ecfg, "heldout_value2_label")
+    notes += lacking + lacking2
     error_model, calibration = _error_model(_with_vmp_column(heldout, len(names)), heldout_source, validation,
                                             ecfg, cfg, tcfg, schema, y_std,
                                             copies=None if copies is None else
-                                            (*_with_vmp_column(copies[:3], len(names)), copies[3]), value_of=value_of)
+                                            (*_with_vmp_column(copies[:3], len(names)), copies[3]), value_of=value_of,
+                                            value2_of=value2_of)
     metrics["error_calibration"] = calibration
     loose = _loose_errors(error_model["rows"], ecfg.heldout_warn_rel, heldout_source)
     if loose:
@@ -636,17 +638,20 @@ def _renoised_copies(x, truth, snr, predict, ecfg, x_std, seed):
     return t, predict(xr), target, src
 
 
-def _value_labels(schema, ecfg) -> tuple[dict[str, str], list[str]]:
-    """({label: the label whose estimate bins its value factors}, notes) from ``[errors]
-    heldout_value_label`` (set -> label): every label of a listed set, unless the set maps to ""
-    or to a label the model lacks (then a note says the set keeps its own estimates)."""
+def _value_labels(schema, ecfg, key: str = "heldout_value_label") -> tuple[dict[str, str], list[str]]:
+    """({label: the label whose estimate bins its value factors}, notes) from ``[errors] <key>``
+    (set -> label; heldout_value_label, or heldout_value2_label for the second factors): every
+    label of a listed set but that label itself, unless the set maps to "" or to a label the
+    model lacks (then a note says so)."""
     out, notes = {}, []
-    for set_name, by in ecfg.heldout_value_label.items():
+    for set_name, by in getattr(ecfg, key).items():
         members = [lab.name for lab in schema.labels if lab.training_set == set_name]
         if not by or not members:
             continue
         if by not in schema.names:
-            notes.append(f"[errors] heldout_value_label: {set_name}'s value factors stay on their own estimates: "
+            notes.append(f"[errors] {key}: {set_name}'s value factors stay on their own estimates: "
+                         f"{by} is not a label of this model" if key == "heldout_value_label" else
+                         f"[errors] {key}: {set_name}'s labels get no second value factors: "
                          f"{by} is not a label of this model")
             continue
         out |= {m: by for m in members if m != by}
@@ -654,7 +659,7 @@ def _value_labels(schema, ecfg) -> tuple[dict[str, str], list[str]]:
 
 
 def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_std, copies=None,
-                 value_of=None) -> tuple[dict, list[dict]]:
+                 value_of=None, value2_of=None) -> tuple[dict, list[dict]]:
     """The checkpoint's error model from held-out residuals, and its 2-fold cross-check.
 
     heldout, validation: (truth, pred, snr) with the columns of ``schema.names`` then the VMP
@@ -671,7 +676,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     copy in the half of the star it copies) but are never scored. With ``[errors]
     heldout_vmp_validation`` the VMP network's validation stars (validation's last column) join
     every fit of the VMP label likewise, when the held-out stars are a test catalogue's. value_of: label -> the label
-    whose estimate bins its value factors (:func:`_value_labels`; default each its own).
+    whose estimate bins its value factors (:func:`_value_labels`; default each its own); value2_of: label -> the label
+    whose estimate bins its second value factors (none by default).
     """
     from jaxvac.run.uncertainties import ErrorModel, vmp_error
     from jaxvac.train import evaluate
@@ -686,11 +692,18 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
     fitted = names + ([vmp_name] if vmp_name else [])  # columns of heldout/validation with a network
     value_of = value_of or {}
     vcol = [fitted.index(value_of.get(n, n)) for n in fitted]  # the column whose estimate bins each label's factors
+    value2_of = value2_of or {}
+    v2col = {n: fitted.index(by) for n, by in value2_of.items()}  # ... and its second factors
+
+    def fit_rows(f_snr, f_resid, f_pred, **kw):
+        return heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
+                                  values={n: f_pred[:, vcol[k]] for k, n in enumerate(fitted)}, value_labels=value_of,
+                                  values2={n: f_pred[:, c] for n, c in v2col.items()}, value2_labels=value2_of, **kw)
+
     val_rows = {}  # when heldout is the validation stars, their rows are the held-out ones already
     if validation is not heldout:
         val_truth, val_pred, val_snr = validation
-        val_rows = heldout_error_rows(val_snr, {n: val_pred[:, k] - val_truth[:, k] for k, n in enumerate(fitted)}, ecfg,
-                                      values={n: val_pred[:, vcol[k]] for k, n in enumerate(fitted)}, value_labels=value_of)
+        val_rows = fit_rows(val_snr, val_pred - val_truth, val_pred)
 
     if copies is not None:
         c_truth, c_pred, c_snr, c_src = copies
@@ -715,9 +728,7 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         if vmp_val is not None:
             parts.append((*vmp_val, np.ones(vmp_val[0].size)))
         f_snr, f_resid, f_pred, f_w = (np.concatenate(c) for c in zip(*parts))
-        rows = heldout_error_rows(f_snr, {n: f_resid[:, k] for k, n in enumerate(fitted)}, ecfg,
-                                  values={n: f_pred[:, vcol[k]] for k, n in enumerate(fitted)}, weights=f_w,
-                                  value_labels=value_of)
+        rows = fit_rows(f_snr, f_resid, f_pred, weights=f_w)
         if vmp_val is not None and vmp_name in rows:
             rows[vmp_name]["status"] += f"; with the VMP network's {vmp_val[0].size} validation stars"
         for k, n in enumerate(names):
@@ -747,7 +758,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
         "kind": "checkpoint",
         "source": source,
         "form": "Err = sqrt((scale * (a + c / snrg**b))**2 + sigma_m**2) * value_factors[bin of the estimate, or of "
-                "value_label's; the list of snrg's range with value_snr_edges] "
+                "value_label's; the list of snrg's range with value_snr_edges] * value2_factors[bin of value2_label's "
+                "estimate] "
                 "* snr_factors(snrg, interpolated in log snrg between snr_knots)",
         "rows": rows,
         "feh_vmp_sigma": vmp_sigma,
@@ -757,6 +769,8 @@ def _error_model(heldout, source: str, validation, ecfg, cfg, tcfg, schema, y_st
                      "renoise": [float(v) for v in ecfg.heldout_renoise], "renoise_min": int(ecfg.heldout_renoise_min),
                      "renoise_copies": int(ecfg.heldout_renoise_copies), "value_bins": int(ecfg.heldout_value_bins),
                      "value_label": dict(ecfg.heldout_value_label),
+                     "value2_label": dict(ecfg.heldout_value2_label),
+                     "value2_quantiles": [float(q) for q in ecfg.heldout_value2_quantiles],
                      "snr_factors": bool(ecfg.heldout_snr_factors), "snr_factors_p": float(ecfg.heldout_snr_factors_p),
                      "vmp_validation": bool(ecfg.heldout_vmp_validation)},
         "renoised_copies": ({n: int(np.isfinite(c_resid[:, k]).sum()) for k, n in enumerate(fitted)
@@ -906,6 +920,8 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
         vf = factors(row.get("value_factors"), row.get("value_edges"),
                      f"edges of {row['value_label']}" if row.get("value_label") else "edges",
                      [f"snrg < {cuts[0]:g}"] + [f"snrg >= {e:g}" for e in cuts] if cuts else ())
+        if row.get("value2_factors"):
+            vf += "; x " + factors(row["value2_factors"], row["value2_edges"], f"edges of {row['value2_label']}")
         sf = factors(row.get("snr_factors"), row.get("snr_knots"), "at")
         loose, known = _loosest(row), "-"
         if loose:
