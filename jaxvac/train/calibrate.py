@@ -438,15 +438,13 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
             j = np.searchsorted(edges, v_ok, side="right")
             hi = float(settings.heldout_renoise[1])
             above = (s_ok >= hi).astype(int)
-            v2 = None if values2 is None or name not in values2 else np.asarray(values2[name], np.float64)[ok]
-            has2 = np.zeros(n, bool) if v2 is None else np.isfinite(v2)
-            edges2 = _quantile_edges(v2[has2], settings.heldout_value2_quantiles, int(settings.min_pairs_per_bin)) \
-                if has2.any() else np.zeros(0)
+            v2 = np.full(n, np.nan) if values2 is None or name not in values2 else np.asarray(values2[name], np.float64)[ok]
+            has2 = np.isfinite(v2)
+            edges2 = _quantile_edges(v2[has2], settings.heldout_value2_quantiles, int(settings.min_pairs_per_bin))
             has2 &= edges2.size > 0
-            i2 = np.searchsorted(edges2, np.where(has2, v2 if v2 is not None else 0.0, 0.0), side="right")
-            h = np.ones(edges2.size + 1)
+            i2 = np.searchsorted(edges2, np.where(has2, v2, 0.0), side="right")
+            h, h_of = np.ones(edges2.size + 1), np.ones(n)  # the second factors, and each row's
             for _ in range(3):
-                h_of = np.where(has2, h[i2], 1.0)
                 g = _value_table(r_ok / (_row_curve(row, s_ok) * h_of), j, above, edges.size + 1,
                                  m_bins * int(settings.min_pairs_per_bin))
                 if has2.any():

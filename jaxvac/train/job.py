@@ -649,10 +649,9 @@ def _value_labels(schema, ecfg, key: str = "heldout_value_label") -> tuple[dict[
         if not by or not members:
             continue
         if by not in schema.names:
-            notes.append(f"[errors] {key}: {set_name}'s value factors stay on their own estimates: "
-                         f"{by} is not a label of this model" if key == "heldout_value_label" else
-                         f"[errors] {key}: {set_name}'s labels get no second value factors: "
-                         f"{by} is not a label of this model")
+            what = ("value factors stay on their own estimates" if key == "heldout_value_label"
+                    else "labels get no second value factors")
+            notes.append(f"[errors] {key}: {set_name}'s {what}: {by} is not a label of this model")
             continue
         out |= {m: by for m in members if m != by}
     return out, notes
