@@ -448,9 +448,7 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
                 g = _value_table(r_ok / (_row_curve(row, s_ok) * h_of), j, above, edges.size + 1,
                                  m_bins * int(settings.min_pairs_per_bin))
                 if has2.any():
-                    z2 = (r_ok / (_row_curve(row, s_ok) * g[above, j]))[has2]
-                    h = np.array([np.sqrt(np.mean(z2[i2[has2] == b] ** 2)) for b in range(edges2.size + 1)])
-                    h = h / np.sqrt(np.mean(h[i2[has2]] ** 2))
+                    h = _rms_factors((r_ok / (_row_curve(row, s_ok) * g[above, j]))[has2], i2[has2], edges2.size + 1)
                     h_of = np.where(has2, h[i2], 1.0)
                 row = _snr_row(s_ok, r_ok / (g[above, j] * h_of), settings)
             of = (value_labels or {}).get(name, name)
@@ -507,19 +505,23 @@ def _quantile_edges(v: np.ndarray, quantiles, least: int) -> np.ndarray:
     return edges
 
 
+def _rms_factors(z: np.ndarray, j: np.ndarray, m: int) -> np.ndarray:
+    """(m,) factors of z = residual / model error (n,) in bins j (n,) of 0..m - 1: the rms of z
+    over each bin (1 for an empty bin), normalised to rms 1 over the n rows, so the model keeps
+    the typical star's level."""
+    g = np.array([np.sqrt(np.mean(z[j == k] ** 2)) if np.any(j == k) else 1.0 for k in range(m)])
+    g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
+    return g / np.sqrt(np.mean(g[j] ** 2))
+
+
 def _value_table(z: np.ndarray, j: np.ndarray, above: np.ndarray, m: int, need: int) -> np.ndarray:
     """(2, m) value factors of z = residual / curve (n,) in value bins j (n,) below (above = 0)
-    and above (1) snrg hi: per range, g_j = rms of z over its bin j, normalised to rms 1 over the
-    range's stars (the curve and the SNR factors carry each range's level); both rows the factors
-    of all stars when a range has fewer than ``need`` rows."""
-    def rms_factors(sel):
-        g = np.array([np.sqrt(np.mean(z[sel & (j == k)] ** 2)) if np.any(sel & (j == k)) else 1.0 for k in range(m)])
-        g = np.where(np.isfinite(g) & (g > 0), g, 1.0)
-        return g / np.sqrt(np.mean(g[j[sel]] ** 2))  # rms 1 over the stars: the curve stays the typical star's
-
+    and above (1) snrg hi: per range, :func:`_rms_factors` of its rows (the curve and the SNR
+    factors carry each range's level); both rows the factors of all stars when a range has fewer
+    than ``need`` rows."""
     if min(int((above == 0).sum()), int((above == 1).sum())) < need:
-        return np.stack([rms_factors(np.ones(z.size, bool))] * 2)
-    return np.stack([rms_factors(above == 0), rms_factors(above == 1)])
+        return np.stack([_rms_factors(z, j, m)] * 2)
+    return np.stack([_rms_factors(z[above == r], j[above == r], m) for r in (0, 1)])
 
 
 def _snr_factors_needed(u: Mapping, sf: Mapping, settings: ErrorsConfig) -> tuple[float, int, bool]:
