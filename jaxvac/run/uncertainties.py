@@ -241,15 +241,13 @@ class ErrorCoefficients:
         v = np.asarray(values, np.float64)
         if not self.value_factors:
             return np.ones(v.shape)
-        j = np.searchsorted(np.asarray(self.value_edges), np.where(np.isfinite(v), v, 0.0), side="right")
         table = np.asarray(self.value_factors, np.float64).reshape(-1, len(self.value_edges) + 1)
         r = np.zeros(v.shape, int)
         if self.value_snr_edges:
             if snrg is None:
                 raise ValueError(f"the value factors of {self.name} differ between snrg ranges; pass snrg too.")
-            s = np.asarray(snrg, np.float64)
-            r = np.searchsorted(np.asarray(self.value_snr_edges), np.where(np.isfinite(s), s, 0.0), side="right")
-        return np.where(np.isfinite(v), table[r, j], 1.0)
+            r = _bin(self.value_snr_edges, snrg)
+        return np.where(np.isfinite(v), table[r, _bin(self.value_edges, v)], 1.0)
 
     def factor2(self, values2) -> np.ndarray:
         """(N,) second factor of value2_label's estimates ``values2`` (N,): value2_factors[i], i =
@@ -257,8 +255,7 @@ class ErrorCoefficients:
         v = np.asarray(values2, np.float64)
         if not self.value2_factors:
             return np.ones(v.shape)
-        i = np.searchsorted(np.asarray(self.value2_edges), np.where(np.isfinite(v), v, 0.0), side="right")
-        return np.where(np.isfinite(v), np.asarray(self.value2_factors)[i], 1.0)
+        return np.where(np.isfinite(v), np.asarray(self.value2_factors)[_bin(self.value2_edges, v)], 1.0)
 
     def snr_factor(self, snrg) -> np.ndarray:
         """(N,) factor at snrg (N,): snr_factors interpolated linearly in log snrg between the
@@ -269,6 +266,13 @@ class ErrorCoefficients:
         good = np.isfinite(s) & (s > 0)
         f = np.interp(np.log(np.where(good, s, 1.0)), np.log(self.snr_knots), self.snr_factors)
         return np.where(good, f, 1.0)
+
+
+def _bin(edges, x) -> np.ndarray:
+    """(N,) int: the bin of each x (N,) among sorted edges, the number of edges <= x (a NaN x
+    takes 0's bin: the callers give NaN estimates a factor 1, NaN snrg the first range)."""
+    x = np.asarray(x, np.float64)
+    return np.searchsorted(np.asarray(edges, np.float64), np.where(np.isfinite(x), x, 0.0), side="right")
 
 
 def _finite_numbers(v) -> bool:
