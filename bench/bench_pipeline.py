@@ -163,7 +163,7 @@ def bench_host_only(model, store, out, batch) -> tuple[float, dict]:
     class NoDevice(pipeline.Device):
         def dispatch(self, flux, ivar, good, rv, snrg=None):
             n = flux.shape[0]
-            return np.zeros((n, 23), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32)
+            return np.zeros((n, 23), np.float32), np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32), {}
 
         def fetch(self, out):
             return out

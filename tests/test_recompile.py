@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxvac.kernels.neighbours import sparse_rows
 from jaxvac.labels import LABEL_NAMES
 from jaxvac.model import N_INPUT, N_VMP_INPUT, Predictor, init_stack
 from jaxvac.preprocess import LAYOUT
 from jaxvac.run.device import Device
 from jaxvac.train.fit import TrainConfig, fit
+from jaxvac.train.guard import guard_arrays
 
 HIDDEN, VMP_HIDDEN = (7, 5), (5,)  # tiny networks of shapes no other test uses
 
@@ -33,6 +36,17 @@ def tiny_predictor(seed: int = 0) -> Predictor:
     }
     return Predictor(params, rng.normal(1, 0.05, N_INPUT).astype(np.float32),
                      rng.uniform(0.05, 0.2, N_INPUT).astype(np.float32), {})
+
+
+def guarded(pred: Predictor, seed: int = 0) -> Predictor:
+    """pred with a sparseness guard on two sets: 64 random training points each, in estimates
+    standardised by y_mean / y_std, radius 1 (what the device step does does not depend on them)."""
+    rng = np.random.default_rng(seed)
+    y_mean, y_std = np.asarray(pred.params["y_mean"]), np.asarray(pred.params["y_std"])
+    meta = {name: {"cols": cols, "center": y_mean[cols].tolist(), "scale": y_std[cols].tolist(), "radius": 1.0,
+                   "neighbours": 3} for name, cols in (("A", [0, 1, 2]), ("B", [3, 9]))}
+    points = {name: {"points": rng.normal(0, 2, (64, len(g["cols"]))).astype(np.float32)} for name, g in meta.items()}
+    return dataclasses.replace(pred, params={**pred.params, "guard": guard_arrays(meta, points)})
 
 
 def spectra(seed: int, b: int):
@@ -53,9 +67,10 @@ def test_device_step_compiles_once_per_batch_shape(parallel, count_compilations)
     cache_size = getattr(device._fn, "_cache_size", None)  # jax.jit's own count (not on pmap)
 
     with count_compilations() as first:
-        y, vmp, bad, status = device.fetch(device.dispatch(*spectra(0, b)))
+        y, vmp, bad, status, extra = device.fetch(device.dispatch(*spectra(0, b)))
     assert first.traces and first.compiles, "the first batch of a new shape must compile"
     assert y.shape == (b, len(LABEL_NAMES)) and status.shape == (b,) and status[0] != 0
+    assert extra == {}  # random networks: no ood basis, no sparseness guard
     size_after_first = cache_size() if cache_size else None
 
     with count_compilations() as second:  # same shapes, different content
@@ -71,6 +86,18 @@ def test_device_step_compiles_once_per_batch_shape(parallel, count_compilations)
         with count_compilations() as packed:
             device.fetch(device.dispatch(flux, np.where(good, ivar, 0).astype(np.float32), None, rv))
         assert bool(packed) == (seed == 2), f"packed batch {seed}: traced {packed.traces}, compiled {packed.compiles}"
+
+    # with a sparseness guard: its own program, the same estimates, and per set the host's answer
+    device_g = Device(guarded(tiny_predictor()), parallel, batch_size=6, layout=LAYOUT)
+    yg, _, _, _, extra = device_g.fetch(device_g.dispatch(*spectra(0, b)))
+    np.testing.assert_array_equal(yg, y)
+    want = sparse_rows(jnp.asarray(yg), guarded(tiny_predictor()).params["guard"])
+    assert sorted(extra["sparse"]) == ["A", "B"]
+    for name, got in extra["sparse"].items():
+        np.testing.assert_array_equal(got, np.asarray(want[name]))
+    with count_compilations() as again:
+        device_g.fetch(device_g.dispatch(*spectra(1, b)))
+    assert not again, f"the guarded step recompiled: traced {again.traces}, compiled {again.compiles}"
 
     # the counter works: another batch shape is a new program
     with count_compilations() as other:

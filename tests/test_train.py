@@ -253,9 +253,33 @@ def test_checkpoint_carries_its_error_model_ranges_and_ood_basis(runs, survey):
             assert 0.95 < np.mean((v >= lo) & (v <= hi)) < 1.0, lab.name  # ~1% of the training labels outside
     ood = meta["ood"]
     assert ood["components"] == 16 and ood["threshold"] > 0 and 0 <= ood["test_flagged_fraction"] <= 0.05
+    # the sparseness guard of each set (dr8.toml's guard_labels): its points are the set's curated training stars
+    guard = meta["guard"]
+    assert sorted(guard) == ["APOGEE", "LGMWAS"]
+    for set_name, g in guard.items():
+        own = [n for n in g["labels"] if n in (lab.name for lab in LABELS if lab.training_set == set_name)]
+        trained = min(runs[0].metrics["n_train"][n] for n in own)  # every own guard label trained on each point
+        assert g["n_points"] == g["n_members"] <= trained and g["n_members"] >= 0.8 * trained, set_name
+        assert g["radius"] > 0 and g["neighbours"] == 5 and 0 <= g.get("test_flagged_fraction", 0) <= 0.2, set_name
+    assert "## Where each set's training stars are sparse (flag bit 2)" in text
     pred = checkpoint.load(Path(runs[0].checkpoint).parent)
     basis = np.asarray(pred.params["ood"]["basis"])
     np.testing.assert_allclose(basis @ basis.T, np.eye(16), atol=1e-5)  # orthonormal principal axes
+
+
+def test_a_new_step_keeps_the_guard(runs, tmp_path):
+    """update_metadata (calibrate-errors --into) saves the guard's points again, bit for bit."""
+    import shutil
+
+    ck = tmp_path / "checkpoint"
+    shutil.copytree(Path(runs[0].checkpoint).parent, ck)
+    before = checkpoint.load(ck).params["guard"]
+    checkpoint.update_metadata(ck, {"curation_notes": ["a new step"]})
+    after = checkpoint.load(ck)
+    assert after.metadata["curation_notes"] == ["a new step"] and sorted(after.params["guard"]) == sorted(before)
+    for name, g in before.items():
+        for key, a in g.items():
+            np.testing.assert_array_equal(np.asarray(after.params["guard"][name][key]), np.asarray(a), err_msg=f"{name} {key}")
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +332,7 @@ def test_ood_score_flags_real_spectra_not_simulated_ones(trained, lamost_dir):
 
     pred, _, _, (flux, ivar, good), meta, device = trained
     threshold = pred.metadata["ood"]["threshold"]
-    *_, sim = device.fetch(device.dispatch(flux, ivar, good, meta["rv"], meta["snrg"]))
+    sim = device.fetch(device.dispatch(flux, ivar, good, meta["rv"], meta["snrg"]))[-1]["ood"]
     assert np.mean(sim > threshold) <= 0.1  # simulated test spectra: like the training ones
     real = [s for s in (read_spectrum(p) for p in resolve_inputs(lamost_dir)) if hasattr(s, "flux")]
     real = [s for s in real if s.meta["class"] == "STAR" and s.meta["snrg"] > 10][: len(flux)]
@@ -316,7 +340,7 @@ def test_ood_score_flags_real_spectra_not_simulated_ones(trained, lamost_dir):
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], len(flux) - n, 0)])  # noqa: E731  same batch shape
     arrays = [pad(np.stack([getattr(s, k) for s in real])) for k in ("flux", "ivar", "good")]
     rv, snrg = (pad(np.array([s.meta[k] for s in real], np.float32)) for k in ("rv", "snrg"))
-    *_, score = device.fetch(device.dispatch(*arrays, rv, snrg))
+    score = device.fetch(device.dispatch(*arrays, rv, snrg))[-1]["ood"]
     # real LAMOST spectra are unlike the simulated training set. This tiny model's threshold is near the largest
     # of its ~300 training scores; bench/eval_accuracy.py-sized training flags 16 of these 17 (docs/errors.md)
     assert np.median(score[:n]) > 3 * np.median(sim), (np.median(score[:n]), np.median(sim))
@@ -342,8 +366,20 @@ def test_run_catalog_uses_the_checkpoints_error_model_and_ranges(runs, survey, t
     want = errors.sigma(snrg, ["Teff_PASTEL"], rows["Teff_PASTEL"].astype(np.float64)[:, None])[:, 0]
     np.testing.assert_allclose(rows["Err_Teff_PASTEL"], want, rtol=1e-6)  # with the row's value factors, if any
     rng = pred.metadata["training_ranges"]["labels"]
-    np.testing.assert_array_equal(rows["flag_logg_PASTEL"], range_flags(rows["logg_PASTEL"], tuple(rng["logg_PASTEL"])))
+    np.testing.assert_array_equal(rows["flag_logg_PASTEL"] & 1, range_flags(rows["logg_PASTEL"], tuple(rng["logg_PASTEL"])))
     assert np.all(np.isfinite(rows["ood_score"])) and set(np.unique(rows["qflag"])) <= {0, 1, 2, 3}
+    # flag bit 2: the checkpoint's sparseness guard on the catalogue's own estimates, for every label of the set
+    import jax.numpy as jnp
+
+    from jaxvac.kernels.neighbours import sparse_rows
+
+    y = np.stack([rows[n].astype(np.float32) for n in pred.schema.names], axis=1)
+    sparse = sparse_rows(jnp.asarray(y), pred.params["guard"])
+    assert sorted(sparse) == ["APOGEE", "LGMWAS"]
+    for set_name, want in sparse.items():
+        for k in pred.schema.of_set(set_name):
+            name = pred.schema.names[k]
+            np.testing.assert_array_equal((rows[f"flag_{name}"] & 2) != 0, np.asarray(want), err_msg=name)
 
 
 def test_renoise_adds_the_noise_of_the_drawn_snr():

@@ -64,7 +64,8 @@ class ReportError(JaxvacError, ValueError):
 @dataclasses.dataclass(frozen=True)
 class FlagCount:
     """One parameter's flags over ``rows`` catalogue rows: ``estimates`` rows hold a finite value,
-    ``flagged`` of them have flag = 1 (outside the training range, or an implausible distance),
+    ``flagged`` of them have a flag set (outside the training range, where the training stars are
+    sparse, or an implausible distance),
     and ``missing`` rows have no value (their flag is 1 by definition)."""
 
     rows: int
@@ -117,16 +118,16 @@ def flag_counts(rows: np.ndarray) -> dict[str, FlagCount]:
     out = {}
     for p in catalogue_parameters(rows):
         ok = np.isfinite(rows[p])
-        flagged = np.count_nonzero(ok & (rows[f"flag_{p}"] == 1))
+        flagged = np.count_nonzero(ok & (rows[f"flag_{p}"] != 0))
         out[p] = FlagCount(len(rows), int(ok.sum()), int(flagged), int(len(rows) - ok.sum()))
     return out
 
 
 def flag_fractions(rows: np.ndarray) -> dict[str, float]:
-    """Fraction of all rows with flag_<p> = 1, per parameter (rows without an estimate count as
+    """Fraction of all rows with flag_<p> != 0, per parameter (rows without an estimate count as
     flagged). :func:`flag_counts` separates the two, as the report does."""
     n = max(len(rows), 1)
-    return {p: float(np.count_nonzero(rows[f"flag_{p}"] == 1)) / n for p in catalogue_parameters(rows)}
+    return {p: float(np.count_nonzero(rows[f"flag_{p}"] != 0)) / n for p in catalogue_parameters(rows)}
 
 
 def label_summary(rows: np.ndarray) -> list[tuple[str, int, float, float, float, float]]:
@@ -374,7 +375,7 @@ def _plots(rows: np.ndarray, out: Path, units: dict | None = None) -> list[_Plot
     bad = np.array([counts[p].flagged / n_rows for p in names])
     miss = np.array([counts[p].missing / n_rows for p in names])
     ax.barh(names, good, color="C0", label="estimate, flag 0")
-    ax.barh(names, bad, left=good, color="C3", label="estimate, flag 1")
+    ax.barh(names, bad, left=good, color="C3", label="estimate, flagged")
     ax.barh(names, miss, left=good + bad, color="0.8", label="no estimate (flag 1)")
     for i, p in enumerate(names):
         c = counts[p]
@@ -388,8 +389,8 @@ def _plots(rows: np.ndarray, out: Path, units: dict | None = None) -> list[_Plot
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=7, frameon=False)
     save(fig, "flag_fractions", "Flags per parameter",
          f"For each parameter, the {len(rows):,} catalogue rows split into estimates with flag 0 (blue), estimates with "
-         "flag 1 (red: outside the training range" + ("; for dist_phot also implausible or resting on a flagged "
-                                                    "M_Ks" if "dist_phot" in counts else "")
+         "a flag set (red: outside the training range or where its training stars are sparse"
+         + ("; for dist_phot also implausible or resting on a flagged M_Ks" if "dist_phot" in counts else "")
          + ") and rows without an estimate (grey, flag 1). The right column gives flagged estimates over estimates.")
     return plots
 
@@ -458,7 +459,7 @@ def write_report(rows: np.ndarray, out_dir: str | Path, title: str = "jaxvac cat
     lines += [f"- {k}: {v}" for k, v in counts if k not in ("rows", "rejected inputs")]
     lines += [f"- {k}: {v}" for k, v in prov]
     lines += ["", "Per label over all rows: estimates (finite values), median and 16th/84th percentiles, median error; "
-              "flagged = estimates with flag 1 among the estimates; no estimate = rows without a value.", "",
+              "flagged = estimates with a flag set among the estimates; no estimate = rows without a value.", "",
               "| " + " | ".join(_SUMMARY_HEAD) + " |", "|" + "---|" * len(_SUMMARY_HEAD)]
     lines += ["| " + " | ".join(r) + " |" for r in table]
     lines += ["", "## Plots", ""] + [f"- [{p.title}]({p.path.name}): {p.caption}" for p in plots] + [""]
@@ -542,14 +543,16 @@ def _html(title, n_uq, counts, prov, reasons, table, plots) -> str:
     parts += [_figure(by[n]) for n in ("xy", "xz") if n in by]
     parts.append("</div><h2>Labels</h2>")
     parts.append("<p>Over all catalogue rows: estimates (finite values), median, 16th and 84th percentiles, median "
-                 "error; <i>flagged</i> counts estimates with flag 1 among the estimates, <i>no estimate</i> the rows "
+                 "error; <i>flagged</i> counts estimates with a flag set among the estimates, <i>no estimate</i> the rows "
                  "without a value (their flag is 1 too).</p>")
     parts.append(_table(_SUMMARY_HEAD, table))
     parts += [_figure(by[n]) for n in ("label_histograms", "flag_fractions") if n in by]
     dist = ("flag_dist_phot = 1 where the distance is missing, beyond the configured limit, its relative error is "
-            "above the configured limit, or flag_a_ks = 1 (the flag of the absolute magnitude M_Ks it rests on is "
-            "outside its training range); " if any(r[0].startswith("dist_phot ") for r in table) else "")
-    parts.append("<h2>Flags</h2><p>flag_&lt;label&gt; = 1 where the estimate lies outside the range of the training "
-                 f"labels of its network, or is missing. {dist}see docs/catalogue.md.</p>")
+            "above the configured limit, or flag_a_ks is set (the absolute magnitude M_Ks it rests on is flagged); "
+            if any(r[0].startswith("dist_phot ") for r in table) else "")
+    parts.append("<h2>Flags</h2><p>flag_&lt;label&gt; bit 1 (value 1) where the estimate lies outside the range of "
+                 "the training labels of its network, or is missing; bit 2 (value 2) where the row's estimates lie "
+                 f"where the training stars of its network's set are sparse. {dist}See docs/catalogue.md and "
+                 "docs/errors.md.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -119,8 +119,9 @@ def catalog_columns(schema: LabelSchema = PAPER, ks_label: str | None = KS_LABEL
     cols.append(("uqflag", "u1", "", "1 for the highest-snrg spectrum of each star, else 0"))
     for p in catalog_parameters(schema, ks_label):
         meaning = (f"1 if dist_phot is missing or implausible (Err_dist_phot / dist_phot or dist_phot above the "
-                   f"[astrometry] limits) or flag_{ks_label} = 1, else 0 (docs/catalogue.md)" if p == "dist_phot" else
-                   f"1 if {p} is outside its training range or missing, else 0")
+                   f"[astrometry] limits) or flag_{ks_label} != 0, else 0 (docs/catalogue.md)" if p == "dist_phot" else
+                   f"bits: 1 {p} outside its training range or missing, 2 where its training set has few stars "
+                   f"(docs/errors.md); 0 neither")
         cols.append((f"flag_{p}", "u1", "", meaning))
     # --- issue 12 (errors, flags, inputs unlike the training set; jaxvac.run.rows.quality_flags) ---
     cols.append(("ood_score", "f4", "", "unlike the training spectra: PCA residual over noise (docs/errors.md), NaN if not computed"))

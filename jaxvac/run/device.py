@@ -1,6 +1,6 @@
 """The device step of a catalogue run: normalise, mask inputs outside the training range,
-standardise, the label nets and the VMP net (when the model has one), and (when the checkpoint has its basis) the "unlike the
-training spectra" score, per batch.
+standardise, the label nets and the VMP net (when the model has one), and (when the checkpoint has
+them) the "unlike the training spectra" score and the sparseness test of each training set, per batch.
 
 Devices: ``parallel="sharding"`` (default) splits each batch over all local devices with a
 NamedSharding; ``"pmap"`` does the same with jax.pmap; ``"none"`` uses one device.
@@ -25,6 +25,7 @@ def _device_fn(layout, parallel: str, devices: tuple, vmp_rule):
 
     Cached, so runs in one process (a benchmark, a notebook) compile each batch shape once.
     """
+    from jaxvac.kernels.neighbours import sparse_rows
     from jaxvac.kernels.normalize import network_input
     from jaxvac.kernels.ood import pca_residual_score
     from jaxvac.kernels.standardize import bad_fraction
@@ -35,12 +36,14 @@ def _device_fn(layout, parallel: str, devices: tuple, vmp_rule):
             good = ivar > 0
         x, x_good, status = network_input(flux, ivar, good, rv, x_mean, x_std, layout=layout)
         y, vmp = predict_standardized(params, x, vmp_rule=vmp_rule)
-        out = (y, vmp, bad_fraction(x_good), status)
-        if "ood" in params:  # a checkpoint of jaxvac train since issue 12: the ood_score too
+        extra = {}  # what the checkpoint has the parameters of (jaxvac train since issue 12)
+        if "ood" in params:
             if snrg is None:
                 snrg = jnp.full(flux.shape[:1], jnp.nan, jnp.float32)
-            out += (pca_residual_score(x, x_good, params["ood"]["basis"], x_std, snrg, params["ood"]["floor"]),)
-        return out
+            extra["ood"] = pca_residual_score(x, x_good, params["ood"]["basis"], x_std, snrg, params["ood"]["floor"])
+        if "guard" in params:
+            extra["sparse"] = sparse_rows(y, params["guard"])
+        return y, vmp, bad_fraction(x_good), status, extra
 
     return jax.pmap(step, devices=devices) if parallel == "pmap" else jax.jit(step)
 
@@ -85,9 +88,10 @@ class Device:
 
     def fetch(self, out):
         """Wait for a dispatched batch; host arrays with the batch axis first: (labels (B, M),
-        feh_vmp (B,) (NaN without a VMP network), bad_fraction (B,), status (B,)), and ood_score (B,) when the checkpoint
-        carries the basis of the "unlike the training spectra" score."""
-        out = tuple(np.asarray(a) for a in out)
+        feh_vmp (B,) (NaN without a VMP network), bad_fraction (B,), status (B,), extra), extra
+        holding what the checkpoint has the parameters of: "ood" (B,) the "unlike the training
+        spectra" score, "sparse" {set: bool (B,)} the sparseness test of each training set."""
+        out = jax.tree.map(np.asarray, out)
         if self.parallel == "pmap":
-            out = tuple(a.reshape(-1, *a.shape[2:]) for a in out)
+            out = jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), out)
         return out

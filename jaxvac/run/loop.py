@@ -237,7 +237,7 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
 
         def post(batch, out):
             t = time.perf_counter()
-            y, vmp, _, status, *score = device.fetch(out)  # score: [ood_score] when the checkpoint has its basis
+            y, vmp, _, status, extra = device.fetch(out)  # extra: ood, sparse when the checkpoint has them
             t_ready = time.perf_counter()
             summary.stage_s["device"] += t_ready - t
             t = t_ready
@@ -267,7 +267,9 @@ def run_catalog(model: str | Path, inputs, out: str | Path, *, crossmatch: str |
                     summary.skipped[str(r)] += int(c)
             if keep.any():
                 rows = assemble_rows(m[keep], y[keep], vmp[keep], ranges=ranges, vmp_range=vmp_range, errors=errors,
-                                     crossmatch=xm, astrometry=astro, ood=score[0][keep] if score else None,
+                                     crossmatch=xm, astrometry=astro,
+                                     ood=extra["ood"][keep] if "ood" in extra else None,
+                                     sparse={k: v[keep] for k, v in extra.get("sparse", {}).items()},
                                      ood_threshold=ood_threshold, masked=(status[keep] & STATUS_INPUT_MASKED) != 0,
                                      schema=schema, dtype=dtype)
                 pending_rows.append((rows, batch.index[keep]))

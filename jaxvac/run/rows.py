@@ -18,7 +18,7 @@ from jaxvac.run.uncertainties import ErrorModel, label_errors, range_flags, vmp_
 def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: np.ndarray, vmp_range,
                   errors: ErrorModel, crossmatch: CrossMatch | None, astrometry: AstrometryConfig,
                   ood: np.ndarray | None = None, ood_threshold: float = float("nan"),
-                  masked: np.ndarray | None = None, schema: LabelSchema = PAPER,
+                  masked: np.ndarray | None = None, sparse: dict | None = None, schema: LabelSchema = PAPER,
                   dtype: np.dtype | None = None) -> np.ndarray:
     """Catalogue rows from reader metadata (N,) META_DTYPE, labels y (N, M) and the VMP estimate (N,).
 
@@ -26,11 +26,13 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
     paper's 23 and feh_VMP): y's columns in ``schema.names`` order; vmp is ignored for a schema
     without a VMP rule. dtype: the catalogue dtype (default ``catalog_dtype(schema,
     astrometry.ks_label)``): exactly its columns are filled; the distance and X/Y/Z columns only
-    when the model predicts ``astrometry.ks_label``. ranges: (M, 2) flag ranges (flag = 1 outside
-    or NaN), vmp_range the VMP label's (lo, hi) (None without VMP), errors the Err_ model, all as
+    when the model predicts ``astrometry.ks_label``. ranges: (M, 2) flag ranges (flag bit 1
+    outside or NaN), vmp_range the VMP label's (lo, hi) (None without VMP), errors the Err_ model, all as
     ``jaxvac.run.uncertainties.run_ranges`` / ``run_error_model`` chose them. ood: (N,) ood_score
     (None: the checkpoint has no basis; NaN column, bit 1 never set); ood_threshold: the
     checkpoint's. masked: (N,) bool, the device step masked pixels outside the input range.
+    sparse: set -> (N,) bool, the estimates lie where the set's training stars are sparse
+    (``jaxvac.kernels.neighbours.sparse_rows``): FLAG_SPARSE in flag_ of the set's labels.
     """
     n = len(meta)
     names = schema.names
@@ -52,6 +54,8 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
     rows["snrg"], rows["rv"], rows["Err_rv"] = snrg, meta["rv"], meta["rv_err"]
     err = label_errors(y, snrg, errors, names)
     flags = range_flags(y, ranges)
+    for set_name, where in (sparse or {}).items():
+        flags[:, schema.of_set(set_name)] |= np.where(np.asarray(where, bool), FLAG_SPARSE, 0)[:, None].astype(flags.dtype)
     for k, name in enumerate(names):
         rows[name], rows[f"Err_{name}"], rows[f"flag_{name}"] = y[:, k], err[:, k], flags[:, k]
     if schema.vmp is not None:
@@ -86,16 +90,17 @@ def assemble_rows(meta: np.ndarray, y: np.ndarray, vmp: np.ndarray, *, ranges: n
 def distance_flag(d_kpc: np.ndarray, e_d_kpc: np.ndarray, flag_a_ks: np.ndarray, astrometry: AstrometryConfig) -> np.ndarray:
     """flag_dist_phot, (N,) uint8: 1 where the distance is missing (NaN, inf), beyond
     ``astrometry.dist_max_kpc``, its relative error Err / d above ``astrometry.dist_max_frac_err``,
-    or flag_a_ks = 1 (the flag of the M_Ks label ``astrometry.ks_label`` it rests on: outside the
-    training range); else 0. A NaN error
+    or flag_a_ks != 0 (the flag of the M_Ks label ``astrometry.ks_label`` it rests on: outside the
+    training range, or where its training stars are sparse); else 0. A NaN error
     alone (e_Ks or e_E(B-V) missing in the cross-match) does not flag. docs/catalogue.md."""
     d = np.asarray(d_kpc, np.float64)
     e = np.asarray(e_d_kpc, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         bad = ~np.isfinite(d) | (d > astrometry.dist_max_kpc) | (e > astrometry.dist_max_frac_err * d)
-    return (bad | (np.asarray(flag_a_ks) == 1)).astype(np.uint8)
+    return (bad | (np.asarray(flag_a_ks) != 0)).astype(np.uint8)
 
 
+FLAG_SPARSE = 2  # flag_<label> bit (bit 1: outside the flag range): where the label's training set has few stars (train/guard.py)
 QFLAG_OOD = 1  # qflag bit: ood_score above the checkpoint's threshold, or not computable (snrg unusable)
 QFLAG_INPUT_MASKED = 2  # qflag bit: pixels outside the networks' input range were masked (Layout, docs/errors.md)
 

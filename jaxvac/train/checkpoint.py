@@ -19,7 +19,9 @@ training config; the jaxvac version; training metrics. Written by ``jaxvac train
 (optional, so earlier checkpoints still load): ``error_model`` (Err_ coefficients fitted on
 held-out residuals, or from repeats by ``jaxvac calibrate-errors --into``), ``training_ranges``
 (the flag range of each label) and ``ood`` (K, floor, threshold of the "unlike the training
-spectra" score; its (K, N_INPUT) basis is the parameter ``ood/basis``, beside the networks).
+spectra" score; its (K, N_INPUT) basis is the parameter ``ood/basis``, beside the networks) and
+``guard`` (per training set: the labels, columns, centre, scale, radius and k of the sparseness
+test; its (N, D) standardised training estimates are the parameter ``guard/<set>/points``).
 Floats are written with Python's repr, so float32 statistics come back bit for bit.
 
 :func:`load` refuses, with a one-line message saying what differs and what to do, a checkpoint
@@ -50,6 +52,7 @@ from jaxvac.errors import JaxvacError
 from jaxvac.labels import PAPER, LabelSchema
 from jaxvac.model import N_INPUT, N_VMP_INPUT, Predictor
 from jaxvac.preprocess import LAYOUT
+from jaxvac.train.guard import guard_arrays
 
 CHECKPOINT_FORMAT = 2  # bump when the parameter tree or the metadata keys change meaning; 2: "layout" recorded
 
@@ -213,7 +216,9 @@ def save(directory: str | Path, params: dict, metadata: dict, *, layout=None) ->
                      "jaxvac_version": jaxvac.__version__})
     tree = jax.tree.map(np.asarray, {"ensemble": params["ensemble"],
                                      **({"vmp": params["vmp"]} if "vmp" in params else {}),
-                                     **({"ood": {"basis": params["ood"]["basis"]}} if "ood" in params else {})})
+                                     **({"ood": {"basis": params["ood"]["basis"]}} if "ood" in params else {}),
+                                     **({"guard": {k: {"points": g["points"]} for k, g in params["guard"].items()}}
+                                        if params.get("guard") else {})})
     with _manager(directory, create=True) as mngr:
         step = 0 if mngr.latest_step() is None else mngr.latest_step() + 1
         mngr.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(tree),
@@ -259,7 +264,7 @@ def update_metadata(directory: str | Path, updates: dict) -> Path:
     """
     pred = load(directory, devices=jax.local_devices()[:1])
     keep = {k: v for k, v in pred.metadata.items() if k not in ("format", "grid", "layout", "jaxvac_version")}
-    params = {k: pred.params[k] for k in ("ensemble", "vmp", "ood") if k in pred.params}
+    params = {k: pred.params[k] for k in ("ensemble", "vmp", "ood", "guard") if k in pred.params}
     return save(directory, params, {**keep, **updates})
 
 
@@ -308,6 +313,8 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
             shapes["vmp"] = _stack_shapes(N_VMP_INPUT, model["vmp_hidden"], 1)
         if meta.get("ood"):  # the "unlike the training spectra" basis (jaxvac train; older checkpoints lack it)
             shapes["ood"] = {"basis": (int(meta["ood"]["components"]), N_INPUT)}
+        if meta.get("guard"):  # the sparseness test of each training set (jaxvac train; older checkpoints lack it)
+            shapes["guard"] = {k: {"points": (int(g["n_points"]), len(g["labels"]))} for k, g in meta["guard"].items()}
         abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(tuple(s), np.float32, sharding=sharding), shapes,
                                 is_leaf=lambda s: isinstance(s, tuple))
         params = mngr.restore(step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract))).params
@@ -318,5 +325,7 @@ def load(directory: str | Path, step: int | None = None, devices=None, *, layout
         params |= {"vmp_mean": f32(st["vmp_mean"]), "vmp_std": f32(st["vmp_std"])}
     if "ood" in params:
         params["ood"] = {**params["ood"], "floor": f32(meta["ood"]["floor"])}
+    if "guard" in params:  # the arrays of kernels.neighbours.sparse_rows
+        params["guard"] = jax.device_put(guard_arrays(meta["guard"], params["guard"]), sharding)
     return Predictor(params=params, x_mean=np.asarray(st["x_mean"], np.float32),
                      x_std=np.asarray(st["x_std"], np.float32), metadata=meta)

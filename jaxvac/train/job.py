@@ -14,7 +14,7 @@ training range, and writes the checkpoint, metrics.json, report.md and residuals
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -37,6 +37,14 @@ class ModelConfig:
         checkpoint for the "unlike the training spectra" score (``jaxvac.kernels.ood``); 0: none.
     ood_floor: s_0 of that score, standardised units.
     ood_percentile: percent; the score's threshold is this percentile of the training spectra's.
+    guard_labels: training set -> the labels whose estimates place a spectrum among that set's
+        training stars (``jaxvac.train.guard``; flag bit 2 of the set's labels); {}: no guard.
+    guard_neighbours: k; a spectrum with fewer than k of the set's training stars within the
+        radius is flagged.
+    guard_percentile: percent; the radius is this percentile of the training stars' own distances
+        to their k-th nearest other training star (standardised estimates).
+    guard_max_points: training stars kept per set (a random subset above it; the test costs this
+        many distances per spectrum and set).
     """
 
     hidden: tuple[int, ...]
@@ -45,6 +53,10 @@ class ModelConfig:
     ood_components: int
     ood_floor: float
     ood_percentile: float
+    guard_labels: Mapping[str, tuple[str, ...]]
+    guard_neighbours: int
+    guard_percentile: float
+    guard_max_points: int
 
 
 @dataclasses.dataclass
@@ -264,6 +276,12 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
             ood["test_flagged_fraction"] = _ood_flagged(model_params["ood"], ood, x_mean, x_std,
                                                         data / tcfg.test_catalog, data, cache, tcfg, mcfg, progress)
         metrics["ood"] = ood
+    guard = {}
+    if mcfg.guard_labels:  # where each set's training stars are sparse (jaxvac.train.guard)
+        guard, model_params["guard"], guard_notes = _guard_model(x, y, in_set, val_mask, params, y_mean, y_std, heldout,
+                                                                 schema, mcfg, tcfg)
+        notes += guard_notes
+        metrics["guard"] = guard
 
     # 7. checkpoint + report
     meta = {
@@ -280,9 +298,10 @@ def train_from_config(cfg: dict, *, data_dir: str | None = None, out_dir: str | 
         "error_model": error_model,
         "training_ranges": ranges,
         **({"ood": ood} if ood else {}),
+        **({"guard": guard} if guard else {}),
     }
     ck = checkpoint.save(out / "checkpoint", model_params, meta, layout=LAYOUT)  # load_spectra normalised with it
-    report = _write_report(out, ck, metrics, notes, table, plot, error_model, ranges, ood)
+    report = _write_report(out, ck, metrics, notes, table, plot, error_model, ranges, ood, guard)
     return RunResult(checkpoint=str(ck), report=str(report), notes=notes, table=table, metrics=metrics,
                      warnings=warnings)
 
@@ -812,6 +831,43 @@ def _ood_model(x: np.ndarray, x_good: np.ndarray, x_std: np.ndarray, snrg: np.nd
     return meta, params
 
 
+def _guard_model(x, y, in_set, val_mask, params, y_mean, y_std, heldout, schema, mcfg, tcfg) -> tuple[dict, dict, list]:
+    """The sparseness guard of each set (``jaxvac.train.guard.fit_guard``) from these networks'
+    estimates of the set's training stars (validation stars excluded) that trained its guard labels
+    (a finite curated label for each of the set's own guard labels; without one, for any label),
+    and per set how it flags the held-out stars with a finite label of the set
+    (``test_flagged_fraction``) and the 1 % of them worst estimated (largest |residual| / training
+    std over the set's labels: ``worst_flagged_fraction``). Returns (metadata, params, notes)."""
+    from jaxvac.kernels.neighbours import sparse_rows
+    from jaxvac.train.guard import fit_guard, guard_arrays
+
+    def trained(s, name):  # the set's training stars that trained its guard labels (all of the set's own ones)
+        own = [k for k in schema.of_set(name) if schema.names[k] in mcfg.guard_labels.get(name, ())]
+        have = np.isfinite(y[:, own]).all(axis=1) if own else np.isfinite(y[:, schema.of_set(name)]).any(axis=1)
+        return in_set[:, s] & ~val_mask & have
+
+    members = np.stack([trained(s, name) for s, name in enumerate(schema.sets)], axis=1)
+    rows = members.any(axis=1)
+    estimates = np.full(y.shape, np.nan, np.float32)
+    estimates[rows] = predict_stack(params, x[rows], y_mean, y_std, tcfg.eval_batch)
+    meta, points, notes = fit_guard(estimates, members, schema, mcfg, tcfg.seed)
+    if meta and heldout is not None:
+        truth, pred, _ = heldout
+        m = len(schema.names)
+        sparse = {k: np.asarray(v) for k, v in sparse_rows(jnp.asarray(pred[:, :m], jnp.float32),
+                                                            guard_arrays(meta, points)).items()}
+        for name, flagged in sparse.items():
+            cols = schema.of_set(name)
+            dev = np.abs(pred[:, cols] - truth[:, cols]) / np.asarray(y_std, np.float64)[cols]
+            test = np.isfinite(dev).any(axis=1)
+            if test.sum() >= 100:
+                worst = np.nanmax(np.where(test[:, None], dev, 0.0), axis=1)
+                worst = test & (worst >= np.percentile(worst[test], 99))
+                meta[name] |= {"n_test": int(test.sum()), "test_flagged_fraction": float(flagged[test].mean()),
+                               "worst_flagged_fraction": float(flagged[worst].mean())}
+    return meta, points, notes
+
+
 def _ood_flagged(params, meta, x_mean, x_std, test_path, data, cache, tcfg, mcfg, progress) -> float:
     """Fraction of the usable test spectra with snrg > 10 whose score exceeds the threshold."""
     import jax.numpy as jnp
@@ -883,7 +939,7 @@ def _training_ranges(y: np.ndarray, train: np.ndarray, vmp_feh: np.ndarray, perc
 
 
 def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, plot, error_model: dict,
-                  ranges: dict, ood: dict | None) -> Path:
+                  ranges: dict, ood: dict | None, guard: dict | None = None) -> Path:
     import json
 
     from jaxvac.io.atomic import atomic_write
@@ -949,6 +1005,19 @@ def _write_report(out: Path, ck: Path, metrics: dict, notes: list, table: str, p
                   f"{ood['train_median']:.3g})"
                   + (f"; test spectra (snrg > 10) above it: {ood['test_flagged_fraction']:.1%}"
                      if "test_flagged_fraction" in ood else "") + "."]
+    if guard:
+        lines += ["", "## Where each set's training stars are sparse (flag bit 2)", "",
+                  "A row's labels of a set get flag bit 2 where fewer than k of the set's training stars lie within "
+                  "the radius, in the estimates below standardised by the training stars' mean and std; the radius "
+                  "is a percentile of the training stars' own distances to their k-th nearest other training star "
+                  "(docs/errors.md).", "",
+                  "| set | estimates | training stars kept | k | radius (percentile) | held-out stars flagged "
+                  "| their worst 1 % flagged |", "|---|---|---|---|---|---|---|"]
+        for name, g in guard.items():
+            test = (f"{g['test_flagged_fraction']:.1%} of {g['n_test']:,} | {g['worst_flagged_fraction']:.0%}"
+                    if "n_test" in g else "- | -")
+            lines.append(f"| {name} | {', '.join(g['labels'])} | {g['n_points']:,} of {g['n_members']:,} "
+                         f"| {g['neighbours']} | {g['radius']:.3g} ({g['percentile']:g} %) | {test} |")
     report = atomic_write(out / "report.md", "\n".join(lines) + "\n")
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=1, default=float))
     return report
