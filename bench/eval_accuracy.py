@@ -18,7 +18,10 @@ factors divided out, for comparison (--seed 2 gives a second, independent pair o
 independent survey has twice the usual repeats, half of them in poor conditions (snrg 10-20,
 ``CALIBRATION_SURVEY``): its snrg 10-20 bin then holds ~1,200 spectra of the magnitude set and
 ~2,900 of the APOGEE set, where a survey without them has 60 and 500 (the training survey's test
-set 5 and 45): enough to tell an Err_ off by 25 % from chance.
+set 5 and 45): enough to tell an Err_ off by 25 % from chance. For each set with a sparseness
+guard it also scores flag bit 2 against the simulated truth of every star of that survey (every
+row, and the set's test pool): the rows flagged, and the share of the rows more than 5 Err_ off
+the truth that are flagged (``catalogue_calibration["guard"]``; docs/errors.md).
 
 It also prints the calibration of the checkpoint's own error model (issue 12): std of
 (prediction - truth) / Err per label and snrg bin 10-20 / 20-50 / 50-100 / >100 on the test
@@ -176,6 +179,11 @@ def main(argv=None):
             cells = [(bye.get((name, b)), byo.get((name, b))) for b in ("1/3", "2/3", "3/3")]
             if all(c and c["n"] > 1 for c, _ in cells):
                 print(f"{name:<13}" + "".join(f"{c['z_std']:>9.2f} / {o['z_std']:.2f}" for c, o in cells))
+    for set_name, by_scope in ((catcal or {}).get("guard") or {}).items():
+        for scope, g in by_scope.items():
+            print(f"guard {set_name} ({'every row' if scope == 'all' else 'its test pool'}, snrg >= 20): flag bit 2 on "
+                  f"{g['flagged']:.1%} of {g['rows']:,} rows; of the {g['off']:,} more than 5 Err_ off the truth, "
+                  f"{g['off_flagged']:.0%} flagged; of the unflagged rows {g['clean_off']:.2%} are")
     ood = res.metrics.get("ood", {})
     if ood:
         print(f"ood_score: threshold {ood['threshold']:.3g}; test spectra (snrg > 10) flagged: "
@@ -243,11 +251,49 @@ def catalogue_calibration(args, tmp, run_dir, cfg) -> dict:
     rows = with_model_uncertainty(error_calibration(resid, err, snr, names, edges),
                                   (meta.get("error_model") or {}).get("rows", {}), edges)
     return {"survey": str(survey), "n_spectra": n, "seconds": time.perf_counter() - t0,
+            "guard": guard_rates(read_catalog(out)[0], Path(survey), checkpoint_schema(meta), meta),
             "rows": rows,
             "rows_without_value_factors": error_calibration(resid, err / factor, snr, names, edges),
             "rows_without_snr_factors": error_calibration(resid, err / snr_factor, snr, names, edges),
             "by_estimate": estimate_calibration(resid, err, values, names),
             "by_estimate_without_value_factors": estimate_calibration(resid, err / factor, values, names)}
+
+
+def guard_rates(rows, survey: Path, schema, meta, off: float = 5.0, min_snrg: float = 20.0) -> dict:
+    """How the sparseness guard (flag bit 2) flags the catalogue's rows, scored against the
+    simulated truth of every star (truth.fits), per guarded set, over rows with snrg >= min_snrg:
+    "all" every such row, "pool" those of the set's test pool (test.fits in_<set>); a row is
+    ``off`` when an estimate of the set's labels is more than ``off`` x its Err_ from the truth.
+    {set: {scope: {rows, flagged, off, off_flagged, clean_off}}} (fractions; clean_off: of the
+    unflagged rows); {} without a guard or a truth table."""
+    import numpy as np
+
+    from jaxvac.io.tables import read_table
+
+    if not meta.get("guard") or not (survey / "truth.fits").is_file():
+        return {}
+    truth = read_table(survey / "truth.fits")
+    at = {int(o): i for i, o in enumerate(np.asarray(truth["obsid"]))}
+    j = np.array([at.get(int(o), -1) for o in rows["obsid"]])
+    test = read_table(survey / "catalogs" / "test.fits")
+    out = {}
+    for set_name in meta["guard"]:
+        labels = [schema.names[k] for k in schema.of_set(set_name)]
+        z = np.stack([(rows[n].astype(np.float64) - np.asarray(truth[n], np.float64)[np.maximum(j, 0)])
+                      / rows[f"Err_{n}"].astype(np.float64) for n in labels], 1)
+        known = (j >= 0) & np.isfinite(z).any(axis=1) & (rows["snrg"] >= min_snrg)
+        bad = np.nanmax(np.where(np.isfinite(z), np.abs(z), 0.0), axis=1) > off
+        flagged = (rows[f"flag_{labels[0]}"] & 2) != 0
+        pool_col = f"in_{set_name.lower()}"
+        in_pool = dict(zip(np.asarray(test["obsid"]).astype(int), np.asarray(test[pool_col], bool))) if pool_col in test else {}
+        pool = np.array([in_pool.get(int(o), False) for o in rows["obsid"]])
+        out[set_name] = {}
+        for scope, sel in (("all", known), ("pool", known & pool)):
+            n, nb = int(sel.sum()), int((sel & bad).sum())
+            out[set_name][scope] = {"rows": n, "flagged": float(flagged[sel].mean()) if n else float("nan"), "off": nb,
+                                    "off_flagged": float(flagged[sel & bad].mean()) if nb else float("nan"),
+                                    "clean_off": float(bad[sel & ~flagged].mean()) if (sel & ~flagged).any() else float("nan")}
+    return out
 
 
 def with_model_uncertainty(rows: list[dict], model_rows: dict, edges) -> list[dict]:
