@@ -118,10 +118,9 @@ def main(argv=None):
           f"({(best['with_guard'] - base) / base:+.1%}); kernels alone: "
           + ", ".join(f"{k} {t * 1e3:.2f} ms ({t / base:.1%} of the step)" for k, t in kernel.items())
           + f"; compile {compile_s}")
-    guard = pred.metadata.get("guard") or {k: {"labels": [None] * int(v["points"].shape[1])} for k, v in pred.params["guard"].items()}
     out = write_results("bench_ood", results, model=str(args.model or "random networks (demo sizes)"),
                         hidden=list(pred.metadata["model"]["hidden"]), components=int(pred.params["ood"]["basis"].shape[0]),
-                        guard_points={k: [int(v["points"].shape[0]), len(guard[k]["labels"])] for k, v in pred.params["guard"].items()},
+                        guard_points={k: list(v["points"].shape) for k, v in pred.params["guard"].items()},
                         quick=args.quick)
     tmp.cleanup()
     print(f"wrote {out}")
