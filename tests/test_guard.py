@@ -34,7 +34,7 @@ def test_neighbours_within_counts_as_float64_does():
 def test_kth_distances_leave_each_point_out():
     z = np.array([[0.0], [1.0], [3.0], [7.0]])
     np.testing.assert_allclose(kth_distances(z, 1), [1, 1, 2, 4])
-    np.testing.assert_allclose(kth_distances(z, 2, chunk=3), [3, 2, 3, 6])
+    np.testing.assert_allclose(kth_distances(z, 2, max_pairs=12), [3, 2, 3, 6])  # blocks of 3 rows
 
 
 def _cfg(**over) -> ModelConfig:

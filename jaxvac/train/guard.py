@@ -27,12 +27,14 @@ import numpy as np
 __all__ = ["fit_guard", "guard_arrays", "kth_distances"]
 
 
-def kth_distances(z: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
-    """(N,) float64: each row's Euclidean distance to its k-th nearest OTHER row of z (N, D)."""
+def kth_distances(z: np.ndarray, k: int, max_pairs: int = 1 << 22) -> np.ndarray:
+    """(N,) float64: each row's Euclidean distance to its k-th nearest OTHER row of z (N, D), in
+    blocks of rows of at most ``max_pairs`` distances (32 MB), whatever N and guard_max_points."""
     z = np.asarray(z, np.float64)
     out = np.empty(len(z))
+    chunk = max(1, max_pairs // max(len(z), 1))
     for s in range(0, len(z), chunk):
-        d2 = np.sum(np.square(z[s : s + chunk, None, :] - z[None, :, :]), axis=-1)
+        d2 = sum(np.square(z[s : s + chunk, j, None] - z[None, :, j]) for j in range(z.shape[1]))
         out[s : s + chunk] = np.sqrt(np.partition(d2, k, axis=1)[:, k])  # index 0 is the row itself
     return out
 
