@@ -68,6 +68,7 @@ __all__ = [
     "run_ranges",
     "checkpoint_schema",
     "ERROR_SOURCES",
+    "value_bin",
 ]
 
 ERROR_SOURCES = ("checkpoint", "config")  # values of [errors] source
@@ -246,8 +247,8 @@ class ErrorCoefficients:
         if self.value_snr_edges:
             if snrg is None:
                 raise ValueError(f"the value factors of {self.name} differ between snrg ranges; pass snrg too.")
-            r = _bin(self.value_snr_edges, snrg)
-        return np.where(np.isfinite(v), table[r, _bin(self.value_edges, v)], 1.0)
+            r = value_bin(self.value_snr_edges, snrg)
+        return np.where(np.isfinite(v), table[r, value_bin(self.value_edges, v)], 1.0)
 
     def factor2(self, values2) -> np.ndarray:
         """(N,) second factor of value2_label's estimates ``values2`` (N,): value2_factors[i], i =
@@ -255,7 +256,7 @@ class ErrorCoefficients:
         v = np.asarray(values2, np.float64)
         if not self.value2_factors:
             return np.ones(v.shape)
-        return np.where(np.isfinite(v), np.asarray(self.value2_factors)[_bin(self.value2_edges, v)], 1.0)
+        return np.where(np.isfinite(v), np.asarray(self.value2_factors)[value_bin(self.value2_edges, v)], 1.0)
 
     def snr_factor(self, snrg) -> np.ndarray:
         """(N,) factor at snrg (N,): snr_factors interpolated linearly in log snrg between the
@@ -268,9 +269,10 @@ class ErrorCoefficients:
         return np.where(good, f, 1.0)
 
 
-def _bin(edges, x) -> np.ndarray:
+def value_bin(edges, x) -> np.ndarray:
     """(N,) int: the bin of each x (N,) among sorted edges, the number of edges <= x (a NaN x
-    takes 0's bin: the callers give NaN estimates a factor 1, NaN snrg the first range)."""
+    takes 0's bin: the callers give NaN estimates a factor 1, NaN snrg the first range). The one
+    rule for the error model's bins, in the fit (``jaxvac.train.calibrate``) and in a run."""
     x = np.asarray(x, np.float64)
     return np.searchsorted(np.asarray(edges, np.float64), np.where(np.isfinite(x), x, 0.0), side="right")
 

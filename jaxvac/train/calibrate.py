@@ -41,7 +41,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.stats import chi2 as _chi2
 
-from jaxvac.run.uncertainties import ErrorCoefficients, ErrorModel, ErrorsConfig
+from jaxvac.run.uncertainties import ErrorCoefficients, ErrorModel, ErrorsConfig, value_bin
 
 __all__ = [
     "PowerLawFit",
@@ -435,14 +435,14 @@ def heldout_error_rows(snrg, residuals: Mapping[str, np.ndarray], settings: Erro
         if v is not None and m_bins >= 2 and n >= m_bins * int(settings.min_pairs_per_bin):
             v_ok = v[ok]
             edges = np.unique(np.quantile(v_ok, np.linspace(0.0, 1.0, m_bins + 1))[1:-1])
-            j = np.searchsorted(edges, v_ok, side="right")
+            j = value_bin(edges, v_ok)
             hi = float(settings.heldout_renoise[1])
             above = (s_ok >= hi).astype(int)
             v2 = np.full(n, np.nan) if values2 is None or name not in values2 else np.asarray(values2[name], np.float64)[ok]
             has2 = np.isfinite(v2)
             edges2 = _quantile_edges(v2[has2], settings.heldout_value2_quantiles, int(settings.min_pairs_per_bin))
             has2 &= edges2.size > 0
-            i2 = np.searchsorted(edges2, np.where(has2, v2, 0.0), side="right")
+            i2 = value_bin(edges2, v2)
             h, h_of = np.ones(edges2.size + 1), np.ones(n)  # the second factors, and each row's
             for _ in range(3):
                 g = _value_table(r_ok / (_row_curve(row, s_ok) * h_of), j, above, edges.size + 1,
@@ -497,7 +497,7 @@ def _quantile_edges(v: np.ndarray, quantiles, least: int) -> np.ndarray:
     every bin holds ``least`` or more; (0,) when v has fewer than 2 * least values."""
     edges = np.unique(np.quantile(v, np.asarray(quantiles, np.float64))) if v.size else np.zeros(0)
     while edges.size:
-        counts = np.bincount(np.searchsorted(edges, v, side="right"), minlength=edges.size + 1)
+        counts = np.bincount(value_bin(edges, v), minlength=edges.size + 1)
         small = np.flatnonzero(counts < least)
         if not small.size:
             break
